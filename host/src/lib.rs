@@ -1,0 +1,18 @@
+//! # cchost: a WebAssembly-sandboxed Hyperledger Fabric chaincode host
+//!
+//! cchost runs Fabric chaincode compiled to `wasm32-wasip1` inside wasmtime, and Go, Node
+//! and Java chaincode in Docker containers (or started by hand, or as a service), behind
+//! one peer-side implementation of Fabric's chaincode shim protocol. Around that core it
+//! is a small single-node peer with Fabric's client APIs (Gateway, Deliver, a `peer`-style
+//! CLI, JSON-RPC REST), so that unmodified Fabric software (the npm `fabric-shim`
+//! chaincode library, the `@hyperledger/fabric-gateway` client) works against it.
+//!
+//! **Status:** the foundation. What exists is the protocol: [`cchost_proto`] holds
+//! Fabric's messages and gRPC services with Fabric's exact wire format, and [`services`]
+//! lists the gRPC services cchost will serve or call. The shim handler, ledger, wasm
+//! runtime, launcher and peer services are built in the issues that follow; nothing here
+//! pretends to do their work.
+
+pub mod services;
+
+pub use cchost_proto as proto;
