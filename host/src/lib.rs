@@ -9,7 +9,7 @@
 //!
 //! **Status:** the foundation. What exists is the protocol: [`cchost_proto`] holds
 //! Fabric's messages and gRPC services with Fabric's exact wire format, and [`services`]
-//! lists the gRPC services cchost will serve or call. The shim handler, ledger, wasm
+//! lists the gRPC methods cchost will serve or call. The shim handler, ledger, wasm
 //! runtime, launcher and peer services are built in the issues that follow; nothing here
 //! pretends to do their work.
 

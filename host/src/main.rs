@@ -21,12 +21,17 @@ fn main() -> anyhow::Result<()> {
         Command::Version => {
             println!("cchost {}", env!("CARGO_PKG_VERSION"));
             println!("Fabric protocol: fabric-protos v0.3 (Fabric 2.5 peer, 3.x additions)");
-            println!("gRPC services:");
-            for service in cchost::services::all() {
-                println!("  {:<26} {}", service.name, service.served_by);
-                for path in service.paths() {
-                    println!("    {path}");
-                }
+            println!("gRPC methods:");
+            for m in cchost::services::grpc_methods()? {
+                let stream = |on: bool| if on { "stream " } else { "" };
+                println!(
+                    "  {} ({}{}) -> {}{}",
+                    m.path,
+                    stream(m.client_streaming),
+                    m.request,
+                    stream(m.server_streaming),
+                    m.response
+                );
             }
         }
     }

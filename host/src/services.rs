@@ -1,101 +1,105 @@
-//! The Fabric gRPC services cchost speaks, with the names their stubs were generated under.
+//! The Fabric gRPC services cchost speaks, read from the compiled `.proto` descriptors.
 //!
-//! The names come from the generated tonic servers, so they are exactly the gRPC paths a
-//! Fabric shim, peer CLI or SDK uses: `/<service>/<method>`.
+//! Nothing here is written by hand: paths, message types and streaming flags come from
+//! [`cchost_proto::FILE_DESCRIPTOR_SET`], the same descriptors the stubs were generated
+//! from. The integration test `proto_compat` checks them against Fabric's own service
+//! definitions.
 
-use cchost_proto::{gateway, orderer, protos};
-use tonic::server::NamedService;
+use cchost_proto::FILE_DESCRIPTOR_SET;
+use prost::Message;
+use prost_types::FileDescriptorSet;
 
-/// One gRPC service: its fully qualified name and methods, and who serves it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Service {
-    /// Fully qualified name, e.g. `protos.ChaincodeSupport`.
-    pub name: &'static str,
-    /// Method names, in the order of the `.proto` file.
-    pub methods: &'static [&'static str],
-    /// Who serves it in a Fabric network.
-    pub served_by: &'static str,
+/// One gRPC method of a Fabric service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GrpcMethod {
+    /// `/<package>.<Service>/<Method>`, e.g. `/protos.ChaincodeSupport/Register`.
+    pub path: String,
+    /// Fully qualified request message, e.g. `protos.ChaincodeMessage`.
+    pub request: String,
+    /// Fully qualified response message.
+    pub response: String,
+    /// The client sends a stream.
+    pub client_streaming: bool,
+    /// The server answers with a stream.
+    pub server_streaming: bool,
 }
 
-impl Service {
-    /// The gRPC paths of every method: `/<service>/<method>`.
-    pub fn paths(&self) -> impl Iterator<Item = String> + '_ {
-        self.methods.iter().map(|m| format!("/{}/{m}", self.name))
+/// Every method of every service in Fabric's protocol as cchost compiled it, in `.proto`
+/// file order.
+pub fn grpc_methods() -> Result<Vec<GrpcMethod>, prost::DecodeError> {
+    let set = FileDescriptorSet::decode(FILE_DESCRIPTOR_SET)?;
+    let type_name = |t: &str| t.trim_start_matches('.').to_owned();
+    let mut methods = Vec::new();
+    for file in &set.file {
+        for service in &file.service {
+            for method in &service.method {
+                methods.push(GrpcMethod {
+                    path: format!("/{}.{}/{}", file.package(), service.name(), method.name()),
+                    request: type_name(method.input_type()),
+                    response: type_name(method.output_type()),
+                    client_streaming: method.client_streaming(),
+                    server_streaming: method.server_streaming(),
+                });
+            }
+        }
     }
-}
-
-/// Every service of Fabric's protocol that cchost implements or calls.
-pub fn all() -> [Service; 6] {
-    use gateway::gateway_server::GatewayServer;
-    use orderer::atomic_broadcast_server::AtomicBroadcastServer;
-    use protos::chaincode_server::ChaincodeServer;
-    use protos::chaincode_support_server::ChaincodeSupportServer;
-    use protos::deliver_server::DeliverServer;
-    use protos::endorser_server::EndorserServer;
-    [
-        Service {
-            name: <ChaincodeSupportServer<()> as NamedService>::NAME,
-            methods: &["Register"],
-            served_by: "the peer; chaincode dials in and sends REGISTER",
-        },
-        Service {
-            name: <ChaincodeServer<()> as NamedService>::NAME,
-            methods: &["Connect"],
-            served_by: "chaincode-as-a-service; the peer dials out",
-        },
-        Service {
-            name: <EndorserServer<()> as NamedService>::NAME,
-            methods: &["ProcessProposal"],
-            served_by: "the peer",
-        },
-        Service {
-            name: <DeliverServer<()> as NamedService>::NAME,
-            methods: &["Deliver", "DeliverFiltered", "DeliverWithPrivateData"],
-            served_by: "the peer",
-        },
-        Service {
-            name: <GatewayServer<()> as NamedService>::NAME,
-            methods: &[
-                "Endorse",
-                "Submit",
-                "CommitStatus",
-                "Evaluate",
-                "ChaincodeEvents",
-            ],
-            served_by: "the peer",
-        },
-        Service {
-            name: <AtomicBroadcastServer<()> as NamedService>::NAME,
-            methods: &["Broadcast", "Deliver"],
-            served_by: "the ordering service",
-        },
-    ]
+    Ok(methods)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cchost_proto::{gateway, orderer, protos};
+    use tonic::server::NamedService;
 
     #[test]
-    fn service_paths_are_fabrics() {
-        let paths: Vec<String> = all().iter().flat_map(|s| s.paths()).collect();
+    fn generated_servers_carry_the_service_names_of_the_descriptors() {
+        let mut from_descriptors: Vec<String> = grpc_methods()
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| Some(m.path.trim_start_matches('/').split_once('/')?.0.to_owned()))
+            .collect();
+        from_descriptors.dedup();
+        from_descriptors.sort();
+        let mut generated = vec![
+            <protos::chaincode_support_server::ChaincodeSupportServer<()> as NamedService>::NAME,
+            <protos::chaincode_server::ChaincodeServer<()> as NamedService>::NAME,
+            <protos::endorser_server::EndorserServer<()> as NamedService>::NAME,
+            <protos::deliver_server::DeliverServer<()> as NamedService>::NAME,
+            <gateway::gateway_server::GatewayServer<()> as NamedService>::NAME,
+            <orderer::atomic_broadcast_server::AtomicBroadcastServer<()> as NamedService>::NAME,
+        ];
+        generated.sort();
+        assert_eq!(from_descriptors, generated);
         assert_eq!(
-            paths,
+            generated,
             [
-                "/protos.ChaincodeSupport/Register",
-                "/protos.Chaincode/Connect",
-                "/protos.Endorser/ProcessProposal",
-                "/protos.Deliver/Deliver",
-                "/protos.Deliver/DeliverFiltered",
-                "/protos.Deliver/DeliverWithPrivateData",
-                "/gateway.Gateway/Endorse",
-                "/gateway.Gateway/Submit",
-                "/gateway.Gateway/CommitStatus",
-                "/gateway.Gateway/Evaluate",
-                "/gateway.Gateway/ChaincodeEvents",
-                "/orderer.AtomicBroadcast/Broadcast",
-                "/orderer.AtomicBroadcast/Deliver",
+                "gateway.Gateway",
+                "orderer.AtomicBroadcast",
+                "protos.Chaincode",
+                "protos.ChaincodeSupport",
+                "protos.Deliver",
+                "protos.Endorser",
             ]
+        );
+    }
+
+    #[test]
+    fn register_is_a_bidirectional_stream_of_chaincode_messages() {
+        let register = grpc_methods()
+            .unwrap()
+            .into_iter()
+            .find(|m| m.path == "/protos.ChaincodeSupport/Register")
+            .unwrap();
+        assert_eq!(
+            register,
+            GrpcMethod {
+                path: "/protos.ChaincodeSupport/Register".into(),
+                request: "protos.ChaincodeMessage".into(),
+                response: "protos.ChaincodeMessage".into(),
+                client_streaming: true,
+                server_streaming: true,
+            }
         );
     }
 }

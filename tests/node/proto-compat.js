@@ -43,7 +43,9 @@ function call(m, setter, value) {
 
 function corpus() {
   const entries = [];
-  const add = (name, type, msg) => { entries.push({ name, type, msg }); return msg; };
+  // valuesOnly: the entry is compared field by field but not byte for byte (see the
+  // map-entry note below).
+  const add = (name, type, msg, valuesOnly = false) => { entries.push({ name, type, msg, valuesOnly }); return msg; };
 
   const TXID = '6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b';
   const TXID2 = 'd4735e3a265e16eee03f59718b9b5d03019c07d8b6c51f90da3a666eec13ab35';
@@ -351,8 +353,16 @@ function corpus() {
   add('protos.DeliverResponse/block', 'protos.DeliverResponse', make(peer.DeliverResponse, { block }));
   add('protos.DeliverResponse/status', 'protos.DeliverResponse', make(peer.DeliverResponse, { status: common.Status.NOT_FOUND }));
   add('protos.DeliverResponse/block_and_private_data', 'protos.DeliverResponse', make(peer.DeliverResponse, {
-    blockAndPrivateData: make(peer.BlockAndPrivateData, { block, privateDataMap: new Map([[0, pvt], [1, pvt]]) }),
+    blockAndPrivateData: make(peer.BlockAndPrivateData, { block, privateDataMap: new Map([[1, pvt], [2, pvt]]) }),
   }));
+  // Map entries whose key or value is the default: google-protobuf (like protobuf-go) writes
+  // the default explicitly, prost omits it. Same values, different bytes.
+  add('protos.BlockAndPrivateData/tx_index_0', 'protos.BlockAndPrivateData', make(peer.BlockAndPrivateData, {
+    privateDataMap: new Map([[0, make(rwset.TxPvtReadWriteSet, { nsPvtRwsetList: [make(rwset.NsPvtReadWriteSet, { namespace: 'asset' })] })]]),
+  }), true);
+  add('protos.ChaincodeInput/empty_decoration', 'protos.ChaincodeInput', make(peer.ChaincodeInput, {
+    decorations: new Map([['k', new Uint8Array(0)]]),
+  }), true);
   add('orderer.DeliverResponse/status', 'orderer.DeliverResponse', make(orderer.DeliverResponse, { status: common.Status.SUCCESS }));
   add('orderer.DeliverResponse/block', 'orderer.DeliverResponse', make(orderer.DeliverResponse, { block }));
   add('orderer.BroadcastResponse', 'orderer.BroadcastResponse', make(orderer.BroadcastResponse, {
@@ -422,6 +432,12 @@ function classOf(type) {
   return cls;
 }
 
+// JSON of toObject() with every bytes value as base64: google-protobuf leaves map values
+// as they were set (Uint8Array) but yields "" for a decoded empty one.
+function canonical(obj) {
+  return JSON.stringify(obj, (_, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v));
+}
+
 function check(rustEncoded) {
   const failures = [];
   const entries = corpus();
@@ -429,7 +445,7 @@ function check(rustEncoded) {
   for (const name of Object.keys(rustEncoded)) {
     if (!names.has(name)) failures.push(`${name}: not in the Node corpus`);
   }
-  for (const { name, type, msg } of entries) {
+  for (const { name, type, msg, valuesOnly } of entries) {
     if (!(name in rustEncoded)) { failures.push(`${name}: missing from the Rust corpus`); continue; }
     const rust = Buffer.from(rustEncoded[name], 'base64');
     let decoded;
@@ -439,11 +455,11 @@ function check(rustEncoded) {
       failures.push(`${name}: Fabric's ${type} cannot decode the Rust bytes: ${e.message}`);
       continue;
     }
-    const got = JSON.stringify(decoded.toObject());
-    const want = JSON.stringify(msg.toObject());
+    const got = canonical(decoded.toObject());
+    const want = canonical(msg.toObject());
     if (got !== want) failures.push(`${name}: fields differ\n  decoded: ${got}\n  expected: ${want}`);
     const reencoded = Buffer.from(decoded.serializeBinary());
-    if (!reencoded.equals(rust)) failures.push(`${name}: re-encodes to other bytes\n  rust: ${rust.toString('hex')}\n  node: ${reencoded.toString('hex')}`);
+    if (!valuesOnly && !reencoded.equals(rust)) failures.push(`${name}: re-encodes to other bytes\n  rust: ${rust.toString('hex')}\n  node: ${reencoded.toString('hex')}`);
   }
   for (const f of failures) console.log(f);
   console.log(`checked ${entries.length} messages, ${failures.length} failures`);
