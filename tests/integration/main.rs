@@ -4,5 +4,13 @@
 //! they need (the npm packages under `tests/node`, the wasm32-wasip1 target). Tests that
 //! need such a prerequisite fail with a message naming it; they never skip silently.
 
+// Everything in this crate is test code: failing loudly is its job.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod node;
 mod proto_compat;
