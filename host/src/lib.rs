@@ -13,6 +13,8 @@
 //! runtime, launcher and peer services are built in the issues that follow; nothing here
 //! pretends to do their work.
 
+pub mod ids;
+pub mod ledger;
 pub mod services;
 
 pub use cchost_proto as proto;

@@ -1,0 +1,82 @@
+//! The ledger's state: a versioned key-value store, transaction simulation that records
+//! Fabric's read/write sets, and key history.
+//!
+//! - [`StateStore`] is the committed state of every channel, keyed by channel, namespace
+//!   (chaincode name) and key, with Fabric versions (block number, transaction number).
+//!   [`RedbStore`] is the embedded, crash-safe default.
+//! - [`TxSimulator`] runs one transaction against a consistent snapshot and produces its
+//!   `TxReadWriteSet` exactly as Fabric's simulator does.
+//! - [`StateStore::commit`] applies the write sets of valid transactions at their heights;
+//!   later snapshots see them, and the history index records every write.
+
+mod simulator;
+mod store;
+
+pub use simulator::{RangeRead, TxSimulator};
+pub use store::{CommitTx, RedbStore, StateSnapshot, StateStore};
+
+use std::collections::BTreeMap;
+
+use cchost_proto::kvrwset;
+
+/// A transaction's position in the chain: the version a committed key carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Height {
+    /// Block number.
+    pub block: u64,
+    /// Transaction number within the block.
+    pub tx: u64,
+}
+
+impl Height {
+    /// The height of transaction `tx` in block `block`.
+    pub const fn new(block: u64, tx: u64) -> Self {
+        Self { block, tx }
+    }
+
+    pub(crate) fn to_version(self) -> kvrwset::Version {
+        kvrwset::Version {
+            block_num: self.block,
+            tx_num: self.tx,
+        }
+    }
+}
+
+/// A committed value with its version and state metadata (e.g. `VALIDATION_PARAMETER`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedValue {
+    /// The value bytes.
+    pub value: Vec<u8>,
+    /// The height of the transaction that last wrote the key.
+    pub version: Height,
+    /// State metadata entries by name.
+    pub metadata: BTreeMap<String, Vec<u8>>,
+}
+
+/// Why a ledger operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The embedded database failed (I/O, corruption). The operation did not happen.
+    #[error("state database error: {0}")]
+    Storage(String),
+    /// A stored record does not decode: the database is corrupt.
+    #[error("corrupt state database record: {0}")]
+    Corrupt(String),
+    /// A write set does not decode.
+    #[error("invalid read/write set for namespace {namespace}: {reason}")]
+    InvalidRwSet {
+        /// The namespace whose `KVRWSet` is bad.
+        namespace: String,
+        /// The decode error.
+        reason: String,
+    },
+    /// A write after a paginated query: Fabric allows those only in read-only transactions.
+    #[error("Transaction has already performed a paginated query. Writes are not allowed")]
+    WriteAfterPaginatedQuery,
+}
+
+impl LedgerError {
+    fn storage(e: impl std::fmt::Display) -> Self {
+        Self::Storage(e.to_string())
+    }
+}
