@@ -15,6 +15,7 @@
 
 pub mod ids;
 pub mod ledger;
+pub mod proposal;
 pub mod services;
 
 pub use cchost_proto as proto;

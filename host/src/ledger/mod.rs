@@ -12,7 +12,7 @@
 mod simulator;
 mod store;
 
-pub use simulator::{RangeRead, TxSimulator};
+pub use simulator::{RangeQueryId, TxSimulator};
 pub use store::{CommitTx, RedbStore, StateSnapshot, StateStore};
 
 use std::collections::BTreeMap;

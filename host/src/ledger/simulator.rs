@@ -6,7 +6,8 @@
 //! - each read records the key's committed version (none if it was absent);
 //! - a put with an empty value is a delete (`KVWrite.is_delete = len(value) == 0`);
 //! - the last write of a key wins; reads, writes and metadata writes are sorted by key,
-//!   namespaces by name; range-query infos keep the order their iterators closed in;
+//!   namespaces by name; a namespace's range-query infos keep the order their iterators
+//!   were opened in, and every non-paginated iterator is recorded, closed or not;
 //! - after a paginated query, writes fail (paginated queries are for read-only
 //!   transactions).
 
@@ -23,8 +24,14 @@ use super::{Height, LedgerError, StateSnapshot, VersionedValue};
 pub struct TxSimulator {
     snapshot: Box<dyn StateSnapshot>,
     namespaces: BTreeMap<String, NsBuilder>,
+    /// Every range iterator opened, in order, with its namespace.
+    range_reads: Vec<(String, RangeRead)>,
     paginated_query_done: bool,
 }
+
+/// Identifies a range query opened with [`TxSimulator::begin_range_query`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RangeQueryId(usize);
 
 impl std::fmt::Debug for TxSimulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,7 +47,6 @@ struct NsBuilder {
     /// `None` is a delete.
     writes: BTreeMap<String, Option<Vec<u8>>>,
     metadata_writes: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
-    range_queries: Vec<kvrwset::RangeQueryInfo>,
 }
 
 impl TxSimulator {
@@ -49,6 +55,7 @@ impl TxSimulator {
         Self {
             snapshot,
             namespaces: BTreeMap::new(),
+            range_reads: Vec::new(),
             paginated_query_done: false,
         }
     }
@@ -150,9 +157,26 @@ impl TxSimulator {
         self.snapshot.history(namespace, key, before, limit)
     }
 
-    /// Records a closed range iterator's reads in the read/write set.
-    pub fn add_range_query(&mut self, namespace: &str, range: RangeRead) {
-        self.ns(namespace).range_queries.push(range.into_info());
+    /// Opens the record of a (non-paginated) range query over `[start, end)`.
+    pub fn begin_range_query(&mut self, namespace: &str, start: &str, end: &str) -> RangeQueryId {
+        self.ns(namespace);
+        self.range_reads
+            .push((namespace.to_owned(), RangeRead::new(start, end)));
+        RangeQueryId(self.range_reads.len() - 1)
+    }
+
+    /// Records a result the range query read from the ledger.
+    pub fn record_range_read(&mut self, id: RangeQueryId, key: &str, version: Height) {
+        if let Some((_, range)) = self.range_reads.get_mut(id.0) {
+            range.record(key, version);
+        }
+    }
+
+    /// Records that the range query read past its last result.
+    pub fn set_range_exhausted(&mut self, id: RangeQueryId) {
+        if let Some((_, range)) = self.range_reads.get_mut(id.0) {
+            range.exhausted = true;
+        }
     }
 
     /// Marks that a paginated query ran: later writes fail.
@@ -175,7 +199,12 @@ impl TxSimulator {
                             version: version.map(Height::to_version),
                         })
                         .collect(),
-                    range_queries_info: ns.range_queries.clone(),
+                    range_queries_info: self
+                        .range_reads
+                        .iter()
+                        .filter(|(ns, _)| ns == namespace)
+                        .map(|(_, range)| range.info())
+                        .collect(),
                     writes: ns
                         .writes
                         .iter()
@@ -214,9 +243,9 @@ impl TxSimulator {
     }
 }
 
-/// What one range iterator handed to the chaincode, recorded as Fabric's `RangeQueryInfo`.
+/// What one range iterator read from the ledger, recorded as Fabric's `RangeQueryInfo`.
 #[derive(Debug, Clone)]
-pub struct RangeRead {
+struct RangeRead {
     start_key: String,
     end_key: String,
     last_key: Option<String>,
@@ -225,8 +254,7 @@ pub struct RangeRead {
 }
 
 impl RangeRead {
-    /// A range query over `[start_key, end_key)`.
-    pub fn new(start_key: impl Into<String>, end_key: impl Into<String>) -> Self {
+    fn new(start_key: impl Into<String>, end_key: impl Into<String>) -> Self {
         Self {
             start_key: start_key.into(),
             end_key: end_key.into(),
@@ -236,8 +264,7 @@ impl RangeRead {
         }
     }
 
-    /// Records a result handed to the chaincode.
-    pub fn record(&mut self, key: &str, version: Height) {
+    fn record(&mut self, key: &str, version: Height) {
         self.last_key = Some(key.to_owned());
         self.reads.push(KvRead {
             key: key.to_owned(),
@@ -245,25 +272,20 @@ impl RangeRead {
         });
     }
 
-    /// The iterator reached the end of the range.
-    pub fn set_exhausted(&mut self) {
-        self.exhausted = true;
-    }
-
     /// Fabric's record: an exhausted iterator keeps the query's end key; one closed early
     /// ends at the last key it read, since nothing after it was seen.
-    fn into_info(self) -> kvrwset::RangeQueryInfo {
-        let end_key = match (self.exhausted, self.last_key) {
-            (false, Some(last)) => last,
-            _ => self.end_key,
+    fn info(&self) -> kvrwset::RangeQueryInfo {
+        let end_key = match (self.exhausted, &self.last_key) {
+            (false, Some(last)) => last.clone(),
+            _ => self.end_key.clone(),
         };
         kvrwset::RangeQueryInfo {
-            start_key: self.start_key,
+            start_key: self.start_key.clone(),
             end_key,
             itr_exhausted: self.exhausted,
             reads_info: Some(kvrwset::range_query_info::ReadsInfo::RawReads(
                 kvrwset::QueryReads {
-                    kv_reads: self.reads,
+                    kv_reads: self.reads.clone(),
                 },
             )),
         }
@@ -503,14 +525,12 @@ mod tests {
     fn range_reads_record_the_last_key_unless_exhausted() {
         let store = RedbStore::in_memory().unwrap();
         let mut sim = simulate(&store);
-        let mut partial = RangeRead::new("a", "z");
-        partial.record("b", Height::new(1, 0));
-        partial.record("c", Height::new(2, 1));
-        sim.add_range_query(NS, partial);
-        let mut full = RangeRead::new("\u{1}", "");
-        full.record("b", Height::new(1, 0));
-        full.set_exhausted();
-        sim.add_range_query(NS, full);
+        let partial = sim.begin_range_query(NS, "a", "z");
+        let full = sim.begin_range_query(NS, "\u{1}", "");
+        sim.record_range_read(full, "b", Height::new(1, 0));
+        sim.record_range_read(partial, "b", Height::new(1, 0));
+        sim.record_range_read(partial, "c", Height::new(2, 1));
+        sim.set_range_exhausted(full);
 
         let kv = kv_set(&sim.read_write_set(), NS);
         let infos: Vec<_> = kv
