@@ -13,9 +13,11 @@
 //! runtime, launcher and peer services are built in the issues that follow; nothing here
 //! pretends to do their work.
 
+pub mod handler;
 pub mod ids;
 pub mod ledger;
 pub mod proposal;
 pub mod services;
+pub mod support;
 
 pub use cchost_proto as proto;

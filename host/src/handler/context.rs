@@ -1,0 +1,95 @@
+//! Per-transaction state on a handler: the simulator, the proposal, open iterators, and
+//! the slot the chaincode's COMPLETED or ERROR is delivered to.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cchost_proto::protos::{ChaincodeInput, ChaincodeMessage, SignedProposal};
+use tokio::sync::oneshot;
+
+use super::query::QueryIterator;
+use crate::ids::TxKey;
+use crate::ledger::TxSimulator;
+
+/// What a transaction sent to a chaincode runs with.
+#[derive(Debug, Clone)]
+pub(crate) struct TxParams {
+    /// Channel and txid.
+    pub(crate) key: TxKey,
+    /// The chaincode name: the namespace of its reads and writes.
+    pub(crate) namespace: String,
+    /// Shared with chaincode it invokes on the same channel.
+    pub(crate) simulator: Arc<Mutex<TxSimulator>>,
+    /// The client's proposal, given to the chaincode's stub.
+    pub(crate) signed_proposal: Option<SignedProposal>,
+    /// INIT rather than TRANSACTION.
+    pub(crate) is_init: bool,
+    /// The invocation arguments.
+    pub(crate) input: ChaincodeInput,
+}
+
+pub(crate) struct TxContext {
+    pub(crate) key: TxKey,
+    pub(crate) namespace: String,
+    pub(crate) simulator: Arc<Mutex<TxSimulator>>,
+    pub(crate) signed_proposal: Option<SignedProposal>,
+    pub(crate) is_init: bool,
+    pub(crate) iterators: Mutex<HashMap<String, QueryIterator>>,
+    completion: Mutex<Option<oneshot::Sender<ChaincodeMessage>>>,
+    busy: AtomicBool,
+}
+
+impl TxContext {
+    pub(crate) fn new(params: &TxParams) -> (Arc<Self>, oneshot::Receiver<ChaincodeMessage>) {
+        let (tx, rx) = oneshot::channel();
+        let ctx = Arc::new(Self {
+            key: params.key.clone(),
+            namespace: params.namespace.clone(),
+            simulator: Arc::clone(&params.simulator),
+            signed_proposal: params.signed_proposal.clone(),
+            is_init: params.is_init,
+            iterators: Mutex::new(HashMap::new()),
+            completion: Mutex::new(Some(tx)),
+            busy: AtomicBool::new(false),
+        });
+        (ctx, rx)
+    }
+
+    /// The simulator, locked. Never held across an `.await`.
+    pub(crate) fn sim(&self) -> MutexGuard<'_, TxSimulator> {
+        self.simulator.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn iterators(&self) -> MutexGuard<'_, HashMap<String, QueryIterator>> {
+        self.iterators.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Delivers the chaincode's COMPLETED or ERROR; false if one was delivered already.
+    pub(crate) fn complete(&self, message: ChaincodeMessage) -> bool {
+        let sender = self
+            .completion
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        sender.is_some_and(|s| s.send(message).is_ok())
+    }
+
+    /// The stream ended: the waiting execute sees it at once.
+    pub(crate) fn abandon(&self) {
+        self.completion
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.iterators().clear();
+    }
+
+    /// Marks a request in progress; false if one already is.
+    pub(crate) fn try_begin(&self) -> bool {
+        !self.busy.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn end(&self) {
+        self.busy.store(false, Ordering::Release);
+    }
+}

@@ -1,0 +1,75 @@
+//! INVOKE_CHAINCODE: one chaincode calling another within the same transaction.
+
+use std::sync::{Arc, Mutex};
+
+use cchost_proto::protos::ChaincodeSpec;
+use prost::Message;
+
+use super::{RequestError, RequestResult, TxContext, TxParams};
+use crate::ids::TxKey;
+use crate::ledger::TxSimulator;
+use crate::support::{Inner, execute_on};
+
+/// Splits Fabric's target forms `name`, `name/channel` and `name:version/channel` (the
+/// version is ignored) into name and channel; no channel means the caller's.
+fn parse_target<'a>(target: &'a str, caller_channel: &'a str) -> (&'a str, &'a str) {
+    let (name, channel) = match target.split_once('/') {
+        Some((name, channel)) if !channel.is_empty() => (name, channel),
+        Some((name, _)) => (name, caller_channel),
+        None => (target, caller_channel),
+    };
+    let name = name.split_once(':').map_or(name, |(name, _version)| name);
+    (name, channel)
+}
+
+/// Runs the callee with the caller's txid and proposal. On the same channel it shares the
+/// caller's simulator (its reads and writes join the transaction); on another channel it
+/// gets a fresh one whose writes are discarded, as in Fabric. The reply carries the
+/// callee's COMPLETED (or ERROR) message.
+pub(super) async fn invoke_chaincode(
+    support: &Arc<Inner>,
+    ctx: &TxContext,
+    payload: &[u8],
+) -> RequestResult {
+    let spec = ChaincodeSpec::decode(payload)?;
+    let target = spec.chaincode_id.map(|id| id.name).unwrap_or_default();
+    let (name, channel) = parse_target(&target, &ctx.key.channel);
+    if name.is_empty() {
+        return Err(RequestError::new("the chaincode to invoke has no name"));
+    }
+    let handler = support
+        .handler_for(name)
+        .map_err(|e| RequestError::new(e.to_string()))?;
+    let simulator = if channel == ctx.key.channel {
+        Arc::clone(&ctx.simulator)
+    } else {
+        Arc::new(Mutex::new(TxSimulator::new(
+            support.ledger.snapshot(channel)?,
+        )))
+    };
+    let params = TxParams {
+        key: TxKey::new(channel, ctx.key.txid.clone()),
+        namespace: name.to_owned(),
+        simulator,
+        signed_proposal: ctx.signed_proposal.clone(),
+        is_init: false,
+        input: spec.input.unwrap_or_default(),
+    };
+    let reply = execute_on(support, &handler, params)
+        .await
+        .map_err(|e| RequestError::new(format!("execute failed: {e}")))?;
+    Ok(reply.encode_to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_target;
+
+    #[test]
+    fn targets_parse_like_fabric() {
+        assert_eq!(parse_target("other", "ch"), ("other", "ch"));
+        assert_eq!(parse_target("other/ch2", "ch"), ("other", "ch2"));
+        assert_eq!(parse_target("other:1.0/ch2", "ch"), ("other", "ch2"));
+        assert_eq!(parse_target("other/", "ch"), ("other", "ch"));
+    }
+}

@@ -1,0 +1,140 @@
+//! GET_STATE, PUT_STATE, DEL_STATE, state metadata, private-data calls, and the Fabric 3.x
+//! batch calls.
+
+use std::collections::BTreeMap;
+
+use cchost_proto::protos::{
+    DelState, GetState, GetStateMetadata, GetStateMultiple, GetStateMultipleResult,
+    PurgePrivateState, PutState, PutStateMetadata, StateMetadata, StateMetadataResult,
+    WriteBatchState, write_record,
+};
+use prost::Message;
+
+use super::{RequestError, RequestResult, TxContext};
+
+/// Public state only until private data collections exist; Init may never use them.
+pub(super) fn check_collection(ctx: &TxContext, collection: &str) -> Result<(), RequestError> {
+    if collection.is_empty() {
+        return Ok(());
+    }
+    if ctx.is_init {
+        return Err(RequestError::new(
+            "private data APIs are not allowed in chaincode Init()",
+        ));
+    }
+    Err(RequestError::new(format!(
+        "private data collections are not supported by cchost yet (collection \"{collection}\")"
+    )))
+}
+
+pub(super) fn get_state(ctx: &TxContext, payload: &[u8]) -> RequestResult {
+    let req = GetState::decode(payload)?;
+    check_collection(ctx, &req.collection)?;
+    Ok(ctx
+        .sim()
+        .get_state(&ctx.namespace, &req.key)?
+        .unwrap_or_default())
+}
+
+pub(super) fn put_state(ctx: &TxContext, payload: &[u8]) -> RequestResult {
+    let req = PutState::decode(payload)?;
+    check_collection(ctx, &req.collection)?;
+    ctx.sim().put_state(&ctx.namespace, &req.key, req.value)?;
+    Ok(Vec::new())
+}
+
+pub(super) fn del_state(ctx: &TxContext, payload: &[u8]) -> RequestResult {
+    let req = DelState::decode(payload)?;
+    check_collection(ctx, &req.collection)?;
+    ctx.sim().del_state(&ctx.namespace, &req.key)?;
+    Ok(Vec::new())
+}
+
+pub(super) fn get_state_metadata(ctx: &TxContext, payload: &[u8]) -> RequestResult {
+    let req = GetStateMetadata::decode(payload)?;
+    check_collection(ctx, &req.collection)?;
+    let metadata = ctx.sim().get_state_metadata(&ctx.namespace, &req.key)?;
+    Ok(StateMetadataResult {
+        entries: metadata
+            .into_iter()
+            .map(|(metakey, value)| StateMetadata { metakey, value })
+            .collect(),
+    }
+    .encode_to_vec())
+}
+
+/// Like Fabric, the key's metadata becomes exactly this one entry.
+pub(super) fn put_state_metadata(ctx: &TxContext, payload: &[u8]) -> RequestResult {
+    let req = PutStateMetadata::decode(payload)?;
+    check_collection(ctx, &req.collection)?;
+    let entry = req
+        .metadata
+        .ok_or_else(|| RequestError::new("PutStateMetadata carries no metadata"))?;
+    ctx.sim().put_state_metadata(
+        &ctx.namespace,
+        &req.key,
+        BTreeMap::from([(entry.metakey, entry.value)]),
+    )?;
+    Ok(Vec::new())
+}
+
+pub(super) fn get_private_data_hash(ctx: &TxContext, payload: &[u8]) -> RequestResult {
+    let req = GetState::decode(payload)?;
+    check_collection(ctx, &req.collection)?;
+    Err(RequestError::new(
+        "GetPrivateDataHash requires a collection",
+    ))
+}
+
+pub(super) fn purge_private_data(ctx: &TxContext, payload: &[u8]) -> RequestResult {
+    let req = PurgePrivateState::decode(payload)?;
+    check_collection(ctx, &req.collection)?;
+    Err(RequestError::new("PurgePrivateData requires a collection"))
+}
+
+/// Fabric 3.x: several writes in one message (only used by shims offered it in READY).
+pub(super) fn write_batch_state(ctx: &TxContext, payload: &[u8]) -> RequestResult {
+    let req = WriteBatchState::decode(payload)?;
+    for record in &req.rec {
+        check_collection(ctx, &record.collection)?;
+    }
+    let mut sim = ctx.sim();
+    for record in req.rec {
+        match write_record::Type::try_from(record.r#type) {
+            Ok(write_record::Type::PutState) => {
+                sim.put_state(&ctx.namespace, &record.key, record.value)?;
+            }
+            Ok(write_record::Type::DelState) => sim.del_state(&ctx.namespace, &record.key)?,
+            Ok(write_record::Type::PutStateMetadata) => {
+                let entry = record.metadata.ok_or_else(|| {
+                    RequestError::new("PUT_STATE_METADATA record carries no metadata")
+                })?;
+                sim.put_state_metadata(
+                    &ctx.namespace,
+                    &record.key,
+                    BTreeMap::from([(entry.metakey, entry.value)]),
+                )?;
+            }
+            _ => {
+                return Err(RequestError::new(format!(
+                    "unsupported write record type {}",
+                    record.r#type
+                )));
+            }
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Fabric 3.x: several reads in one message.
+pub(super) fn get_state_multiple(ctx: &TxContext, payload: &[u8]) -> RequestResult {
+    let req = GetStateMultiple::decode(payload)?;
+    check_collection(ctx, &req.collection)?;
+    let mut sim = ctx.sim();
+    let values = req
+        .keys
+        .iter()
+        .map(|key| Ok(sim.get_state(&ctx.namespace, key)?.unwrap_or_default()))
+        .collect::<Result<Vec<_>, RequestError>>()?;
+    Ok(GetStateMultipleResult { values }.encode_to_vec())
+}

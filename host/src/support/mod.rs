@@ -1,0 +1,343 @@
+//! `ChaincodeSupport`: the registry of chaincode handlers, the gRPC `Register` service
+//! chaincode dials into, and `execute`, which runs a transaction on a chaincode and returns
+//! its response, event and read/write set.
+
+mod registry;
+mod server;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use cchost_proto::protos::chaincode_message::Type;
+use cchost_proto::protos::{
+    ChaincodeEvent, ChaincodeInput, ChaincodeMessage, Response, SignedProposal,
+};
+use cchost_proto::rwset::TxReadWriteSet;
+use prost::Message;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use crate::handler::{Handler, MessageStream, TxParams};
+use crate::ids::{PackageId, TxKey};
+use crate::ledger::{LedgerError, StateStore, TxSimulator};
+use crate::proposal::{ParsedProposal, ProposalError};
+
+pub(crate) use registry::Registry;
+pub use server::RegisterService;
+
+/// Fabric's default `chaincode.executetimeout`.
+pub const DEFAULT_EXECUTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Fabric's hard-coded maximum number of results in one query batch.
+pub const DEFAULT_QUERY_BATCH_SIZE: usize = 100;
+/// Fabric's `ledger.state.totalQueryLimit` (sampleconfig).
+pub const DEFAULT_TOTAL_QUERY_LIMIT: usize = 100_000;
+/// Fabric's default gRPC message size limit (`peer.maxRecvMsgSize`, `maxSendMsgSize`):
+/// a chaincode may legitimately write values this large.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 100 * 1024 * 1024;
+/// Messages queued to one chaincode before senders wait.
+const OUTBOUND_QUEUE: usize = 64;
+
+/// How chaincode is run and bounded. Defaults equal Fabric's where Fabric has one.
+#[derive(Debug, Clone)]
+pub struct SupportConfig {
+    /// How long a transaction may run (`chaincode.executetimeout`, 30 s).
+    pub execute_timeout: Duration,
+    /// Accept chaincode the peer did not launch (`chaincode.mode: dev`).
+    pub dev_mode: bool,
+    /// Results per query batch (100).
+    pub query_batch_size: usize,
+    /// Results one query may return in total (100 000).
+    pub total_query_limit: usize,
+    /// Open iterators one transaction may hold (not bounded in Fabric).
+    pub max_iterators_per_tx: usize,
+    /// Requests one chaincode stream may have in progress at once; past it the stream
+    /// is read no further until one finishes (Fabric spawns a goroutine per message).
+    pub max_concurrent_requests: usize,
+    /// Serve GET_HISTORY_FOR_KEY (`ledger.history.enableHistoryDatabase`, true).
+    pub history_enabled: bool,
+    /// Send KEEPALIVE this often (`chaincode.keepalive`, off). Never for Node chaincode.
+    pub keepalive: Option<Duration>,
+    /// Largest gRPC message either way (100 MiB).
+    pub max_message_size: usize,
+}
+
+impl Default for SupportConfig {
+    fn default() -> Self {
+        Self {
+            execute_timeout: DEFAULT_EXECUTE_TIMEOUT,
+            dev_mode: false,
+            query_batch_size: DEFAULT_QUERY_BATCH_SIZE,
+            total_query_limit: DEFAULT_TOTAL_QUERY_LIMIT,
+            max_iterators_per_tx: 256,
+            max_concurrent_requests: 64,
+            history_enabled: true,
+            keepalive: None,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+}
+
+/// Why a transaction did not produce a chaincode response.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    /// No chaincode of that name is defined.
+    #[error("chaincode {0} is not defined")]
+    NotDefined(String),
+    /// The chaincode is defined but no instance is registered.
+    #[error("chaincode {name} ({package_id}) is not running")]
+    NotRunning {
+        /// Chaincode name.
+        name: String,
+        /// Its package id.
+        package_id: PackageId,
+    },
+    /// The same transaction is already running on this chaincode.
+    #[error("txid: {0} exists")]
+    DuplicateTransaction(TxKey),
+    /// The chaincode did not answer within the execute timeout.
+    #[error("timeout expired while executing transaction")]
+    Timeout,
+    /// The chaincode's stream ended before it answered.
+    #[error("chaincode stream terminated")]
+    StreamTerminated,
+    /// The chaincode answered ERROR.
+    #[error("transaction returned with failure: {0}")]
+    ChaincodeFailed(String),
+    /// The chaincode's COMPLETED does not hold a Response.
+    #[error("failed to unmarshal chaincode response: {0}")]
+    BadResponse(String),
+    /// The proposal does not decode.
+    #[error(transparent)]
+    Proposal(#[from] ProposalError),
+    /// The ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// What a chaincode returned for a transaction.
+#[derive(Debug, Clone)]
+pub struct ExecuteResult {
+    /// The transaction id (from the proposal).
+    pub txid: String,
+    /// Status, message and payload. Status 400 and above is a chaincode error.
+    pub response: Response,
+    /// The event the chaincode set, with `chaincode_id` and `tx_id` filled in by the peer.
+    pub event: Option<ChaincodeEvent>,
+    /// The reads and writes of the transaction (and of chaincode it invoked on the same
+    /// channel).
+    pub rwset: TxReadWriteSet,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: SupportConfig,
+    pub(crate) ledger: Arc<dyn StateStore>,
+    pub(crate) registry: Registry,
+    definitions: RwLock<HashMap<String, PackageId>>,
+}
+
+impl Inner {
+    /// The registered handler serving chaincode `name`.
+    pub(crate) fn handler_for(&self, name: &str) -> Result<Arc<Handler>, ExecuteError> {
+        let package_id = self
+            .definitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ExecuteError::NotDefined(name.to_owned()))?;
+        self.registry
+            .get(&package_id)
+            .ok_or_else(|| ExecuteError::NotRunning {
+                name: name.to_owned(),
+                package_id,
+            })
+    }
+}
+
+/// Removes a transaction's context however `execute_on` ends (also when cancelled).
+struct ContextGuard<'a> {
+    handler: &'a Handler,
+    key: TxKey,
+}
+
+impl Drop for ContextGuard<'_> {
+    fn drop(&mut self) {
+        self.handler.remove_context(&self.key);
+    }
+}
+
+/// Sends INIT or TRANSACTION to `handler` and waits for its COMPLETED or ERROR, at most
+/// the execute timeout. The chaincode is not told about a timeout; its later requests for
+/// the transaction get "no ledger context".
+pub(crate) async fn execute_on(
+    support: &Inner,
+    handler: &Handler,
+    params: TxParams,
+) -> Result<ChaincodeMessage, ExecuteError> {
+    let (_ctx, done) = handler
+        .create_context(&params)
+        .ok_or_else(|| ExecuteError::DuplicateTransaction(params.key.clone()))?;
+    let _guard = ContextGuard {
+        handler,
+        key: params.key.clone(),
+    };
+    let message = ChaincodeMessage {
+        r#type: if params.is_init {
+            Type::Init
+        } else {
+            Type::Transaction
+        }
+        .into(),
+        payload: params.input.encode_to_vec(),
+        txid: params.key.txid.clone(),
+        channel_id: params.key.channel.clone(),
+        proposal: params.signed_proposal,
+        ..Default::default()
+    };
+    if !handler.send(message).await {
+        return Err(ExecuteError::StreamTerminated);
+    }
+    match tokio::time::timeout(support.config.execute_timeout, done).await {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(_)) => Err(ExecuteError::StreamTerminated),
+        Err(_) => Err(ExecuteError::Timeout),
+    }
+}
+
+/// Runs chaincode transactions; cheap to clone.
+#[derive(Clone)]
+pub struct ChaincodeSupport {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ChaincodeSupport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChaincodeSupport")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChaincodeSupport {
+    /// Chaincode support over `ledger`.
+    pub fn new(config: SupportConfig, ledger: Arc<dyn StateStore>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                ledger,
+                registry: Registry::default(),
+                definitions: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &SupportConfig {
+        &self.inner.config
+    }
+
+    /// Defines chaincode `name` (its namespace) as served by `package_id`. Until the
+    /// lifecycle exists this is how a chaincode becomes invokable.
+    pub fn define(&self, name: impl Into<String>, package_id: PackageId) {
+        self.inner
+            .definitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.into(), package_id);
+    }
+
+    /// Accepts one registration of `package_id` outside dev mode: the launcher calls this
+    /// before it starts the chaincode.
+    pub fn expect_registration(&self, package_id: &PackageId) {
+        self.inner.registry.expect(package_id);
+    }
+
+    /// Waits until `package_id` is registered and ready; false after `timeout`.
+    pub async fn wait_ready(&self, package_id: &PackageId, timeout: Duration) -> bool {
+        self.inner.registry.wait_ready(package_id, timeout).await
+    }
+
+    /// Whether `package_id` is registered and ready.
+    pub fn is_ready(&self, package_id: &PackageId) -> bool {
+        self.inner.registry.get(package_id).is_some()
+    }
+
+    /// Serves one chaincode stream: `inbound` is what the chaincode sends, the returned
+    /// stream what the peer sends back. Used by the gRPC service and in-process runtimes.
+    pub fn connect(
+        &self,
+        inbound: MessageStream,
+    ) -> ReceiverStream<Result<ChaincodeMessage, Status>> {
+        let (out, rx) = tokio::sync::mpsc::channel(OUTBOUND_QUEUE);
+        let handler = Handler::new(Arc::clone(&self.inner), out);
+        tokio::spawn(handler.serve(inbound));
+        ReceiverStream::new(rx)
+    }
+
+    /// Runs a transaction of chaincode `chaincode` on `channel`: sends INIT (when
+    /// `input.is_init`) or TRANSACTION with the full signed proposal, waits for the
+    /// chaincode with the execute timeout, and returns its response, event and read/write
+    /// set.
+    pub async fn execute(
+        &self,
+        channel: &str,
+        chaincode: &str,
+        input: ChaincodeInput,
+        signed_proposal: &SignedProposal,
+    ) -> Result<ExecuteResult, ExecuteError> {
+        let txid = ParsedProposal::parse(signed_proposal)?.channel_header.tx_id;
+        let handler = self.inner.handler_for(chaincode)?;
+        let simulator = Arc::new(Mutex::new(TxSimulator::new(
+            self.inner.ledger.snapshot(channel)?,
+        )));
+        let params = TxParams {
+            key: TxKey::new(channel, txid.clone()),
+            namespace: chaincode.to_owned(),
+            simulator: Arc::clone(&simulator),
+            signed_proposal: Some(signed_proposal.clone()),
+            is_init: input.is_init,
+            input,
+        };
+        let reply = execute_on(&self.inner, &handler, params).await?;
+        let (response, event) = completion(reply, chaincode, &txid)?;
+        let rwset = simulator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .read_write_set();
+        Ok(ExecuteResult {
+            txid,
+            response,
+            event,
+            rwset,
+        })
+    }
+}
+
+/// COMPLETED → its Response and event (with the peer's `chaincode_id` and `tx_id`);
+/// ERROR → the chaincode's failure text.
+fn completion(
+    reply: ChaincodeMessage,
+    chaincode: &str,
+    txid: &str,
+) -> Result<(Response, Option<ChaincodeEvent>), ExecuteError> {
+    match reply.r#type() {
+        Type::Completed => {
+            let response = Response::decode(reply.payload.as_slice())
+                .map_err(|e| ExecuteError::BadResponse(e.to_string()))?;
+            let event = reply.chaincode_event.map(|event| ChaincodeEvent {
+                chaincode_id: chaincode.to_owned(),
+                tx_id: txid.to_owned(),
+                ..event
+            });
+            Ok((response, event))
+        }
+        Type::Error => Err(ExecuteError::ChaincodeFailed(
+            String::from_utf8_lossy(&reply.payload).into_owned(),
+        )),
+        other => Err(ExecuteError::BadResponse(format!(
+            "expected COMPLETED or ERROR, got {}",
+            other.as_str_name()
+        ))),
+    }
+}

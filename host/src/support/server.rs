@@ -1,0 +1,67 @@
+//! The gRPC service `protos.ChaincodeSupport` (`Register`) that chaincode dials into.
+
+use std::future::Future;
+use std::time::Duration;
+
+use cchost_proto::protos::ChaincodeMessage;
+use cchost_proto::protos::chaincode_support_server::{self, ChaincodeSupportServer};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::ChaincodeSupport;
+
+/// Fabric's chaincode listener keepalive: the server pings every 2 h with a 20 s timeout.
+/// Client pings are never policed, so the shims' pings (Node every 110 s, Go every 60 s)
+/// are always accepted.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2 * 60 * 60);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// HTTP/2 streams per connection: a shim uses one.
+const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+
+/// `/protos.ChaincodeSupport/Register` on top of [`ChaincodeSupport`].
+#[derive(Debug, Clone)]
+pub struct RegisterService {
+    support: ChaincodeSupport,
+}
+
+#[tonic::async_trait]
+impl chaincode_support_server::ChaincodeSupport for RegisterService {
+    type RegisterStream = ReceiverStream<Result<ChaincodeMessage, Status>>;
+
+    async fn register(
+        &self,
+        request: Request<Streaming<ChaincodeMessage>>,
+    ) -> Result<Response<Self::RegisterStream>, Status> {
+        Ok(Response::new(
+            self.support.connect(Box::pin(request.into_inner())),
+        ))
+    }
+}
+
+impl ChaincodeSupport {
+    /// The tonic service, with the configured message size limit both ways.
+    pub fn grpc_service(&self) -> ChaincodeSupportServer<RegisterService> {
+        let limit = self.config().max_message_size;
+        ChaincodeSupportServer::new(RegisterService {
+            support: self.clone(),
+        })
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit)
+    }
+
+    /// Serves chaincode connections on `listener` until `shutdown` completes.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+            .add_service(self.grpc_service())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await
+    }
+}
