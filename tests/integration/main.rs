@@ -12,5 +12,7 @@
     clippy::indexing_slicing
 )]
 
+mod host;
 mod node;
+mod node_shim;
 mod proto_compat;

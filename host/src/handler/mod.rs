@@ -222,6 +222,7 @@ impl Handler {
                     self.notify(message);
                 }
                 HandlerState::Ready if is_request(ty) => {
+                    self.support.count_request(ty);
                     // Bounded: past the limit, reading the stream waits (back-pressure).
                     let Ok(permit) = Arc::clone(&self.requests).acquire_owned().await else {
                         return Ok(());

@@ -134,9 +134,20 @@ pub(crate) struct Inner {
     pub(crate) ledger: Arc<dyn StateStore>,
     pub(crate) registry: Registry,
     definitions: RwLock<HashMap<String, PackageId>>,
+    requests_received: Mutex<HashMap<Type, u64>>,
 }
 
 impl Inner {
+    /// Counts a request from a chaincode by message type.
+    pub(crate) fn count_request(&self, ty: Type) {
+        *self
+            .requests_received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(ty)
+            .or_default() += 1;
+    }
+
     /// The registered handler serving chaincode `name`.
     pub(crate) fn handler_for(&self, name: &str) -> Result<Arc<Handler>, ExecuteError> {
         let package_id = self
@@ -228,6 +239,7 @@ impl ChaincodeSupport {
                 ledger,
                 registry: Registry::default(),
                 definitions: RwLock::new(HashMap::new()),
+                requests_received: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -261,6 +273,18 @@ impl ChaincodeSupport {
     /// Whether `package_id` is registered and ready.
     pub fn is_ready(&self, package_id: &PackageId) -> bool {
         self.inner.registry.get(package_id).is_some()
+    }
+
+    /// How many requests of type `ty` chaincode has sent, over all streams. (The
+    /// launcher issue turns these counts into Fabric's `chaincode_shim_requests_*` metrics.)
+    pub fn requests_received(&self, ty: Type) -> u64 {
+        self.inner
+            .requests_received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ty)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Serves one chaincode stream: `inbound` is what the chaincode sends, the returned

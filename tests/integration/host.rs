@@ -1,0 +1,100 @@
+//! A cchost chaincode listener on 127.0.0.1 with an in-memory ledger, for tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cchost::ledger::{CommitTx, Height, RedbStore, StateStore};
+use cchost::proposal::{BuiltProposal, DevIdentity, ProposalBuilder};
+use cchost::support::{ChaincodeSupport, ExecuteError, ExecuteResult, SupportConfig};
+use tokio::sync::oneshot;
+
+pub(crate) const CHANNEL: &str = "mychannel";
+
+pub(crate) struct TestHost {
+    pub(crate) support: ChaincodeSupport,
+    pub(crate) addr: SocketAddr,
+    pub(crate) store: Arc<RedbStore>,
+    pub(crate) identity: DevIdentity,
+    next_block: AtomicU64,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestHost {
+    /// Serves `Register` on an ephemeral loopback port.
+    pub(crate) async fn start(config: SupportConfig) -> Self {
+        let store = Arc::new(RedbStore::in_memory().unwrap());
+        let support = ChaincodeSupport::new(config, Arc::clone(&store) as Arc<dyn StateStore>);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = support.clone();
+        tokio::spawn(async move {
+            server
+                .serve(listener, async {
+                    let _ = stop.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            support,
+            addr,
+            store,
+            identity: DevIdentity::generate("Org1MSP", "Org1", "User1").unwrap(),
+            next_block: AtomicU64::new(1),
+            shutdown: Some(shutdown),
+        }
+    }
+
+    pub(crate) fn proposal(&self, chaincode: &str, args: &[&str]) -> BuiltProposal {
+        ProposalBuilder::new(CHANNEL, chaincode)
+            .args(args)
+            .build(&self.identity)
+            .unwrap()
+    }
+
+    /// Builds a proposal and executes it.
+    pub(crate) async fn invoke(
+        &self,
+        chaincode: &str,
+        args: &[&str],
+    ) -> (BuiltProposal, Result<ExecuteResult, ExecuteError>) {
+        let proposal = self.proposal(chaincode, args);
+        let result = self
+            .support
+            .execute(
+                CHANNEL,
+                chaincode,
+                proposal.input.clone(),
+                &proposal.signed_proposal,
+            )
+            .await;
+        (proposal, result)
+    }
+
+    /// Commits a transaction's writes as the only transaction of the next block.
+    pub(crate) fn commit(&self, result: &ExecuteResult, proposal: &BuiltProposal) -> Height {
+        let height = Height::new(self.next_block.fetch_add(1, Ordering::SeqCst), 0);
+        self.store
+            .commit(
+                CHANNEL,
+                &[CommitTx {
+                    height,
+                    tx_id: result.txid.clone(),
+                    timestamp: proposal.timestamp,
+                    rwset: result.rwset.clone(),
+                }],
+            )
+            .unwrap();
+        height
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
