@@ -16,3 +16,4 @@ mod host;
 mod node;
 mod node_shim;
 mod proto_compat;
+mod rogue_shim;

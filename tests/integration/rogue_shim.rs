@@ -1,0 +1,732 @@
+//! A rogue shim: a Rust gRPC client on the real `Register` service that breaks Fabric's
+//! shim protocol on purpose (HOSTILE-INPUTS.md §B, handshake and protocol). Every test
+//! ends by proving the host still serves a well-behaved chaincode.
+
+use std::time::Duration;
+
+use cchost::ids::PackageId;
+use cchost::proto::protos::chaincode_message::Type;
+use cchost::proto::protos::chaincode_support_client::ChaincodeSupportClient;
+use cchost::proto::protos::{
+    ChaincodeId, ChaincodeInput, ChaincodeMessage, ChaincodeSpec, GetState, GetStateByRange,
+    PutState, QueryResponse, QueryStateClose, QueryStateNext, Response,
+};
+use cchost::support::{ExecuteError, ExecuteResult, SupportConfig};
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
+
+use crate::host::{CHANNEL, TestHost};
+
+const WAIT: Duration = Duration::from_secs(10);
+const QUIET: Duration = Duration::from_millis(300);
+
+/// What the host did next on a stream.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a short-lived test value
+enum Next {
+    Message(ChaincodeMessage),
+    Ended,
+    Failed(Status),
+    Silent,
+}
+
+struct Shim {
+    tx: mpsc::Sender<ChaincodeMessage>,
+    rx: Streaming<ChaincodeMessage>,
+}
+
+impl Shim {
+    async fn connect(host: &TestHost) -> Self {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", host.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let (tx, rx) = mpsc::channel(1024);
+        let rx = ChaincodeSupportClient::new(channel)
+            .register(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        Self { tx, rx }
+    }
+
+    async fn send(&self, message: ChaincodeMessage) {
+        self.tx.send(message).await.unwrap();
+    }
+
+    async fn send_type(&self, ty: Type, payload: Vec<u8>, txid: &str, channel: &str) {
+        self.send(ChaincodeMessage {
+            r#type: ty.into(),
+            payload,
+            txid: txid.into(),
+            channel_id: channel.into(),
+            ..Default::default()
+        })
+        .await;
+    }
+
+    async fn next(&mut self, wait: Duration) -> Next {
+        match tokio::time::timeout(wait, self.rx.message()).await {
+            Err(_) => Next::Silent,
+            Ok(Ok(Some(message))) => Next::Message(message),
+            Ok(Ok(None)) => Next::Ended,
+            Ok(Err(status)) => Next::Failed(status),
+        }
+    }
+
+    async fn expect(&mut self, ty: Type) -> ChaincodeMessage {
+        match self.next(WAIT).await {
+            Next::Message(m) if m.r#type() == ty => m,
+            other => panic!("expected {}, got {other:?}", ty.as_str_name()),
+        }
+    }
+
+    async fn expect_silence(&mut self) {
+        match self.next(QUIET).await {
+            Next::Silent => {}
+            other => panic!("expected no answer, got {other:?}"),
+        }
+    }
+
+    /// The host ends the stream with an error status carrying `text`.
+    async fn expect_failure(&mut self, text: &str) {
+        match self.next(WAIT).await {
+            Next::Failed(status) => assert_eq!(status.message(), text),
+            other => panic!("expected the stream to fail with {text:?}, got {other:?}"),
+        }
+    }
+
+    async fn send_register(&self, name: &str) {
+        let id = ChaincodeId {
+            name: name.into(),
+            ..Default::default()
+        };
+        self.send_type(Type::Register, id.encode_to_vec(), "", "")
+            .await;
+    }
+
+    async fn register(&mut self, name: &str) {
+        self.send_register(name).await;
+        let registered = self.expect(Type::Registered).await;
+        assert!(registered.payload.is_empty());
+        let ready = self.expect(Type::Ready).await;
+        assert!(
+            ready.payload.is_empty(),
+            "READY carries no payload in Fabric 2.5"
+        );
+    }
+
+    /// Sends a request for `tx` and returns the host's answer.
+    async fn request(
+        &mut self,
+        tx: &ChaincodeMessage,
+        ty: Type,
+        payload: Vec<u8>,
+    ) -> ChaincodeMessage {
+        self.send_type(ty, payload, &tx.txid, &tx.channel_id).await;
+        match self.next(WAIT).await {
+            Next::Message(m) => m,
+            other => panic!("no answer to {}: {other:?}", ty.as_str_name()),
+        }
+    }
+
+    async fn complete(&self, tx: &ChaincodeMessage, status: i32, payload: &[u8]) {
+        let response = Response {
+            status,
+            message: String::new(),
+            payload: payload.to_vec(),
+        };
+        self.send_type(
+            Type::Completed,
+            response.encode_to_vec(),
+            &tx.txid,
+            &tx.channel_id,
+        )
+        .await;
+    }
+}
+
+fn text(message: &ChaincodeMessage) -> String {
+    String::from_utf8_lossy(&message.payload).into_owned()
+}
+
+fn get_state(key: &str, collection: &str) -> Vec<u8> {
+    GetState {
+        key: key.into(),
+        collection: collection.into(),
+    }
+    .encode_to_vec()
+}
+
+async fn host(config: SupportConfig) -> TestHost {
+    TestHost::start(config).await
+}
+
+async fn dev_host() -> TestHost {
+    host(SupportConfig {
+        dev_mode: true,
+        ..SupportConfig::default()
+    })
+    .await
+}
+
+/// Starts a transaction of chaincode `name` (served by a rogue shim) in the background.
+fn start_tx(
+    host: &TestHost,
+    name: &str,
+    args: &[&str],
+) -> JoinHandle<Result<ExecuteResult, ExecuteError>> {
+    let proposal = host.proposal(name, args);
+    let support = host.support.clone();
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        support
+            .execute(
+                CHANNEL,
+                &name,
+                proposal.input.clone(),
+                &proposal.signed_proposal,
+            )
+            .await
+    })
+}
+
+/// Defines `name` and registers a rogue shim for it.
+async fn registered(host: &TestHost, name: &str) -> Shim {
+    let package_id = format!("{name}:0000");
+    host.support.define(name, PackageId::new(&package_id));
+    host.support
+        .expect_registration(&PackageId::new(&package_id));
+    let mut shim = Shim::connect(host).await;
+    shim.register(&package_id).await;
+    shim
+}
+
+/// The host still serves a well-behaved chaincode: register, one GET_STATE, COMPLETED.
+async fn assert_healthy(host: &TestHost) {
+    let name = format!("probe{}", uuid_like());
+    let mut shim = registered(host, &name).await;
+    let pending = start_tx(host, &name, &["probe"]);
+    let tx = shim.expect(Type::Transaction).await;
+    let reply = shim.request(&tx, Type::GetState, get_state("k", "")).await;
+    assert_eq!(reply.r#type(), Type::Response, "{}", text(&reply));
+    shim.complete(&tx, 200, b"healthy").await;
+    let result = pending.await.unwrap().unwrap();
+    assert_eq!(result.response.payload, b"healthy");
+}
+
+fn uuid_like() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::SeqCst)
+}
+
+// --- Handshake -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_first_message_other_than_register_ends_the_stream() {
+    let host = dev_host().await;
+    let mut shim = Shim::connect(&host).await;
+    shim.send_type(Type::PutState, vec![], "tx", CHANNEL).await;
+    shim.expect_failure("cannot handle PUT_STATE message while in created state")
+        .await;
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn a_register_for_chaincode_the_peer_did_not_launch_gets_no_answer_and_the_stream_stays_usable()
+ {
+    let host = host(SupportConfig::default()).await;
+    let mut shim = Shim::connect(&host).await;
+    shim.send_register("stranger:1").await;
+    shim.expect_silence().await;
+    assert!(!host.support.is_ready(&PackageId::new("stranger:1")));
+    // Still in the created state: a registration the peer expects goes through.
+    host.support
+        .expect_registration(&PackageId::new("invited:1"));
+    shim.register("invited:1").await;
+    assert!(host.support.is_ready(&PackageId::new("invited:1")));
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn a_register_with_an_empty_or_undecodable_name_is_ignored() {
+    let host = dev_host().await;
+    let mut shim = Shim::connect(&host).await;
+    shim.send_register("").await;
+    shim.expect_silence().await;
+    shim.send_type(Type::Register, vec![0x0a, 0xff, 0xff], "", "")
+        .await;
+    shim.expect_silence().await;
+    shim.register("late:1").await;
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn a_second_register_on_a_ready_stream_ends_it_and_deregisters() {
+    let host = dev_host().await;
+    let mut shim = Shim::connect(&host).await;
+    shim.register("twice:1").await;
+    shim.send_register("twice:1").await;
+    shim.expect_failure("cannot handle REGISTER message while in ready state")
+        .await;
+    let gone = async {
+        while host.support.is_ready(&PackageId::new("twice:1")) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, gone).await.unwrap();
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn a_second_stream_with_a_registered_name_is_refused_and_the_first_keeps_working() {
+    let host = dev_host().await;
+    let mut first = registered(&host, "dup").await;
+    let mut second = Shim::connect(&host).await;
+    second.send_register("dup:0000").await;
+    second.expect_silence().await;
+
+    let pending = start_tx(&host, "dup", &["f"]);
+    let tx = first.expect(Type::Transaction).await;
+    first.complete(&tx, 200, b"first").await;
+    assert_eq!(pending.await.unwrap().unwrap().response.payload, b"first");
+    second.expect_silence().await;
+    assert_healthy(&host).await;
+}
+
+// --- Protocol ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_unknown_message_type_ends_the_stream() {
+    let host = dev_host().await;
+    let mut shim = registered(&host, "unknown").await;
+    shim.send(ChaincodeMessage {
+        r#type: 99,
+        ..Default::default()
+    })
+    .await;
+    shim.expect_failure("cannot handle 99 message while in ready state")
+        .await;
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn peer_only_message_types_from_the_chaincode_end_the_stream() {
+    let host = dev_host().await;
+    for (ty, name) in [
+        (Type::Transaction, "TRANSACTION"),
+        (Type::Registered, "REGISTERED"),
+        (Type::Response, "RESPONSE"),
+    ] {
+        let mut shim = registered(&host, &format!("peeronly{name}")).await;
+        shim.send_type(ty, vec![], "tx", CHANNEL).await;
+        shim.expect_failure(&format!(
+            "cannot handle {name} message while in ready state"
+        ))
+        .await;
+    }
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn keepalive_floods_are_ignored() {
+    let host = dev_host().await;
+    let mut shim = registered(&host, "chatty").await;
+    for _ in 0..1000 {
+        shim.send_type(Type::Keepalive, vec![], "", "").await;
+    }
+    shim.expect_silence().await;
+    let pending = start_tx(&host, "chatty", &["f"]);
+    let tx = shim.expect(Type::Transaction).await;
+    shim.complete(&tx, 200, b"still here").await;
+    assert_eq!(
+        pending.await.unwrap().unwrap().response.payload,
+        b"still here"
+    );
+}
+
+#[tokio::test]
+async fn completed_for_an_unknown_transaction_is_ignored() {
+    let host = dev_host().await;
+    let mut shim = registered(&host, "stray").await;
+    shim.send_type(
+        Type::Completed,
+        Response::default().encode_to_vec(),
+        "no-such-tx",
+        CHANNEL,
+    )
+    .await;
+    shim.expect_silence().await;
+    let pending = start_tx(&host, "stray", &["f"]);
+    let tx = shim.expect(Type::Transaction).await;
+    shim.complete(&tx, 200, b"ok").await;
+    assert_eq!(pending.await.unwrap().unwrap().response.status, 200);
+}
+
+#[tokio::test]
+async fn requests_with_a_wrong_txid_or_channel_get_no_ledger_context() {
+    let host = dev_host().await;
+    let mut shim = registered(&host, "lost").await;
+    let pending = start_tx(&host, "lost", &["f"]);
+    let tx = shim.expect(Type::Transaction).await;
+    for (txid, channel) in [
+        ("bogus", tx.channel_id.as_str()),
+        (tx.txid.as_str(), "otherchannel"),
+    ] {
+        shim.send_type(Type::GetState, get_state("k", ""), txid, channel)
+            .await;
+        let reply = shim.expect(Type::Error).await;
+        assert_eq!(
+            text(&reply),
+            format!("GET_STATE failed: transaction ID: {txid}: no ledger context")
+        );
+        assert_eq!(
+            (reply.txid.as_str(), reply.channel_id.as_str()),
+            (txid, channel)
+        );
+    }
+    shim.complete(&tx, 200, b"").await;
+    pending.await.unwrap().unwrap();
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn garbage_payloads_get_an_error_reply_not_a_crash() {
+    let host = dev_host().await;
+    let mut shim = registered(&host, "garbage").await;
+    let pending = start_tx(&host, "garbage", &["f"]);
+    let tx = shim.expect(Type::Transaction).await;
+    let reply = shim
+        .request(&tx, Type::GetState, vec![0xff, 0xff, 0xff])
+        .await;
+    assert_eq!(reply.r#type(), Type::Error);
+    let prefix = format!(
+        "GET_STATE failed: transaction ID: {}: unmarshal failed: ",
+        tx.txid
+    );
+    assert!(text(&reply).starts_with(&prefix), "{}", text(&reply));
+    // A key that is not UTF-8 (field 1 of PutState, a string).
+    let reply = shim
+        .request(&tx, Type::PutState, vec![0x0a, 0x02, 0xc3, 0x28])
+        .await;
+    assert_eq!(reply.r#type(), Type::Error);
+    assert!(
+        text(&reply).contains("unmarshal failed"),
+        "{}",
+        text(&reply)
+    );
+    shim.complete(&tx, 200, b"").await;
+    let result = pending.await.unwrap().unwrap();
+    assert!(result.rwset.ns_rwset.is_empty(), "nothing was written");
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn completed_twice_delivers_the_first_and_ignores_the_second() {
+    let host = dev_host().await;
+    let mut shim = registered(&host, "twice").await;
+    let pending = start_tx(&host, "twice", &["f"]);
+    let tx = shim.expect(Type::Transaction).await;
+    shim.complete(&tx, 200, b"first").await;
+    shim.complete(&tx, 200, b"second").await;
+    assert_eq!(pending.await.unwrap().unwrap().response.payload, b"first");
+    shim.expect_silence().await;
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn after_the_execute_timeout_requests_get_no_ledger_context_and_a_late_completed_is_ignored()
+{
+    let host = host(SupportConfig {
+        dev_mode: true,
+        execute_timeout: Duration::from_millis(300),
+        ..SupportConfig::default()
+    })
+    .await;
+    let mut shim = registered(&host, "slow").await;
+    let pending = start_tx(&host, "slow", &["f"]);
+    let tx = shim.expect(Type::Transaction).await;
+    let err = pending.await.unwrap().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "timeout expired while executing transaction"
+    );
+    let reply = shim.request(&tx, Type::GetState, get_state("k", "")).await;
+    assert_eq!(
+        text(&reply),
+        format!(
+            "GET_STATE failed: transaction ID: {}: no ledger context",
+            tx.txid
+        )
+    );
+    shim.complete(&tx, 200, b"late").await;
+    shim.expect_silence().await;
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn next_on_an_unknown_iterator_fails_and_close_is_answered_for_any_id() {
+    let host = dev_host().await;
+    let mut shim = registered(&host, "iter").await;
+    let pending = start_tx(&host, "iter", &["f"]);
+    let tx = shim.expect(Type::Transaction).await;
+    let next = QueryStateNext { id: "nope".into() }.encode_to_vec();
+    let reply = shim.request(&tx, Type::QueryStateNext, next).await;
+    assert_eq!(
+        text(&reply),
+        format!(
+            "QUERY_STATE_NEXT failed: transaction ID: {}: query iterator not found",
+            tx.txid
+        )
+    );
+    let close = QueryStateClose { id: "nope".into() }.encode_to_vec();
+    let reply = shim.request(&tx, Type::QueryStateClose, close).await;
+    assert_eq!(reply.r#type(), Type::Response);
+    assert_eq!(
+        QueryResponse::decode(reply.payload.as_slice()).unwrap(),
+        QueryResponse {
+            results: vec![],
+            has_more: false,
+            id: "nope".into(),
+            metadata: vec![],
+        }
+    );
+    shim.complete(&tx, 200, b"").await;
+    pending.await.unwrap().unwrap();
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn open_iterators_per_transaction_are_bounded() {
+    let host = host(SupportConfig {
+        dev_mode: true,
+        query_batch_size: 1,
+        max_iterators_per_tx: 2,
+        ..SupportConfig::default()
+    })
+    .await;
+    // Two committed keys, so a range with batch size 1 stays open (has_more).
+    let mut writer = registered(&host, "bounded").await;
+    let proposal = host.proposal("bounded", &["w"]);
+    let pending = tokio::spawn({
+        let support = host.support.clone();
+        let proposal = proposal.clone();
+        async move {
+            support
+                .execute(
+                    CHANNEL,
+                    "bounded",
+                    proposal.input.clone(),
+                    &proposal.signed_proposal,
+                )
+                .await
+        }
+    });
+    let tx = writer.expect(Type::Transaction).await;
+    for key in ["a", "b"] {
+        let put = PutState {
+            key: key.into(),
+            value: b"v".to_vec(),
+            collection: String::new(),
+        };
+        writer
+            .request(&tx, Type::PutState, put.encode_to_vec())
+            .await;
+    }
+    writer.complete(&tx, 200, b"").await;
+    let result = pending.await.unwrap().unwrap();
+    host.commit(&result, &proposal);
+
+    let pending = start_tx(&host, "bounded", &["r"]);
+    let tx = writer.expect(Type::Transaction).await;
+    let range = GetStateByRange {
+        start_key: "a".into(),
+        end_key: String::new(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    for _ in 0..2 {
+        let reply = writer
+            .request(&tx, Type::GetStateByRange, range.clone())
+            .await;
+        assert!(
+            QueryResponse::decode(reply.payload.as_slice())
+                .unwrap()
+                .has_more
+        );
+    }
+    let reply = writer.request(&tx, Type::GetStateByRange, range).await;
+    assert_eq!(
+        text(&reply),
+        format!(
+            "GET_STATE_BY_RANGE failed: transaction ID: {}: too many open query iterators in this \
+             transaction (limit 2): close iterators when done with them",
+            tx.txid
+        )
+    );
+    writer.complete(&tx, 200, b"").await;
+    pending.await.unwrap().unwrap();
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn private_data_and_rich_queries_get_clear_not_supported_errors() {
+    let host = dev_host().await;
+    let mut shim = registered(&host, "private").await;
+    let pending = start_tx(&host, "private", &["f"]);
+    let tx = shim.expect(Type::Transaction).await;
+    let reply = shim
+        .request(&tx, Type::GetState, get_state("k", "secrets"))
+        .await;
+    assert_eq!(
+        text(&reply),
+        format!(
+            "GET_STATE failed: transaction ID: {}: private data collections are not supported by \
+             cchost yet (collection \"secrets\")",
+            tx.txid
+        )
+    );
+    let query = cchost::proto::protos::GetQueryResult {
+        query: "{}".into(),
+        ..Default::default()
+    };
+    let reply = shim
+        .request(&tx, Type::GetQueryResult, query.encode_to_vec())
+        .await;
+    assert_eq!(
+        text(&reply),
+        format!(
+            "GET_QUERY_RESULT failed: transaction ID: {}: rich queries (GetQueryResult) are not \
+             supported by this state database (redb); use key-range or partial composite-key queries",
+            tx.txid
+        )
+    );
+    shim.complete(&tx, 200, b"").await;
+    pending.await.unwrap().unwrap();
+
+    // In Init, Fabric's own rule comes first.
+    let proposal = cchost::proposal::ProposalBuilder::new(CHANNEL, "private")
+        .args(["init"])
+        .init(true)
+        .build(&host.identity)
+        .unwrap();
+    let pending = tokio::spawn({
+        let support = host.support.clone();
+        async move {
+            support
+                .execute(
+                    CHANNEL,
+                    "private",
+                    proposal.input.clone(),
+                    &proposal.signed_proposal,
+                )
+                .await
+        }
+    });
+    let init = shim.expect(Type::Init).await;
+    assert!(
+        ChaincodeInput::decode(init.payload.as_slice())
+            .unwrap()
+            .is_init
+    );
+    let reply = shim
+        .request(&init, Type::GetState, get_state("k", "secrets"))
+        .await;
+    assert_eq!(
+        text(&reply),
+        format!(
+            "GET_STATE failed: transaction ID: {}: private data APIs are not allowed in chaincode Init()",
+            init.txid
+        )
+    );
+    shim.complete(&init, 200, b"").await;
+    pending.await.unwrap().unwrap();
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn a_chaincode_invoking_itself_in_the_same_transaction_is_refused() {
+    let host = dev_host().await;
+    let mut shim = registered(&host, "selfish").await;
+    let pending = start_tx(&host, "selfish", &["f"]);
+    let tx = shim.expect(Type::Transaction).await;
+    let spec = ChaincodeSpec {
+        chaincode_id: Some(ChaincodeId {
+            name: "selfish".into(),
+            ..Default::default()
+        }),
+        input: Some(ChaincodeInput {
+            args: vec![b"f".to_vec()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let reply = shim
+        .request(&tx, Type::InvokeChaincode, spec.encode_to_vec())
+        .await;
+    assert_eq!(
+        text(&reply),
+        format!(
+            "INVOKE_CHAINCODE failed: transaction ID: {0}: execute failed: txid: {0}({CHANNEL}) exists",
+            tx.txid
+        )
+    );
+    shim.complete(&tx, 200, b"").await;
+    pending.await.unwrap().unwrap();
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn a_second_request_while_one_is_in_progress_for_the_same_transaction_is_dropped() {
+    let host = dev_host().await;
+    let mut caller = registered(&host, "caller").await;
+    let mut callee = registered(&host, "callee").await;
+    let pending = start_tx(&host, "caller", &["f"]);
+    let tx = caller.expect(Type::Transaction).await;
+    // The invoke keeps the caller's transaction busy until the callee completes.
+    let spec = ChaincodeSpec {
+        chaincode_id: Some(ChaincodeId {
+            name: "callee".into(),
+            ..Default::default()
+        }),
+        input: Some(ChaincodeInput {
+            args: vec![b"g".to_vec()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    caller
+        .send_type(
+            Type::InvokeChaincode,
+            spec.encode_to_vec(),
+            &tx.txid,
+            &tx.channel_id,
+        )
+        .await;
+    let inner = callee.expect(Type::Transaction).await;
+    assert_eq!(
+        inner.txid, tx.txid,
+        "the callee runs in the caller's transaction"
+    );
+    caller
+        .send_type(Type::GetState, get_state("k", ""), &tx.txid, &tx.channel_id)
+        .await;
+    caller.expect_silence().await;
+    callee.complete(&inner, 200, b"from callee").await;
+    let reply = caller.expect(Type::Response).await;
+    let nested = ChaincodeMessage::decode(reply.payload.as_slice()).unwrap();
+    assert_eq!(nested.r#type(), Type::Completed);
+    assert_eq!(
+        Response::decode(nested.payload.as_slice()).unwrap().payload,
+        b"from callee"
+    );
+    caller.expect_silence().await;
+    caller.complete(&tx, 200, b"").await;
+    pending.await.unwrap().unwrap();
+    assert_healthy(&host).await;
+}
