@@ -47,6 +47,7 @@ impl Shim {
             .unwrap();
         let (tx, rx) = mpsc::channel(1024);
         let rx = ChaincodeSupportClient::new(channel)
+            .max_decoding_message_size(256 * 1024 * 1024)
             .register(ReceiverStream::new(rx))
             .await
             .unwrap()
@@ -728,5 +729,85 @@ async fn a_second_request_while_one_is_in_progress_for_the_same_transaction_is_d
     caller.expect_silence().await;
     caller.complete(&tx, 200, b"").await;
     pending.await.unwrap().unwrap();
+    assert_healthy(&host).await;
+}
+
+// --- Volume -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_5_mib_value_is_served_and_a_message_over_the_100_mib_limit_ends_the_stream() {
+    let host = dev_host().await;
+    let mut shim = registered(&host, "bulky").await;
+    let pending = start_tx(&host, "bulky", &["f"]);
+    let tx = shim.expect(Type::Transaction).await;
+    let put = PutState {
+        key: "big".into(),
+        value: vec![7; 5 * 1024 * 1024],
+        collection: String::new(),
+    };
+    let reply = shim.request(&tx, Type::PutState, put.encode_to_vec()).await;
+    assert_eq!(reply.r#type(), Type::Response, "{}", text(&reply));
+    shim.complete(&tx, 200, b"").await;
+    let result = pending.await.unwrap().unwrap();
+    assert_eq!(result.rwset.ns_rwset.len(), 1);
+
+    let pending = start_tx(&host, "bulky", &["g"]);
+    let tx = shim.expect(Type::Transaction).await;
+    let huge = PutState {
+        key: "huge".into(),
+        value: vec![7; 101 * 1024 * 1024],
+        collection: String::new(),
+    };
+    shim.send_type(
+        Type::PutState,
+        huge.encode_to_vec(),
+        &tx.txid,
+        &tx.channel_id,
+    )
+    .await;
+    match shim.next(WAIT).await {
+        Next::Failed(status) => assert!(status.message().contains("too large"), "{status:?}"),
+        other => panic!("expected the stream to fail, got {other:?}"),
+    }
+    let err = pending.await.unwrap().unwrap_err();
+    assert_eq!(err.to_string(), "chaincode stream terminated");
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_requests_is_answered_in_full_within_the_concurrency_bound() {
+    const REQUESTS: usize = 10_000;
+    let host = host(SupportConfig {
+        dev_mode: true,
+        max_concurrent_requests: 8,
+        ..SupportConfig::default()
+    })
+    .await;
+    let mut shim = registered(&host, "flood").await;
+    let sender = shim.tx.clone();
+    tokio::spawn(async move {
+        for i in 0..REQUESTS {
+            let message = ChaincodeMessage {
+                r#type: Type::GetState.into(),
+                payload: get_state("k", ""),
+                txid: format!("flood{i}"),
+                channel_id: CHANNEL.into(),
+                ..Default::default()
+            };
+            if sender.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut answered = 0;
+    while answered < REQUESTS {
+        let reply = shim.expect(Type::Error).await;
+        assert!(text(&reply).ends_with(": no ledger context"));
+        answered += 1;
+    }
+    assert_eq!(
+        host.support.requests_received(Type::GetState),
+        REQUESTS as u64
+    );
     assert_healthy(&host).await;
 }
