@@ -197,7 +197,15 @@ impl Handler {
 
     async fn run(self: Arc<Self>, inbound: &mut MessageStream) -> Result<(), HandlerError> {
         let mut state = HandlerState::Created;
-        while let Some(item) = inbound.next().await {
+        let mut closing = self.support.closing.subscribe();
+        loop {
+            let item = tokio::select! {
+                item = inbound.next() => item,
+                _ = closing.wait_for(|closing| *closing) => return Ok(()),
+            };
+            let Some(item) = item else {
+                return Ok(());
+            };
             let message = item.map_err(|s| HandlerError::Transport(s.message().to_owned()))?;
             let unexpected = |state| HandlerError::UnexpectedMessage {
                 message_type: Type::try_from(message.r#type).map_or_else(
@@ -236,7 +244,6 @@ impl Handler {
                 _ => return Err(unexpected(state)),
             }
         }
-        Ok(())
     }
 
     /// REGISTER: on success sends REGISTERED then READY. A bad or refused registration is

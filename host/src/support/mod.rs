@@ -135,6 +135,8 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     definitions: RwLock<HashMap<String, PackageId>>,
     requests_received: Mutex<HashMap<Type, u64>>,
+    /// Set once at shutdown: every handler ends its stream.
+    pub(crate) closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Inner {
@@ -240,6 +242,7 @@ impl ChaincodeSupport {
                 registry: Registry::default(),
                 definitions: RwLock::new(HashMap::new()),
                 requests_received: Mutex::new(HashMap::new()),
+                closing: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -273,6 +276,12 @@ impl ChaincodeSupport {
     /// Whether `package_id` is registered and ready.
     pub fn is_ready(&self, package_id: &PackageId) -> bool {
         self.inner.registry.get(package_id).is_some()
+    }
+
+    /// Ends every chaincode stream (a chaincode then exits, or reconnects if it is built
+    /// to). Transactions in progress fail with "chaincode stream terminated".
+    pub fn close_streams(&self) {
+        self.inner.closing.send_replace(true);
     }
 
     /// How many requests of type `ty` chaincode has sent, over all streams. (The

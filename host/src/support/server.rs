@@ -50,7 +50,8 @@ impl ChaincodeSupport {
         .max_encoding_message_size(limit)
     }
 
-    /// Serves chaincode connections on `listener` until `shutdown` completes.
+    /// Serves chaincode connections on `listener` until `shutdown` completes; then ends
+    /// every chaincode stream and waits for the connections to close.
     pub async fn serve(
         &self,
         listener: TcpListener,
@@ -61,7 +62,10 @@ impl ChaincodeSupport {
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
             .add_service(self.grpc_service())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                shutdown.await;
+                self.close_streams();
+            })
             .await
     }
 }

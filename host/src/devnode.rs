@@ -1,0 +1,177 @@
+//! `cchost devnode`: a development peer in Fabric's dev mode.
+//!
+//! It serves `/protos.ChaincodeSupport/Register` and accepts any chaincode that dials in
+//! (start it yourself, e.g. `fabric-chaincode-node start --peer.address ...`), keeps state
+//! in an embedded redb ledger, and runs invocations read from standard input, one JSON
+//! array per line: `["asset", "asset:put", "k1", "v1"]` (chaincode name, then the
+//! arguments). Each answer is one JSON object on standard output. A transaction with
+//! status below 400 is committed at once as the only transaction of the next block, so
+//! later invocations see its writes. There is no endorsement policy, ordering or block
+//! store yet: those come with the peer.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cchost_proto::protos::ChaincodeEvent;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use cchost::ids::PackageId;
+use cchost::ledger::{CommitTx, Height, RedbStore, StateStore};
+use cchost::proposal::{DevIdentity, ProposalBuilder};
+use cchost::support::{ChaincodeSupport, SupportConfig};
+
+/// What `cchost devnode` runs with.
+#[derive(Debug, Clone)]
+pub(crate) struct DevnodeConfig {
+    /// Where chaincode dials in.
+    pub(crate) listen: SocketAddr,
+    /// The state database file; in memory when `None`.
+    pub(crate) state: Option<PathBuf>,
+    /// The channel invocations run on.
+    pub(crate) channel: String,
+    /// Chaincode names and the package ids their processes register with.
+    pub(crate) chaincodes: Vec<(String, PackageId)>,
+    /// How long an invocation waits for its chaincode to register.
+    pub(crate) startup_timeout: Duration,
+    /// The execute timeout.
+    pub(crate) execute_timeout: Duration,
+}
+
+/// Runs the dev node until standard input ends.
+pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
+    let store: Arc<dyn StateStore> = match &config.state {
+        Some(path) => Arc::new(RedbStore::open(path)?),
+        None => Arc::new(RedbStore::in_memory()?),
+    };
+    let support = ChaincodeSupport::new(
+        SupportConfig {
+            dev_mode: true,
+            execute_timeout: config.execute_timeout,
+            ..SupportConfig::default()
+        },
+        Arc::clone(&store),
+    );
+    for (name, package_id) in &config.chaincodes {
+        support.define(name.clone(), package_id.clone());
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = {
+        let support = support.clone();
+        tokio::spawn(async move {
+            support
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    };
+    eprintln!(
+        "cchost devnode: chaincode listener on {address} (dev mode), channel {}",
+        config.channel
+    );
+    for (name, package_id) in &config.chaincodes {
+        eprintln!(
+            "  {name}: start it with CORE_CHAINCODE_ID_NAME={package_id} --peer.address {address}"
+        );
+    }
+
+    let identity = DevIdentity::generate("Org1MSP", "Org1", "User1")?;
+    let mut block = 1;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = match invoke(&support, &config, &identity, &*store, &line, block).await {
+            Ok((answer, committed)) => {
+                if committed {
+                    block += 1;
+                }
+                answer
+            }
+            Err(e) => json!({ "error": e.to_string() }),
+        };
+        println!("{answer}");
+    }
+    let _ = stop.send(());
+    server.await??;
+    Ok(())
+}
+
+async fn invoke(
+    support: &ChaincodeSupport,
+    config: &DevnodeConfig,
+    identity: &DevIdentity,
+    store: &dyn StateStore,
+    line: &str,
+    block: u64,
+) -> anyhow::Result<(Value, bool)> {
+    let words: Vec<String> = serde_json::from_str(line).map_err(|e| {
+        anyhow::anyhow!(
+            "expected a JSON array of strings, [\"chaincode\", \"function\", \"arg\", ...]: {e}"
+        )
+    })?;
+    let Some((chaincode, args)) = words.split_first() else {
+        anyhow::bail!("the array is empty: name the chaincode first");
+    };
+    let package_id = config
+        .chaincodes
+        .iter()
+        .find(|(name, _)| name == chaincode)
+        .map(|(_, id)| id.clone())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "chaincode {chaincode} is not defined: add --chaincode {chaincode}=PACKAGE_ID"
+            )
+        })?;
+    if !support
+        .wait_ready(&package_id, config.startup_timeout)
+        .await
+    {
+        anyhow::bail!(
+            "timeout expired while starting chaincode {package_id}: it has not registered"
+        );
+    }
+    let proposal = ProposalBuilder::new(&config.channel, chaincode)
+        .args(args)
+        .build(identity)?;
+    let result = support
+        .execute(
+            &config.channel,
+            chaincode,
+            proposal.input.clone(),
+            &proposal.signed_proposal,
+        )
+        .await?;
+    let committed = result.response.status < 400;
+    if committed {
+        store.commit(
+            &config.channel,
+            &[CommitTx {
+                height: Height::new(block, 0),
+                tx_id: result.txid.clone(),
+                timestamp: proposal.timestamp,
+                rwset: result.rwset.clone(),
+            }],
+        )?;
+    }
+    let event = result.event.as_ref().map(|e: &ChaincodeEvent| {
+        json!({ "name": e.event_name, "payload": String::from_utf8_lossy(&e.payload) })
+    });
+    Ok((
+        json!({
+            "txid": result.txid,
+            "status": result.response.status,
+            "message": result.response.message,
+            "payload": String::from_utf8_lossy(&result.response.payload),
+            "event": event,
+            "block": committed.then_some(block),
+        }),
+        committed,
+    ))
+}
