@@ -123,4 +123,6 @@ fn devnode_runs_invocations_from_standard_input_on_the_node_example() {
         node.0.wait().unwrap().success(),
         "devnode exits 0 when standard input ends"
     );
+    // Shutdown ends the chaincode's stream, and the Node shim exits 0 on its own.
+    assert_eq!(chaincode.0.wait().unwrap().code(), Some(0));
 }
