@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use cchost::ids::PackageId;
+use cchost::proto::kvrwset::{KvMetadataEntry, KvMetadataWrite, KvrwSet};
 use cchost::proto::protos::chaincode_message::Type;
 use cchost::proto::protos::chaincode_support_client::ChaincodeSupportClient;
 use cchost::proto::protos::{
     ChaincodeId, ChaincodeInput, ChaincodeMessage, ChaincodeSpec, GetState, GetStateByRange,
-    PutState, QueryResponse, QueryStateClose, QueryStateNext, Response,
+    GetStateMetadata, PutState, PutStateMetadata, QueryResponse, QueryStateClose, QueryStateNext,
+    Response, StateMetadata, StateMetadataResult,
 };
 use cchost::support::{ExecuteError, ExecuteResult, SupportConfig};
 use prost::Message;
@@ -810,4 +812,101 @@ async fn a_flood_of_requests_is_answered_in_full_within_the_concurrency_bound() 
         REQUESTS as u64
     );
     assert_healthy(&host).await;
+}
+
+// --- Behaviours without a Node-shim test ----------------------------------------------------
+
+#[tokio::test]
+async fn state_metadata_is_written_to_the_rwset_committed_and_read_back() {
+    let host = dev_host().await;
+    let mut shim = registered(&host, "meta").await;
+    let proposal = host.proposal("meta", &["set"]);
+    let pending = tokio::spawn({
+        let support = host.support.clone();
+        let proposal = proposal.clone();
+        async move {
+            support
+                .execute(
+                    CHANNEL,
+                    "meta",
+                    proposal.input.clone(),
+                    &proposal.signed_proposal,
+                )
+                .await
+        }
+    });
+    let tx = shim.expect(Type::Transaction).await;
+    let put = PutState {
+        key: "k".into(),
+        value: b"v".to_vec(),
+        collection: String::new(),
+    };
+    shim.request(&tx, Type::PutState, put.encode_to_vec()).await;
+    let meta = PutStateMetadata {
+        key: "k".into(),
+        collection: String::new(),
+        metadata: Some(StateMetadata {
+            metakey: "VALIDATION_PARAMETER".into(),
+            value: b"policy".to_vec(),
+        }),
+    };
+    let reply = shim
+        .request(&tx, Type::PutStateMetadata, meta.encode_to_vec())
+        .await;
+    assert_eq!(reply.r#type(), Type::Response, "{}", text(&reply));
+    shim.complete(&tx, 200, b"").await;
+    let result = pending.await.unwrap().unwrap();
+    let kv = KvrwSet::decode(result.rwset.ns_rwset[0].rwset.as_slice()).unwrap();
+    assert_eq!(
+        kv.metadata_writes,
+        [KvMetadataWrite {
+            key: "k".into(),
+            entries: vec![KvMetadataEntry {
+                name: "VALIDATION_PARAMETER".into(),
+                value: b"policy".to_vec()
+            }],
+        }]
+    );
+    host.commit(&result, &proposal);
+
+    let pending = start_tx(&host, "meta", &["get"]);
+    let tx = shim.expect(Type::Transaction).await;
+    let get = GetStateMetadata {
+        key: "k".into(),
+        collection: String::new(),
+    };
+    let reply = shim
+        .request(&tx, Type::GetStateMetadata, get.encode_to_vec())
+        .await;
+    assert_eq!(
+        StateMetadataResult::decode(reply.payload.as_slice()).unwrap(),
+        StateMetadataResult {
+            entries: vec![StateMetadata {
+                metakey: "VALIDATION_PARAMETER".into(),
+                value: b"policy".to_vec()
+            }],
+        }
+    );
+    shim.complete(&tx, 200, b"").await;
+    pending.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn keepalive_is_sent_only_when_configured() {
+    let quiet = dev_host().await;
+    let mut shim = registered(&quiet, "quiet").await;
+    shim.expect_silence().await;
+
+    let chatty = host(SupportConfig {
+        dev_mode: true,
+        keepalive: Some(Duration::from_millis(100)),
+        ..SupportConfig::default()
+    })
+    .await;
+    let mut shim = registered(&chatty, "kept").await;
+    for _ in 0..2 {
+        let keepalive = shim.expect(Type::Keepalive).await;
+        assert!(keepalive.payload.is_empty() && keepalive.txid.is_empty());
+    }
+    assert_healthy(&chatty).await;
 }
