@@ -2,18 +2,44 @@
 //!
 //! Chaincode written with this crate is compiled with
 //! `cargo build --release --target wasm32-wasip1` and runs inside cchost's wasmtime
-//! sandbox. Each call the chaincode makes on its stub (`get_state`, `put_state`, range
-//! queries, events, ...) becomes an imported host call, which the host turns into the same
+//! sandbox. Each call the chaincode makes on its [`Stub`] (`get_state`, `put_state`, range
+//! queries, events, ...) is an imported host call, which the host turns into the same
 //! `ChaincodeMessage` that Fabric's Go, Node and Java shims send, served by the same
 //! peer-side handler.
 //!
-//! This crate will own the guest side of that ABI (the only `extern "C"` block), the stub
-//! API that mirrors Fabric's `ChaincodeStubInterface`, the contract macros, and a
-//! `MockStub` for testing chaincode logic natively with `cargo test`.
+//! This is the minimal layer: the one `extern "C"` block (in `sys`, wasm32 only), safe
+//! wrappers for every import on [`Stub`], and the entry glue [`chaincode!`]. The ergonomic
+//! contract API (macros, typed arguments, `MockStub`) is built on top of it next.
 //!
-//! **Status:** not written yet. Today the crate only re-exports [`cchost_proto`], built
-//! without gRPC so that it compiles for `wasm32-wasip1`. The ABI and the stub API arrive
-//! with the Wasm runtime issue; the contract API with the chaincode authors' issue. See
-//! the repository's README for the plan.
+//! ```ignore
+//! use cchost_sdk::{Stub, Response};
+//!
+//! fn invoke(stub: &Stub) -> Response {
+//!     match stub.function().as_str() {
+//!         "put" => match stub.put_state(&stub.string_arg(1), stub.arg(2)) {
+//!             Ok(()) => Response::ok(b"ok"),
+//!             Err(e) => Response::error(e.to_string()),
+//!         },
+//!         other => Response::error(format!("unknown function {other}")),
+//!     }
+//! }
+//!
+//! cchost_sdk::chaincode!(init = invoke, invoke = invoke);
+//! ```
 
+pub use cchost_abi as abi;
 pub use cchost_proto as proto;
+pub use cchost_proto::protos::Response;
+
+mod error;
+mod response;
+#[cfg(target_arch = "wasm32")]
+mod stub;
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod sys;
+
+pub use error::Error;
+pub use response::ResponseExt;
+#[cfg(target_arch = "wasm32")]
+pub use stub::{__entry, HistoryIter, RangeIter, Stub};

@@ -17,6 +17,7 @@ pub mod handler;
 pub mod ids;
 pub mod ledger;
 pub mod proposal;
+pub mod runtime;
 pub mod services;
 pub mod support;
 

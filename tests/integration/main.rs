@@ -17,3 +17,4 @@ mod node;
 mod node_shim;
 mod proto_compat;
 mod rogue_shim;
+mod wasm;

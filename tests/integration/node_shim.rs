@@ -29,7 +29,7 @@ fn example_dir() -> PathBuf {
 }
 
 /// A Node chaincode process started like a Fabric peer starts one, killed on drop.
-struct NodeChaincode {
+pub(crate) struct NodeChaincode {
     child: Child,
     log: PathBuf,
 }
@@ -75,7 +75,12 @@ impl Drop for NodeChaincode {
 }
 
 /// Defines `name`, expects its registration, starts the Node process and waits for READY.
-async fn launch(host: &TestHost, name: &str, package_id: &str, logs: &Path) -> NodeChaincode {
+pub(crate) async fn launch(
+    host: &TestHost,
+    name: &str,
+    package_id: &str,
+    logs: &Path,
+) -> NodeChaincode {
     let package_id_typed = PackageId::new(package_id);
     host.support.define(name, package_id_typed.clone());
     host.support.expect_registration(&package_id_typed);

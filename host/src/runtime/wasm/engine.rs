@@ -1,0 +1,52 @@
+//! The engine-wide stage: one wasmtime `Engine` for every wasm chaincode, configured for
+//! deterministic, bounded execution, and the epoch ticker behind the wall-clock backstop.
+
+use std::time::Duration;
+
+use wasmtime::{Config, Engine};
+
+/// How often the epoch advances: the granularity of the wall-clock backstop.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Largest wasm stack, in bytes: deep recursion traps with `StackOverflow`.
+const MAX_WASM_STACK: usize = 512 * 1024;
+
+pub(crate) fn engine() -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    // Deterministic limits: fuel counts instructions, so every peer runs out at the same
+    // point. The epoch deadline is only a local backstop tied to the execute timeout.
+    config.consume_fuel(true);
+    config.epoch_interruption(true);
+    // Every NaN a guest can observe is the canonical one.
+    config.cranelift_nan_canonicalization(true);
+    config.max_wasm_stack(MAX_WASM_STACK);
+    // Trap texts without host-specific backtraces.
+    config.wasm_backtrace_max_frames(None);
+    // What stable rustc emits for wasm32-wasip1 (bulk memory, multi-value, mutable
+    // globals, non-trapping float-to-int, reference types, sign extension) stays on;
+    // everything non-deterministic or not needed is off.
+    config.wasm_threads(false);
+    config.wasm_memory64(false);
+    config.wasm_multi_memory(false);
+    config.wasm_relaxed_simd(false);
+    config.wasm_gc(false);
+    config.wasm_function_references(false);
+    config.wasm_exceptions(false);
+    config.wasm_component_model(false);
+    Engine::new(&config)
+}
+
+/// Advances the epoch every [`EPOCH_TICK`] until the engine's last user is gone.
+pub(crate) fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(EPOCH_TICK);
+        loop {
+            ticks.tick().await;
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        }
+    });
+}

@@ -1,0 +1,114 @@
+//! Per-invocation store data and bounds-checked access to guest memory.
+
+use cchost_proto::protos::{ChaincodeEvent, ChaincodeMessage};
+use tokio::sync::mpsc;
+use wasmtime::{Caller, Memory, StoreLimits};
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use crate::handler::MessageSink;
+
+/// What one invocation's store holds.
+pub(crate) struct GuestState {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) limits: StoreLimits,
+    pub(crate) memory: Option<Memory>,
+    pub(crate) call: TxCall,
+    /// The encoded `ChaincodeInput`, pulled by `input_read`.
+    pub(crate) input: Vec<u8>,
+    /// Bytes waiting for `result_read`.
+    pub(crate) pending: Option<Vec<u8>>,
+    /// The encoded `Response` set by the guest.
+    pub(crate) response: Option<Vec<u8>>,
+    pub(crate) event: Option<ChaincodeEvent>,
+}
+
+/// The transaction an invocation belongs to, and its line to the handler.
+pub(crate) struct TxCall {
+    pub(crate) chaincode: String,
+    pub(crate) channel: String,
+    pub(crate) txid: String,
+    pub(crate) signed_proposal: Vec<u8>,
+    pub(crate) binding: Vec<u8>,
+    /// Requests to the handler (the chaincode's side of the stream).
+    pub(crate) to_handler: MessageSink,
+    /// The handler's RESPONSE or ERROR for this transaction.
+    pub(crate) replies: mpsc::Receiver<ChaincodeMessage>,
+}
+
+/// A guest broke the ABI: the instance traps with this fixed text.
+pub(crate) fn abi_violation(what: &str) -> wasmtime::Error {
+    wasmtime::format_err!("chaincode broke the cchost ABI: {what}")
+}
+
+fn memory(caller: &mut Caller<'_, GuestState>) -> wasmtime::Result<Memory> {
+    if let Some(memory) = caller.data().memory {
+        return Ok(memory);
+    }
+    let memory = caller
+        .get_export(cchost_abi::MEMORY_EXPORT)
+        .and_then(|e| e.into_memory())
+        .ok_or_else(|| abi_violation("no exported memory"))?;
+    caller.data_mut().memory = Some(memory);
+    Ok(memory)
+}
+
+/// Copies `len` bytes at `ptr` out of guest memory; `len` must not exceed `limit`.
+pub(crate) fn read(
+    caller: &mut Caller<'_, GuestState>,
+    ptr: u32,
+    len: u32,
+    limit: u32,
+) -> wasmtime::Result<Vec<u8>> {
+    if len > limit {
+        return Err(abi_violation(&format!(
+            "a length of {len} bytes exceeds the limit of {limit}"
+        )));
+    }
+    let memory = memory(caller)?;
+    let start = ptr as usize;
+    let end = start
+        .checked_add(len as usize)
+        .ok_or_else(|| abi_violation("a pointer and length overflow"))?;
+    memory
+        .data(&*caller)
+        .get(start..end)
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| abi_violation("a pointer and length reach past the end of memory"))
+}
+
+/// Like [`read`], as UTF-8 text.
+pub(crate) fn read_str(
+    caller: &mut Caller<'_, GuestState>,
+    ptr: u32,
+    len: u32,
+    limit: u32,
+) -> wasmtime::Result<String> {
+    String::from_utf8(read(caller, ptr, len, limit)?)
+        .map_err(|_| abi_violation("a string is not UTF-8"))
+}
+
+/// Copies `bytes` into guest memory at `ptr`; the region must be exactly `len` long.
+pub(crate) fn write(
+    caller: &mut Caller<'_, GuestState>,
+    ptr: u32,
+    len: u32,
+    bytes: &[u8],
+) -> wasmtime::Result<()> {
+    if bytes.len() != len as usize {
+        return Err(abi_violation(&format!(
+            "a buffer of {len} bytes was given for {} bytes",
+            bytes.len()
+        )));
+    }
+    let memory = memory(caller)?;
+    let start = ptr as usize;
+    let end = start
+        .checked_add(bytes.len())
+        .ok_or_else(|| abi_violation("a pointer and length overflow"))?;
+    memory
+        .data_mut(&mut *caller)
+        .get_mut(start..end)
+        .ok_or_else(|| abi_violation("a pointer and length reach past the end of memory"))?
+        .copy_from_slice(bytes);
+    Ok(())
+}

@@ -1,0 +1,244 @@
+//! The chaincode side of an in-process stream: what fabric-shim does for Node chaincode,
+//! done by the host for wasm chaincode. It registers with the handler, then runs each
+//! INIT/TRANSACTION in a fresh instance and routes the handler's replies to the
+//! invocation waiting for them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cchost_proto::protos::chaincode_message::Type;
+use cchost_proto::protos::{ChaincodeId, ChaincodeMessage};
+use futures_util::StreamExt;
+use prost::Message;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{debug, warn};
+use wasmtime::{Store, StoreLimitsBuilder};
+
+use super::guest::{GuestState, TxCall};
+use super::{WasmConfig, WasmModule, engine::EPOCH_TICK, wasi};
+use crate::handler::MessageSink;
+use crate::ids::{PackageId, TxKey};
+use crate::proposal::{ParsedProposal, compute_binding};
+use crate::support::ChaincodeSupport;
+
+type Routes = Arc<Mutex<HashMap<TxKey, mpsc::Sender<ChaincodeMessage>>>>;
+
+/// Registers `package_id` with `support` over an in-process stream and serves it until
+/// the stream ends.
+pub(crate) async fn run(
+    support: ChaincodeSupport,
+    package_id: PackageId,
+    module: WasmModule,
+    config: WasmConfig,
+) {
+    let (to_handler, inbound) = mpsc::channel(64);
+    let mut from_handler = support.connect(Box::pin(ReceiverStream::new(inbound)));
+    let register = ChaincodeMessage {
+        r#type: Type::Register.into(),
+        payload: ChaincodeId {
+            name: package_id.to_string(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        ..Default::default()
+    };
+    if to_handler.send(Ok(register)).await.is_err() {
+        return;
+    }
+    let routes: Routes = Arc::default();
+    let slots = Arc::new(Semaphore::new(config.max_concurrent));
+    while let Some(Ok(message)) = from_handler.next().await {
+        let key = TxKey::new(&message.channel_id, &message.txid);
+        match message.r#type() {
+            Type::Init | Type::Transaction => {
+                let (replies_tx, replies) = mpsc::channel(1);
+                routes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key.clone(), replies_tx);
+                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                    break;
+                };
+                let (module, config, to_handler, routes) = (
+                    module.clone(),
+                    config.clone(),
+                    to_handler.clone(),
+                    Arc::clone(&routes),
+                );
+                let chaincode = package_id.to_string();
+                tokio::spawn(async move {
+                    let done = invoke(
+                        &module,
+                        &config,
+                        chaincode,
+                        message,
+                        to_handler.clone(),
+                        replies,
+                    )
+                    .await;
+                    routes
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&key);
+                    let _ = to_handler.send(Ok(done)).await;
+                    drop(slot);
+                });
+            }
+            Type::Response | Type::Error => {
+                let route = routes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&key)
+                    .cloned();
+                match route {
+                    Some(route) => {
+                        let _ = route.send(message).await;
+                    }
+                    None => debug!(tx = %key, "reply for a finished invocation dropped"),
+                }
+            }
+            Type::Registered | Type::Ready | Type::Keepalive => {}
+            other => {
+                warn!(chaincode = %package_id, message = other.as_str_name(), "unexpected message from the peer")
+            }
+        }
+    }
+}
+
+/// Runs one INIT or TRANSACTION in a fresh instance; returns COMPLETED or ERROR.
+async fn invoke(
+    module: &WasmModule,
+    config: &WasmConfig,
+    chaincode: String,
+    message: ChaincodeMessage,
+    to_handler: MessageSink,
+    replies: mpsc::Receiver<ChaincodeMessage>,
+) -> ChaincodeMessage {
+    let (channel, txid) = (message.channel_id.clone(), message.txid.clone());
+    let reply = |ty: Type, payload: Vec<u8>, event| ChaincodeMessage {
+        r#type: ty.into(),
+        payload,
+        txid: txid.clone(),
+        channel_id: channel.clone(),
+        chaincode_event: event,
+        ..Default::default()
+    };
+    let entry = if message.r#type() == Type::Init {
+        cchost_abi::ENTRY_INIT
+    } else {
+        cchost_abi::ENTRY_INVOKE
+    };
+    let (timestamp, binding) = match message.proposal.as_ref().map(ParsedProposal::parse) {
+        Some(Ok(parsed)) => {
+            let ts = parsed.channel_header.timestamp.unwrap_or_default();
+            let timestamp = Duration::new(
+                u64::try_from(ts.seconds).unwrap_or(0),
+                u32::try_from(ts.nanos).unwrap_or(0),
+            );
+            let header = &parsed.signature_header;
+            (
+                timestamp,
+                compute_binding(&header.nonce, &header.creator, parsed.channel_header.epoch),
+            )
+        }
+        Some(Err(e)) => return reply(Type::Error, e.to_string().into_bytes(), None),
+        None => (Duration::ZERO, Vec::new()),
+    };
+    let (wasi, stdout, stderr) = wasi::context(&channel, &txid, timestamp);
+    let state = GuestState {
+        wasi,
+        limits: StoreLimitsBuilder::new()
+            .memory_size(config.max_memory)
+            .table_elements(config.max_table_elements)
+            .instances(1)
+            .memories(1)
+            .tables(1)
+            .build(),
+        memory: None,
+        call: TxCall {
+            chaincode: chaincode.clone(),
+            channel: channel.clone(),
+            txid: txid.clone(),
+            signed_proposal: message
+                .proposal
+                .as_ref()
+                .map(Message::encode_to_vec)
+                .unwrap_or_default(),
+            binding,
+            to_handler,
+            replies,
+        },
+        input: message.payload,
+        pending: None,
+        response: None,
+        event: None,
+    };
+    let input_len = u32::try_from(state.input.len()).unwrap_or(u32::MAX);
+    let mut store = Store::new(module.pre.module().engine(), state);
+    store.limiter(|s| &mut s.limits);
+    let deadline_ticks = (config.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
+    store.set_epoch_deadline(u64::try_from(deadline_ticks).unwrap_or(u64::MAX));
+    store.epoch_deadline_trap();
+    let outcome = async {
+        store.set_fuel(config.fuel_per_tx)?;
+        let instance = module.pre.instantiate_async(&mut store).await?;
+        let entry = instance.get_typed_func::<u32, i32>(&mut store, entry)?;
+        entry.call_async(&mut store, input_len).await
+    }
+    .await;
+    for (stream, pipe) in [("stdout", &stdout), ("stderr", &stderr)] {
+        let text = pipe.contents();
+        if !text.is_empty() {
+            debug!(
+                chaincode,
+                txid,
+                stream,
+                "{}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+    }
+    let state = store.into_data();
+    match outcome {
+        Ok(status) if status == cchost_abi::Status::Ok as i32 => match state.response {
+            Some(response) => reply(Type::Completed, response, state.event),
+            None => reply(
+                Type::Error,
+                b"chaincode returned without setting a response".to_vec(),
+                None,
+            ),
+        },
+        Ok(status) => reply(
+            Type::Error,
+            format!("chaincode returned status {status}").into_bytes(),
+            None,
+        ),
+        Err(e) => reply(Type::Error, describe_failure(&e).into_bytes(), None),
+    }
+}
+
+/// A fixed, host-independent text for a trap or an ABI violation: the same on every peer.
+pub(crate) fn describe_failure(error: &wasmtime::Error) -> String {
+    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+        return match trap {
+            wasmtime::Trap::OutOfFuel => "chaincode ran out of fuel".to_owned(),
+            wasmtime::Trap::Interrupt => "chaincode exceeded its execution deadline".to_owned(),
+            other => {
+                let text = other.to_string();
+                format!(
+                    "chaincode trapped: {}",
+                    text.trim_start_matches("wasm trap: ")
+                )
+            }
+        };
+    }
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return format!("chaincode exited with code {}", exit.0);
+    }
+    error
+        .chain()
+        .last()
+        .map_or_else(|| error.to_string(), ToString::to_string)
+}

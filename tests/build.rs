@@ -1,0 +1,69 @@
+//! Builds the test chaincode under `tests/guests/` for `wasm32-wasip1` (release) with a
+//! nested cargo, in its own target directory (`target/guests`: sharing the outer one
+//! would deadlock on its lock), and tells the tests where the `.wasm` files are.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const GUESTS: &[(&str, &str)] = &[("guest-asset", "GUEST_ASSET_WASM")];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?)
+        .parent()
+        .ok_or("tests/ has no parent")?
+        .to_path_buf();
+    for watched in [
+        "tests/guests",
+        "guest-sdk",
+        "abi",
+        "proto/fabric",
+        "proto/src",
+        "Cargo.lock",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    let target_dir = root.join("target/guests");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    for (package, _) in GUESTS {
+        command.args(["-p", package]);
+    }
+    // The outer build's wrappers and flags (clippy, coverage) are not for the guest.
+    for var in [
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "CLIPPY_ARGS",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+    ] {
+        command.env_remove(var);
+    }
+    let output = command.output()?;
+    if !output.status.success() {
+        return Err(format!(
+            "building the wasm test chaincode failed (is the wasm32-wasip1 target installed? \
+             scripts/setup installs it):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    for (package, env) in GUESTS {
+        let wasm = target_dir
+            .join("wasm32-wasip1/release")
+            .join(format!("{}.wasm", package.replace('-', "_")));
+        println!("cargo:rustc-env={env}={}", wasm.display());
+    }
+    Ok(())
+}

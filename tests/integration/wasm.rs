@@ -1,0 +1,261 @@
+//! Wasm chaincode built by rustc (`tests/guests/asset`, built by `tests/build.rs`) in the
+//! wasmtime runtime, served by the same handler as Node chaincode.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cchost::ids::PackageId;
+use cchost::proposal::{BuiltProposal, ProposalBuilder, compute_binding};
+use cchost::proto::protos::chaincode_message::Type;
+use cchost::runtime::wasm::{WasmChaincode, WasmConfig, WasmRuntime};
+use cchost::support::{ExecuteError, ExecuteResult, SupportConfig};
+
+use crate::host::{CHANNEL, TestHost};
+use crate::node_shim::launch as launch_node;
+
+const ASSET_PKG: &str =
+    "asset_1.0:0b1d0b5a3f5e1c9e6f2b8d3a7c4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f";
+const OTHER_PKG: &str =
+    "other_1.0:1c2e1c6b4f6f2daf7f3c9e4b8d5f6071829304b5c6d7e8f9012a3b4c5d6e7f80";
+
+fn guest() -> Vec<u8> {
+    std::fs::read(env!("GUEST_ASSET_WASM"))
+        .expect("the wasm test chaincode was built by tests/build.rs")
+}
+
+async fn launch_wasm(
+    host: &TestHost,
+    runtime: &WasmRuntime,
+    name: &str,
+    package_id: &str,
+) -> WasmChaincode {
+    let module = runtime.compile(&guest()).unwrap();
+    let package_id = PackageId::new(package_id);
+    host.support.define(name, package_id.clone());
+    host.support.expect_registration(&package_id);
+    let chaincode = runtime.start(&host.support, &package_id, &module);
+    assert!(
+        host.support
+            .wait_ready(&package_id, Duration::from_secs(10))
+            .await
+    );
+    chaincode
+}
+
+async fn execute(
+    host: &TestHost,
+    chaincode: &str,
+    proposal: &BuiltProposal,
+) -> Result<ExecuteResult, ExecuteError> {
+    host.support
+        .execute(
+            CHANNEL,
+            chaincode,
+            proposal.input.clone(),
+            &proposal.signed_proposal,
+        )
+        .await
+}
+
+fn payload(result: &Result<ExecuteResult, ExecuteError>) -> String {
+    let result = result.as_ref().unwrap();
+    assert_eq!(result.response.status, 200, "{:?}", result.response);
+    String::from_utf8(result.response.payload.clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_chaincode_produces_the_node_chaincodes_responses_events_and_rwsets() {
+    let config = SupportConfig {
+        query_batch_size: 2,
+        ..SupportConfig::default()
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let node_host = TestHost::start(config.clone()).await;
+    let wasm_host = TestHost::start(config).await;
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
+    let _node = launch_node(&node_host, "asset", ASSET_PKG, logs.path()).await;
+    let _node_other = launch_node(&node_host, "other", OTHER_PKG, logs.path()).await;
+    let _wasm = launch_wasm(&wasm_host, &runtime, "asset", ASSET_PKG).await;
+    let _wasm_other = launch_wasm(&wasm_host, &runtime, "other", OTHER_PKG).await;
+
+    let steps: &[(&str, &[&str])] = &[
+        ("asset", &["asset:put", "k1", "v1"]),
+        ("asset", &["asset:put", "k2", "v2"]),
+        ("asset", &["asset:put", "k3", "v3"]),
+        ("asset", &["asset:get", "k2"]),
+        ("asset", &["asset:range", "", ""]),
+        ("asset", &["asset:range", "k2", "k3"]),
+        ("asset", &["asset:del", "k1"]),
+        ("asset", &["asset:get", "k1"]),
+        ("asset", &["asset:history", "k1"]),
+        ("other", &["asset:put", "o1", "x"]),
+        ("asset", &["asset:invoke", "other", "asset:touch", "o1"]),
+        ("asset", &["asset:touch", "k2"]),
+    ];
+    let wasm_next_before = wasm_host.support.requests_received(Type::QueryStateNext);
+    for (i, (chaincode, args)) in steps.iter().enumerate() {
+        // One identity and one nonce per step: the same txid on both hosts.
+        let proposal = ProposalBuilder::new(CHANNEL, *chaincode)
+            .args(*args)
+            .nonce(vec![u8::try_from(i).unwrap(); 24])
+            .build(&node_host.identity)
+            .unwrap();
+        let node = execute(&node_host, chaincode, &proposal).await.unwrap();
+        let wasm = execute(&wasm_host, chaincode, &proposal).await.unwrap();
+        assert_eq!(
+            wasm.response, node.response,
+            "step {i} {args:?}: responses differ"
+        );
+        assert_eq!(wasm.event, node.event, "step {i} {args:?}: events differ");
+        assert_eq!(
+            wasm.rwset, node.rwset,
+            "step {i} {args:?}: read/write sets differ"
+        );
+        node_host.commit(&node, &proposal);
+        wasm_host.commit(&wasm, &proposal);
+        if args[0] == "asset:range" && args[1].is_empty() {
+            assert_eq!(payload(&Ok(wasm)), r#"["k1=v1","k2=v2","k3=v3"]"#);
+        }
+    }
+    assert!(
+        wasm_host.support.requests_received(Type::QueryStateNext) > wasm_next_before,
+        "the range ran over several batches"
+    );
+    assert!(wasm_host.support.requests_received(Type::QueryStateClose) > 0);
+
+    // The transaction context: txid, channel and Fabric's binding.
+    let proposal = wasm_host.proposal("asset", &["asset:whoami"]);
+    let result = execute(&wasm_host, "asset", &proposal).await;
+    let binding: String = compute_binding(&proposal.nonce, &proposal.creator, 0)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        payload(&result),
+        format!(
+            r#"{{"txid":"{}","channel":"{CHANNEL}","binding":"{binding}"}}"#,
+            proposal.txid
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_proposals_on_two_hosts_give_byte_identical_results_with_clock_and_random() {
+    let mut results = Vec::new();
+    let identity = cchost::proposal::DevIdentity::generate("Org1MSP", "Org1", "User1").unwrap();
+    let timestamp = prost_types::Timestamp {
+        seconds: 1_700_000_000,
+        nanos: 42,
+    };
+    for _ in 0..2 {
+        let host = TestHost::start(SupportConfig::default()).await;
+        let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
+        let _chaincode = launch_wasm(&host, &runtime, "asset", ASSET_PKG).await;
+        let mut outputs = Vec::new();
+        for (i, args) in [
+            ["asset:entropy", ""],
+            ["asset:put", "k"],
+            ["asset:entropy", ""],
+        ]
+        .iter()
+        .enumerate()
+        {
+            let proposal = ProposalBuilder::new(CHANNEL, "asset")
+                .args(args.iter().copied().filter(|a| !a.is_empty()))
+                .nonce(vec![9 + u8::try_from(i).unwrap(); 24])
+                .timestamp(timestamp)
+                .build(&identity)
+                .unwrap();
+            let result = execute(&host, "asset", &proposal).await.unwrap();
+            host.commit(&result, &proposal);
+            outputs.push((
+                result.response.clone(),
+                result.event.clone(),
+                result.rwset.clone(),
+            ));
+        }
+        results.push(outputs);
+    }
+    assert_eq!(results[0], results[1], "two hosts disagree");
+    let first = String::from_utf8(results[0][0].0.payload.clone()).unwrap();
+    let third = String::from_utf8(results[0][2].0.payload.clone()).unwrap();
+    // The clock reads the proposal's timestamp; random numbers follow the txid.
+    assert!(first.starts_with("1700000000000000042:"), "{first}");
+    assert!(third.starts_with("1700000000000000042:"), "{third}");
+    assert_ne!(first, third, "another txid seeds other random numbers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_and_a_cpu_loop_fail_with_fixed_errors_and_the_chaincode_keeps_serving() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let runtime = WasmRuntime::new(WasmConfig {
+        fuel_per_tx: 50_000_000,
+        ..WasmConfig::default()
+    })
+    .unwrap();
+    let _chaincode = launch_wasm(&host, &runtime, "asset", ASSET_PKG).await;
+
+    let (_, result) = host.invoke("asset", &["asset:panic"]).await;
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "transaction returned with failure: chaincode trapped: wasm `unreachable` instruction executed"
+    );
+    let started = Instant::now();
+    let (_, result) = host.invoke("asset", &["asset:spin"]).await;
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "transaction returned with failure: chaincode ran out of fuel"
+    );
+    eprintln!("50M fuel of a spinning guest took {:?}", started.elapsed());
+    let (_, result) = host.invoke("asset", &["asset:get", "k"]).await;
+    assert_eq!(payload(&result), "");
+}
+
+/// Prints latency and throughput of 1 get + 1 put transactions on wasm chaincode; asserts
+/// only that every transaction succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasm_chaincode_throughput_for_one_get_and_one_put() {
+    const SEQUENTIAL: usize = 500;
+    const CONCURRENT: usize = 1000;
+    const IN_FLIGHT: usize = 16;
+    let host = Arc::new(TestHost::start(SupportConfig::default()).await);
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
+    let started = Instant::now();
+    let _chaincode = launch_wasm(&host, &runtime, "asset", ASSET_PKG).await;
+    eprintln!(
+        "wasm chaincode compile + launch to READY: {:?}",
+        started.elapsed()
+    );
+
+    let started = Instant::now();
+    for i in 0..SEQUENTIAL {
+        let (_, result) = host
+            .invoke("asset", &["asset:touch", &format!("t{}", i % 10)])
+            .await;
+        assert_eq!(result.unwrap().response.status, 200);
+    }
+    let per_tx = started.elapsed() / u32::try_from(SEQUENTIAL).unwrap();
+
+    let started = Instant::now();
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+    let mut tasks = Vec::new();
+    for i in 0..CONCURRENT {
+        let slot = Arc::clone(&slots).acquire_owned().await.unwrap();
+        let host = Arc::clone(&host);
+        tasks.push(tokio::spawn(async move {
+            let (_, result) = host
+                .invoke("asset", &["asset:touch", &format!("t{}", i % 10)])
+                .await;
+            drop(slot);
+            result.unwrap().response.status
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    let concurrent = CONCURRENT as f64 / started.elapsed().as_secs_f64();
+    eprintln!(
+        "wasm chaincode, 1 get + 1 put: {per_tx:?} per transaction sequential ({:.0} tx/s), {concurrent:.0} tx/s with {IN_FLIGHT} in flight",
+        1.0 / per_tx.as_secs_f64()
+    );
+}
