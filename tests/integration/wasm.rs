@@ -259,3 +259,32 @@ async fn wasm_chaincode_throughput_for_one_get_and_one_put() {
         1.0 / per_tx.as_secs_f64()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_transactions_than_instance_slots_queue_instead_of_deadlocking() {
+    let host = Arc::new(TestHost::start(SupportConfig::default()).await);
+    let runtime = WasmRuntime::new(WasmConfig {
+        max_concurrent: 2,
+        ..WasmConfig::default()
+    })
+    .unwrap();
+    let _chaincode = launch_wasm(&host, &runtime, "asset", ASSET_PKG).await;
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let host = Arc::clone(&host);
+            tokio::spawn(async move {
+                let end = format!("k{i}");
+                let (_, result) = host.invoke("asset", &["asset:range", "", &end]).await;
+                result.unwrap().response.status
+            })
+        })
+        .collect();
+    let all = async {
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), 200);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), all)
+        .await
+        .expect("12 transactions on 2 instance slots finish");
+}

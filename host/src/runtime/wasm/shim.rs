@@ -58,17 +58,20 @@ pub(crate) async fn run(
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(key.clone(), replies_tx);
-                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-                    break;
-                };
-                let (module, config, to_handler, routes) = (
+                let (module, config, to_handler, routes, slots) = (
                     module.clone(),
                     config.clone(),
                     to_handler.clone(),
                     Arc::clone(&routes),
+                    Arc::clone(&slots),
                 );
                 let chaincode = package_id.to_string();
+                // The slot is taken inside the task: this loop must keep routing replies to
+                // the invocations that hold the slots, or they would never finish.
                 tokio::spawn(async move {
+                    let Ok(slot) = slots.acquire_owned().await else {
+                        return;
+                    };
                     let done = invoke(
                         &module,
                         &config,
