@@ -117,9 +117,9 @@ fn next_range_batch(
     id: &str,
     iter: &mut RangeIter,
 ) -> Result<QueryResponse, RequestError> {
-    let mut batch: Vec<(String, VersionedValue)> = iter.pending.take().into_iter().collect();
-    let wanted = reads_wanted(config, batch.len(), iter.read);
-    {
+    let first = iter.pending.take();
+    let wanted = reads_wanted(config, usize::from(first.is_some()), iter.read);
+    let fetched = {
         let mut sim = ctx.sim();
         let fetched = if wanted > 0 {
             sim.range(&ctx.namespace, &iter.next_from, &iter.end, wanted)?
@@ -132,25 +132,44 @@ fn next_range_batch(
         if fetched.len() < wanted {
             sim.set_range_exhausted(iter.record);
         }
-        iter.read += fetched.len();
-        if let Some((last, _)) = fetched.last() {
-            iter.next_from = key_after(last);
-        }
-        batch.extend(fetched);
+        fetched
+    };
+    iter.read += fetched.len();
+    if let Some((last, _)) = fetched.last() {
+        iter.next_from = key_after(last);
     }
+    Ok(cut_batch(
+        config,
+        id,
+        &mut iter.pending,
+        first,
+        fetched,
+        |(key, value)| kv_result(&ctx.namespace, key, value.value),
+    ))
+}
+
+/// Fabric's batch rule, for every kind of iterator: the pending result (already read)
+/// first, then what was just read; past a full batch the extra result becomes pending
+/// and `has_more` is set, so the next batch is never empty.
+fn cut_batch<T>(
+    config: &SupportConfig,
+    id: &str,
+    pending: &mut Option<T>,
+    first: Option<T>,
+    fetched: Vec<T>,
+    to_result: impl Fn(T) -> QueryResultBytes,
+) -> QueryResponse {
+    let mut batch: Vec<T> = first.into_iter().chain(fetched).collect();
     let has_more = batch.len() > config.query_batch_size;
     if has_more {
-        iter.pending = batch.pop();
+        *pending = batch.pop();
     }
-    Ok(QueryResponse {
-        results: batch
-            .into_iter()
-            .map(|(key, value)| kv_result(&ctx.namespace, key, value.value))
-            .collect(),
+    QueryResponse {
+        results: batch.into_iter().map(to_result).collect(),
         has_more,
         id: id.to_owned(),
         metadata: Vec::new(),
-    })
+    }
 }
 
 /// One page from the bookmark (or the start key); the bookmark of the next page is the
@@ -236,8 +255,8 @@ fn next_history_batch(
     id: &str,
     iter: &mut HistoryIter,
 ) -> Result<QueryResponse, RequestError> {
-    let mut batch: Vec<(Height, KeyModification)> = iter.pending.take().into_iter().collect();
-    let wanted = reads_wanted(config, batch.len(), iter.read);
+    let first = iter.pending.take();
+    let wanted = reads_wanted(config, usize::from(first.is_some()), iter.read);
     let fetched = if wanted > 0 {
         ctx.sim()
             .history(&ctx.namespace, &iter.key, iter.before, wanted)?
@@ -248,22 +267,16 @@ fn next_history_batch(
     if let Some((height, _)) = fetched.last() {
         iter.before = Some(*height);
     }
-    batch.extend(fetched);
-    let has_more = batch.len() > config.query_batch_size;
-    if has_more {
-        iter.pending = batch.pop();
-    }
-    Ok(QueryResponse {
-        results: batch
-            .into_iter()
-            .map(|(_, modification)| QueryResultBytes {
-                result_bytes: modification.encode_to_vec(),
-            })
-            .collect(),
-        has_more,
-        id: id.to_owned(),
-        metadata: Vec::new(),
-    })
+    Ok(cut_batch(
+        config,
+        id,
+        &mut iter.pending,
+        first,
+        fetched,
+        |(_, modification)| QueryResultBytes {
+            result_bytes: modification.encode_to_vec(),
+        },
+    ))
 }
 
 pub(super) fn query_state_next(
