@@ -10,7 +10,7 @@
 //! store yet: those come with the peer.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,11 @@ use cchost_proto::protos::ChaincodeEvent;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use anyhow::Context;
 use cchost::ids::PackageId;
+use cchost::launcher::{ChaincodeRuntime, Launcher};
+use cchost::package::PackageStore;
+use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
 use cchost::ledger::{CommitTx, Height, RedbStore, StateStore};
 use cchost::proposal::{DevIdentity, ProposalBuilder};
 use cchost::support::{ChaincodeSupport, SupportConfig};
@@ -34,6 +38,10 @@ pub(crate) struct DevnodeConfig {
     pub(crate) channel: String,
     /// Chaincode names and the package ids their processes register with.
     pub(crate) chaincodes: Vec<(String, PackageId)>,
+    /// Chaincode names and package files the node installs and launches itself.
+    pub(crate) packages: Vec<(String, PathBuf)>,
+    /// Where installed packages and compiled artifacts are kept.
+    pub(crate) data_dir: PathBuf,
     /// How long an invocation waits for its chaincode to register.
     pub(crate) startup_timeout: Duration,
     /// The execute timeout.
@@ -56,6 +64,16 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
     );
     for (name, package_id) in &config.chaincodes {
         support.define(name.clone(), package_id.clone());
+    }
+    let (packages, runtimes) = runtimes(&config.data_dir)?;
+    let launcher = Launcher::new(support.clone(), packages, runtimes, config.startup_timeout);
+    let mut launched = Vec::new();
+    for (name, file) in &config.packages {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let package_id = launcher.install(&bytes)?;
+        eprintln!("cchost devnode: installed {package_id} as chaincode {name}");
+        support.define(name.clone(), package_id.clone());
+        launched.push((name.clone(), package_id));
     }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
@@ -87,7 +105,15 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let answer = match invoke(&support, &config, &identity, &*store, &line, block).await {
+        let node = Node {
+            support: &support,
+            launcher: &launcher,
+            launched: &launched,
+            config: &config,
+            identity: &identity,
+            store: &*store,
+        };
+        let answer = match node.invoke(&line, block).await {
             Ok((answer, committed)) => {
                 if committed {
                     block += 1;
@@ -103,40 +129,57 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn invoke(
-    support: &ChaincodeSupport,
-    config: &DevnodeConfig,
-    identity: &DevIdentity,
-    store: &dyn StateStore,
-    line: &str,
-    block: u64,
-) -> anyhow::Result<(Value, bool)> {
-    let words: Vec<String> = serde_json::from_str(line).map_err(|e| {
-        anyhow::anyhow!(
-            "expected a JSON array of strings, [\"chaincode\", \"function\", \"arg\", ...]: {e}"
-        )
-    })?;
-    let Some((chaincode, args)) = words.split_first() else {
-        anyhow::bail!("the array is empty: name the chaincode first");
-    };
-    let package_id = config
-        .chaincodes
-        .iter()
-        .find(|(name, _)| name == chaincode)
-        .map(|(_, id)| id.clone())
-        .ok_or_else(|| {
+/// What an invocation needs.
+struct Node<'a> {
+    support: &'a ChaincodeSupport,
+    launcher: &'a Launcher,
+    launched: &'a [(String, PackageId)],
+    config: &'a DevnodeConfig,
+    identity: &'a DevIdentity,
+    store: &'a dyn StateStore,
+}
+
+impl Node<'_> {
+    async fn invoke(&self, line: &str, block: u64) -> anyhow::Result<(Value, bool)> {
+        let Self {
+            support,
+            launcher,
+            launched,
+            config,
+            identity,
+            store,
+        } = *self;
+        let words: Vec<String> = serde_json::from_str(line).map_err(|e| {
             anyhow::anyhow!(
-                "chaincode {chaincode} is not defined: add --chaincode {chaincode}=PACKAGE_ID"
+                "expected a JSON array of strings, [\"chaincode\", \"function\", \"arg\", ...]: {e}"
             )
         })?;
-    if !support
-        .wait_ready(&package_id, config.startup_timeout)
-        .await
-    {
-        anyhow::bail!(
-            "timeout expired while starting chaincode {package_id}: it has not registered"
-        );
-    }
+        let Some((chaincode, args)) = words.split_first() else {
+            anyhow::bail!("the array is empty: name the chaincode first");
+        };
+        if let Some((_, package_id)) = launched.iter().find(|(name, _)| name == chaincode) {
+            launcher.launch(package_id).await?;
+        } else {
+            let package_id = config
+                .chaincodes
+                .iter()
+                .find(|(name, _)| name == chaincode)
+                .map(|(_, id)| id.clone())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "chaincode {chaincode} is not defined: add --chaincode \
+                         {chaincode}=PACKAGE_ID or --package {chaincode}=FILE"
+                    )
+                })?;
+            if !support
+                .wait_ready(&package_id, config.startup_timeout)
+                .await
+            {
+                anyhow::bail!(
+                    "timeout expired while starting chaincode {package_id}: it has not registered"
+                );
+            }
+        }
     let proposal = ProposalBuilder::new(&config.channel, chaincode)
         .args(args)
         .build(identity)?;
@@ -174,4 +217,17 @@ async fn invoke(
         }),
         committed,
     ))
+}
+}
+
+/// The package store and the chaincode runtimes of a data directory.
+pub(crate) fn runtimes(
+    data_dir: &Path,
+) -> anyhow::Result<(PackageStore, Vec<Arc<dyn ChaincodeRuntime>>)> {
+    let packages = PackageStore::open(data_dir.join("chaincodes"))?;
+    let wasm = WasmRuntime::new(WasmConfig {
+        cache_dir: Some(data_dir.join("wasm-cache")),
+        ..WasmConfig::default()
+    })?;
+    Ok((packages, vec![Arc::new(wasm)]))
 }

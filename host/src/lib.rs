@@ -15,7 +15,9 @@
 
 pub mod handler;
 pub mod ids;
+pub mod launcher;
 pub mod ledger;
+pub mod package;
 pub mod proposal;
 pub mod runtime;
 pub mod services;

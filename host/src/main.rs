@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod devnode;
+mod packaging;
 
 use cchost::ids::PackageId;
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use devnode::DevnodeConfig;
 
@@ -37,14 +39,46 @@ enum Command {
         channel: String,
         /// NAME=PACKAGE_ID: chaincode NAME is served by the process registering with
         /// CORE_CHAINCODE_ID_NAME=PACKAGE_ID. Repeat for several chaincodes.
-        #[arg(long = "chaincode", value_parser = parse_definition, required = true)]
+        #[arg(long = "chaincode", value_parser = parse_definition)]
         chaincodes: Vec<(String, PackageId)>,
+        /// NAME=FILE: install the package FILE (e.g. a wasm package from `cchost
+        /// package`) and serve chaincode NAME with it; the node launches it itself.
+        #[arg(long = "package", value_parser = parse_package)]
+        packages: Vec<(String, PathBuf)>,
+        /// Where installed packages and compiled artifacts are kept.
+        #[arg(long, default_value = "cchost-data")]
+        data_dir: PathBuf,
         /// Seconds an invocation waits for its chaincode to register (Fabric: 300).
         #[arg(long, default_value_t = 300)]
         startup_timeout: u64,
         /// Seconds a transaction may run (Fabric's chaincode.executetimeout: 30).
         #[arg(long, default_value_t = 30)]
         execute_timeout: u64,
+    },
+    /// Build a chaincode crate for wasm32-wasip1 (release) and write it as a Fabric-style
+    /// package: a .tar.gz with metadata.json ({"path","type":"wasm","label"}) and
+    /// code.tar.gz. Prints the wasm size and the package id, LABEL:sha256(package).
+    Package {
+        /// Directory of the chaincode crate (holding its Cargo.toml).
+        crate_dir: PathBuf,
+        /// The package label (Fabric's rule: letters, digits and `_ . + -`).
+        #[arg(long)]
+        label: String,
+        /// The package file to write.
+        #[arg(long)]
+        output: PathBuf,
+        /// Cargo's target directory (default: the crate's).
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+    },
+    /// Install a chaincode package into a data directory: validate it and precompile it.
+    /// Prints the package id.
+    Install {
+        /// The package file.
+        package: PathBuf,
+        /// Where installed packages and compiled artifacts are kept.
+        #[arg(long, default_value = "cchost-data")]
+        data_dir: PathBuf,
     },
 }
 
@@ -59,6 +93,17 @@ fn parse_definition(value: &str) -> Result<(String, PackageId), String> {
     }
 }
 
+fn parse_package(value: &str) -> Result<(String, PathBuf), String> {
+    match value.split_once('=') {
+        Some((name, file)) if !name.is_empty() && !file.is_empty() => {
+            Ok((name.to_owned(), PathBuf::from(file)))
+        }
+        _ => Err(format!(
+            "expected NAME=FILE, e.g. asset=asset.tar.gz, got {value:?}"
+        )),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -69,6 +114,31 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
+        Command::Package {
+            crate_dir,
+            label,
+            output,
+            target_dir,
+        } => {
+            let packaged =
+                packaging::package_crate(&crate_dir, &label, &output, target_dir.as_deref())?;
+            println!("wasm: {} bytes", packaged.wasm_size);
+            println!("package: {}", output.display());
+            println!("package id: {}", packaged.package_id);
+        }
+        Command::Install { package, data_dir } => {
+            let bytes = std::fs::read(&package)
+                .with_context(|| format!("reading {}", package.display()))?;
+            let started = std::time::Instant::now();
+            let (packages, runtimes) = devnode::runtimes(&data_dir)?;
+            let id = cchost::launcher::install(&packages, &runtimes, &bytes)?;
+            println!("installed: {id}");
+            println!(
+                "validated and precompiled in {} ms into {}",
+                started.elapsed().as_millis(),
+                data_dir.display()
+            );
+        }
         Command::Version => {
             println!("cchost {}", env!("CARGO_PKG_VERSION"));
             println!("Fabric protocol: fabric-protos v0.3 (Fabric 2.5 peer, 3.x additions)");
@@ -90,14 +160,21 @@ async fn main() -> anyhow::Result<()> {
             state,
             channel,
             chaincodes,
+            packages,
+            data_dir,
             startup_timeout,
             execute_timeout,
         } => {
+            if chaincodes.is_empty() && packages.is_empty() {
+                anyhow::bail!("name at least one chaincode: --chaincode NAME=PACKAGE_ID or --package NAME=FILE");
+            }
             devnode::run(DevnodeConfig {
                 listen,
                 state,
                 channel,
                 chaincodes,
+                packages,
+                data_dir,
                 startup_timeout: Duration::from_secs(startup_timeout),
                 execute_timeout: Duration::from_secs(execute_timeout),
             })

@@ -13,6 +13,7 @@
 )]
 
 mod host;
+mod hostile;
 mod node;
 mod node_shim;
 mod proto_compat;

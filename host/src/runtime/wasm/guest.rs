@@ -35,6 +35,33 @@ pub(crate) struct TxCall {
     pub(crate) replies: mpsc::Receiver<ChaincodeMessage>,
 }
 
+impl GuestState {
+    /// A state that belongs to no transaction: for stores that never run guest code
+    /// (listing the linker's functions).
+    pub(crate) fn detached() -> Self {
+        let (to_handler, _) = mpsc::channel(1);
+        let (_, replies) = mpsc::channel(1);
+        Self {
+            wasi: wasmtime_wasi::WasiCtxBuilder::new().build_p1(),
+            limits: StoreLimits::default(),
+            memory: None,
+            call: TxCall {
+                chaincode: String::new(),
+                channel: String::new(),
+                txid: String::new(),
+                signed_proposal: Vec::new(),
+                binding: Vec::new(),
+                to_handler,
+                replies,
+            },
+            input: Vec::new(),
+            pending: None,
+            response: None,
+            event: None,
+        }
+    }
+}
+
 /// A guest broke the ABI: the instance traps with this fixed text.
 pub(crate) fn abi_violation(what: &str) -> wasmtime::Error {
     wasmtime::format_err!("chaincode broke the cchost ABI: {what}")

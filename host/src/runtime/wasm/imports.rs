@@ -86,6 +86,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         imports::INPUT_READ,
         |mut caller: Caller<'_, GuestState>, p: u32, l: u32| -> wasmtime::Result<i32> {
+            charge(&mut caller)?;
             let input = std::mem::take(&mut caller.data_mut().input);
             write(&mut caller, p, l, &input)?;
             caller.data_mut().input = input;
@@ -96,6 +97,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         imports::RESULT_READ,
         |mut caller: Caller<'_, GuestState>, p: u32, l: u32| -> wasmtime::Result<i32> {
+            charge(&mut caller)?;
             let pending = caller
                 .data_mut()
                 .pending
@@ -108,20 +110,22 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
     linker.func_wrap(
         m,
         imports::RESULT_LEN,
-        |caller: Caller<'_, GuestState>| -> i64 {
-            caller
+        |mut caller: Caller<'_, GuestState>| -> wasmtime::Result<i64> {
+            charge(&mut caller)?;
+            Ok(caller
                 .data()
                 .pending
                 .as_ref()
                 .map_or(Status::NotFound as i64, |p| {
                     i64::try_from(p.len()).unwrap_or(i64::MAX)
-                })
+                }))
         },
     )?;
     linker.func_wrap(
         m,
         imports::SET_RESPONSE,
         |mut caller: Caller<'_, GuestState>, p: u32, l: u32| -> wasmtime::Result<i32> {
+            charge(&mut caller)?;
             let response = read(&mut caller, p, l, MAX_VALUE_LEN)?;
             caller.data_mut().response = Some(response);
             Ok(Status::Ok as i32)
@@ -136,6 +140,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
          pp: u32,
          pl: u32|
          -> wasmtime::Result<i32> {
+            charge(&mut caller)?;
             let event_name = read_str(&mut caller, np, nl, MAX_KEY_LEN)?;
             let payload = read(&mut caller, pp, pl, MAX_VALUE_LEN)?;
             caller.data_mut().event = Some(ChaincodeEvent {
@@ -150,6 +155,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         imports::TX_CONTEXT,
         |mut caller: Caller<'_, GuestState>, field: u32| -> wasmtime::Result<i64> {
+            charge(&mut caller)?;
             let call = &caller.data().call;
             let bytes = match TxField::from_raw(field) {
                 Some(TxField::TxId) => call.txid.clone().into_bytes(),
@@ -172,6 +178,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         imports::LOG,
         |mut caller: Caller<'_, GuestState>, level: u32, p: u32, l: u32| -> wasmtime::Result<()> {
+            charge(&mut caller)?;
             let line = read(&mut caller, p, l.min(MAX_LOG_LEN), MAX_LOG_LEN)?;
             let line = String::from_utf8_lossy(&line);
             let call = &caller.data().call;

@@ -8,23 +8,32 @@
 //! in-process stream: it goes REGISTER → READY and is executed exactly like external
 //! chaincode, and each host call is a `ChaincodeMessage` to the handler.
 
+mod cache;
 mod engine;
 mod guest;
 mod imports;
 mod shim;
+mod validate;
 mod wasi;
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
-use wasmtime::{Engine, InstancePre, Linker, Module};
+use wasmtime::{Engine, InstancePre, Linker, Module, Store};
 
 use crate::ids::PackageId;
+use crate::package::ChaincodePackage;
 use crate::support::{ChaincodeSupport, DEFAULT_EXECUTE_TIMEOUT};
+use cache::ArtifactCache;
 use guest::GuestState;
+use validate::{HostImports, Val};
 
 pub use imports::HOST_CALL_FUEL;
+pub use validate::StaticLimits;
 
 /// Limits of wasm chaincode.
 #[derive(Debug, Clone)]
@@ -40,6 +49,14 @@ pub struct WasmConfig {
     pub max_table_elements: usize,
     /// Transactions of one chaincode running at once.
     pub max_concurrent: usize,
+    /// Instances of all wasm chaincodes at once: the size of the pooling allocator. More
+    /// transactions than this wait for a slot.
+    pub max_instances: u32,
+    /// Limits checked before a module is compiled.
+    pub static_limits: StaticLimits,
+    /// Where compiled artifacts are kept, keyed by package hash and engine. `None`:
+    /// compile in memory at every load.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for WasmConfig {
@@ -50,22 +67,34 @@ impl Default for WasmConfig {
             max_memory: 128 * 1024 * 1024,
             max_table_elements: 100_000,
             max_concurrent: 16,
+            max_instances: 64,
+            static_limits: StaticLimits::default(),
+            cache_dir: None,
         }
     }
 }
 
-/// Why wasm chaincode cannot be loaded.
+/// Why wasm chaincode cannot be installed or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum WasmError {
     /// The engine could not be configured.
     #[error("cannot create the wasm engine: {0}")]
     Engine(String),
+    /// The module failed the install-time checks; the text says what to change.
+    #[error("the chaincode module is refused: {0}")]
+    Invalid(String),
     /// The module is not valid wasm, or uses a feature cchost does not allow.
     #[error("the chaincode module does not compile: {0}")]
     Compile(String),
-    /// The module does not fit the cchost ABI (exports, imports).
+    /// The module does not link against the host's imports.
     #[error("the chaincode module does not fit the cchost ABI: {0}")]
     Abi(String),
+    /// The package is not a wasm package.
+    #[error(transparent)]
+    Package(#[from] crate::package::PackageError),
+    /// Reading or writing the artifact cache failed.
+    #[error("wasm artifact cache: {0}")]
+    Cache(String),
 }
 
 /// A compiled chaincode, ready to instantiate.
@@ -93,11 +122,15 @@ impl WasmChaincode {
     }
 }
 
-/// The wasm runtime: one engine and linker for every wasm chaincode.
+/// The wasm runtime: one engine, linker and instance pool for every wasm chaincode.
 pub struct WasmRuntime {
     engine: Engine,
     linker: Linker<GuestState>,
+    host_imports: HostImports,
     config: WasmConfig,
+    cache: Option<ArtifactCache>,
+    instances: Arc<Semaphore>,
+    compilations: AtomicU64,
 }
 
 impl std::fmt::Debug for WasmRuntime {
@@ -109,44 +142,113 @@ impl std::fmt::Debug for WasmRuntime {
 }
 
 impl WasmRuntime {
-    /// The engine, the linker (WASI p1 + `cchost`), and the epoch ticker. Call inside a
-    /// tokio runtime.
+    /// The engine, the linker (WASI p1 + `cchost`), the artifact cache and the epoch
+    /// ticker. Call inside a tokio runtime.
     pub fn new(config: WasmConfig) -> Result<Self, WasmError> {
-        let engine = engine::engine().map_err(|e| WasmError::Engine(e.to_string()))?;
+        let engine_error = |e: wasmtime::Error| WasmError::Engine(format!("{e:#}"));
+        let engine = engine::engine(&config).map_err(engine_error)?;
         let mut linker = Linker::new(&engine);
-        wasi::add_to_linker(&mut linker).map_err(|e| WasmError::Engine(e.to_string()))?;
-        imports::add_to_linker(&mut linker).map_err(|e| WasmError::Engine(e.to_string()))?;
+        wasi::add_to_linker(&mut linker).map_err(engine_error)?;
+        imports::add_to_linker(&mut linker).map_err(engine_error)?;
+        let host_imports = list_functions(&engine, &linker);
+        let cache = config
+            .cache_dir
+            .as_deref()
+            .map(|dir| ArtifactCache::new(dir, &engine));
         engine::start_epoch_ticker(&engine);
+        let instances = Arc::new(Semaphore::new(config.max_instances as usize));
         Ok(Self {
             engine,
             linker,
+            host_imports,
             config,
+            cache,
+            instances,
+            compilations: AtomicU64::new(0),
         })
     }
 
-    /// Compiles `wasm` and links it: checks the ABI marker, entry points and memory, and
-    /// that every import is one the host provides.
+    /// The install-time checks alone: the ABI, the imports and the static limits.
+    pub fn validate(&self, wasm: &[u8]) -> Result<(), WasmError> {
+        let max_pages = self.config.max_memory as u64 / 65_536;
+        validate::validate(
+            wasm,
+            &self.host_imports,
+            &self.config.static_limits,
+            max_pages,
+            self.config.max_table_elements as u64,
+        )
+    }
+
+    /// Validates and compiles `wasm` in memory, without the cache.
     pub fn compile(&self, wasm: &[u8]) -> Result<WasmModule, WasmError> {
+        self.validate(wasm)?;
+        self.compilations.fetch_add(1, Ordering::Relaxed);
         let module =
             Module::new(&self.engine, wasm).map_err(|e| WasmError::Compile(format!("{e:#}")))?;
-        for (name, what) in [
-            (
-                cchost_abi::ABI_MARKER,
-                "the ABI marker (use cchost_sdk::chaincode!)",
-            ),
-            (cchost_abi::ENTRY_INIT, "the init entry point"),
-            (cchost_abi::ENTRY_INVOKE, "the invoke entry point"),
-            (cchost_abi::MEMORY_EXPORT, "its memory"),
-        ] {
-            if module.get_export(name).is_none() {
-                return Err(WasmError::Abi(format!(
-                    "it does not export `{name}`, {what}"
-                )));
+        self.link(&module)
+    }
+
+    /// Installs a wasm package: validates it, compiles it and stores the artifact in the
+    /// cache (when there is one). Installing an installed package changes nothing.
+    pub fn install(&self, package: &ChaincodePackage) -> Result<WasmModule, WasmError> {
+        let Some(cache) = &self.cache else {
+            return self.compile(package.wasm()?);
+        };
+        if let Some(module) = self.load_cached(cache, package)? {
+            return Ok(module);
+        }
+        let wasm = package.wasm()?;
+        self.validate(wasm)?;
+        self.compilations.fetch_add(1, Ordering::Relaxed);
+        let artifact = self
+            .engine
+            .precompile_module(wasm)
+            .map_err(|e| WasmError::Compile(format!("{e:#}")))?;
+        cache.store(package.hash(), &artifact)?;
+        self.load_cached(cache, package)?
+            .ok_or_else(|| WasmError::Cache("the artifact just written is gone".into()))
+    }
+
+    /// Loads an installed package: from its cached artifact when there is one (no
+    /// compilation), else as [`WasmRuntime::install`] does.
+    pub fn load(&self, package: &ChaincodePackage) -> Result<WasmModule, WasmError> {
+        self.install(package)
+    }
+
+    /// How many modules this runtime has compiled (loads from the cache do not count).
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
+    }
+
+    fn load_cached(
+        &self,
+        cache: &ArtifactCache,
+        package: &ChaincodePackage,
+    ) -> Result<Option<WasmModule>, WasmError> {
+        let path = cache.path(package.hash());
+        if !path.exists() {
+            return Ok(None);
+        }
+        // SAFETY: `deserialize_file` trusts the file to be an artifact of a compatible
+        // engine. The cache directory belongs to this host; it holds only what
+        // `precompile_module` of an engine with this compatibility hash wrote (the
+        // directory is named after it), written atomically. Keep it unwritable by others.
+        match unsafe { Module::deserialize_file(&self.engine, &path) } {
+            Ok(module) => self.link(&module).map(Some),
+            Err(e) => {
+                // A damaged artifact is recompiled rather than trusted or kept.
+                tracing::warn!(path = %path.display(), error = %e, "dropping an unusable wasm artifact");
+                cache.remove(package.hash())?;
+                Ok(None)
             }
         }
+    }
+
+    fn link(&self, module: &Module) -> Result<WasmModule, WasmError> {
         let pre = self
             .linker
-            .instantiate_pre(&module)
+            .instantiate_pre(module)
             .map_err(|e| WasmError::Abi(format!("{e:#}")))?;
         Ok(WasmModule { pre: Arc::new(pre) })
     }
@@ -164,7 +266,26 @@ impl WasmRuntime {
             package_id.clone(),
             module.clone(),
             self.config.clone(),
+            Arc::clone(&self.instances),
         ));
         WasmChaincode { task }
     }
+}
+
+/// Every function `linker` defines, with its signature: what a module may import.
+fn list_functions(engine: &Engine, linker: &Linker<GuestState>) -> HostImports {
+    let mut store = Store::new(engine, GuestState::detached());
+    let defined: Vec<_> = linker
+        .iter(&mut store)
+        .map(|(module, name, item)| (module.to_owned(), name.to_owned(), item))
+        .collect();
+    defined
+        .into_iter()
+        .filter_map(|(module, name, item)| {
+            let ty = item.into_func()?.ty(&store);
+            let params = ty.params().map(|v| Val::from_wasmtime(&v)).collect();
+            let results = ty.results().map(|v| Val::from_wasmtime(&v)).collect();
+            Some(((module, name), (params, results)))
+        })
+        .collect()
 }

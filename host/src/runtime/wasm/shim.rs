@@ -32,6 +32,7 @@ pub(crate) async fn run(
     package_id: PackageId,
     module: WasmModule,
     config: WasmConfig,
+    instances: Arc<Semaphore>,
 ) {
     let (to_handler, inbound) = mpsc::channel(64);
     let mut from_handler = support.connect(Box::pin(ReceiverStream::new(inbound)));
@@ -58,18 +59,23 @@ pub(crate) async fn run(
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(key.clone(), replies_tx);
-                let (module, config, to_handler, routes, slots) = (
+                let (module, config, to_handler, routes, slots, instances) = (
                     module.clone(),
                     config.clone(),
                     to_handler.clone(),
                     Arc::clone(&routes),
                     Arc::clone(&slots),
+                    Arc::clone(&instances),
                 );
                 let chaincode = package_id.to_string();
-                // The slot is taken inside the task: this loop must keep routing replies to
-                // the invocations that hold the slots, or they would never finish.
+                // The slots are taken inside the task: this loop must keep routing replies
+                // to the invocations that hold them, or they would never finish. The
+                // chaincode's own slot first, then one of the engine's pooled instances.
                 tokio::spawn(async move {
                     let Ok(slot) = slots.acquire_owned().await else {
+                        return;
+                    };
+                    let Ok(instance) = instances.acquire_owned().await else {
                         return;
                     };
                     let done = invoke(
@@ -86,7 +92,7 @@ pub(crate) async fn run(
                         .unwrap_or_else(|e| e.into_inner())
                         .remove(&key);
                     let _ = to_handler.send(Ok(done)).await;
-                    drop(slot);
+                    drop((instance, slot));
                 });
             }
             Type::Response | Type::Error => {

@@ -3,7 +3,7 @@
 //! Both clocks read the proposal's timestamp; random bytes come from ChaCha20 seeded with
 //! `sha256(channel ‖ txid)`; arguments and environment are empty; stdout and stderr are
 //! captured (bounded) and logged by the host; there are no preopened directories, so
-//! the filesystem is unreachable; `poll_oneoff` traps.
+//! the filesystem is unreachable; `poll_oneoff` traps and `sched_yield` does nothing.
 
 use std::time::Duration;
 
@@ -65,7 +65,8 @@ pub(crate) fn context(
     (ctx, stdout, stderr)
 }
 
-/// WASI p1 (async, as the store runs inside tokio), with `poll_oneoff` replaced by a trap.
+/// WASI p1 (async, as the store runs inside tokio), with `poll_oneoff` replaced by a trap
+/// and `sched_yield` by a no-op.
 pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p1::add_to_linker_async(linker, |s: &mut GuestState| &mut s.wasi)?;
     linker.allow_shadowing(true);
@@ -78,6 +79,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
             ))
         },
     )?;
+    // A single-threaded guest has nothing to yield to: succeed without touching the
+    // host's scheduler.
+    linker.func_wrap("wasi_snapshot_preview1", "sched_yield", || -> i32 { 0 })?;
     linker.allow_shadowing(false);
     Ok(())
 }

@@ -1,0 +1,100 @@
+//! `cchost package`: builds a chaincode crate for `wasm32-wasip1` (release) and writes it as
+//! a Fabric-style package.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+use cchost::ids::PackageId;
+use cchost::package::{build_wasm_package, package_id};
+use serde_json::Value;
+
+/// What `cchost package` produced.
+#[derive(Debug)]
+pub(crate) struct Packaged {
+    pub(crate) wasm_size: usize,
+    pub(crate) package_id: PackageId,
+}
+
+/// Builds the crate in `crate_dir` and writes its package to `output`.
+pub(crate) fn package_crate(
+    crate_dir: &Path,
+    label: &str,
+    output: &Path,
+    target_dir: Option<&Path>,
+) -> anyhow::Result<Packaged> {
+    let manifest = crate_dir.join("Cargo.toml");
+    let manifest = manifest
+        .canonicalize()
+        .with_context(|| format!("no Cargo.toml in {}", crate_dir.display()))?;
+    let wasm_path = build(&manifest, target_dir)?;
+    let wasm = std::fs::read(&wasm_path)
+        .with_context(|| format!("reading {}", wasm_path.display()))?;
+    let name = wasm_path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("chaincode");
+    let package = build_wasm_package(label, name, &wasm)?;
+    std::fs::write(output, &package).with_context(|| format!("writing {}", output.display()))?;
+    Ok(Packaged {
+        wasm_size: wasm.len(),
+        package_id: package_id(label, &package),
+    })
+}
+
+/// Runs `cargo build --release --target wasm32-wasip1` and returns the crate's `.wasm`.
+fn build(manifest: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--message-format=json-render-diagnostics",
+            "--manifest-path",
+        ])
+        .arg(manifest)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(dir) = target_dir {
+        command.arg("--target-dir").arg(dir);
+    }
+    let output = command.output().context("running cargo")?;
+    if !output.status.success() {
+        bail!(
+            "cargo build --release --target wasm32-wasip1 failed (is the target installed? \
+             `rustup target add wasm32-wasip1`)"
+        );
+    }
+    let mut found = None;
+    for line in output.stdout.split(|&b| b == b'\n') {
+        let Ok(message) = serde_json::from_slice::<Value>(line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-artifact"
+            || message["manifest_path"].as_str().map(Path::new) != Some(manifest)
+        {
+            continue;
+        }
+        let is_cdylib = message["target"]["kind"]
+            .as_array()
+            .is_some_and(|kinds| kinds.iter().any(|k| k == "cdylib"));
+        let wasm = message["filenames"].as_array().and_then(|files| {
+            files
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|f| f.ends_with(".wasm"))
+        });
+        if let (true, Some(wasm)) = (is_cdylib, wasm) {
+            found = Some(PathBuf::from(wasm));
+        }
+    }
+    found.with_context(|| {
+        format!(
+            "{} built no .wasm: a chaincode crate needs `[lib] crate-type = [\"cdylib\"]`",
+            manifest.display()
+        )
+    })
+}

@@ -1,0 +1,9 @@
+;; Memory imported from the host instead of defined.
+;; Expect: refused at install.
+(module
+  (import "env" "memory" (memory 1))
+
+  (func (export "cchost_abi_v1"))
+  (func (export "cchost_init") (param i32) (result i32) (i32.const 0))
+  (func (export "cchost_invoke") (param i32) (result i32) (i32.const 0))
+)

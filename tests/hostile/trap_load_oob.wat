@@ -1,0 +1,8 @@
+;; A load at 0xFFFFFFFC + 8. Expect: "chaincode trapped: out of bounds memory access".
+(module
+  (memory (export "memory") 1)
+  (func (export "cchost_abi_v1"))
+  (func (export "cchost_init") (param i32) (result i32) (i32.const 0))
+  (func (export "cchost_invoke") (param i32) (result i32)
+    (i32.load offset=8 (i32.const 0xFFFFFFFC)))
+)
