@@ -21,10 +21,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use anyhow::Context;
 use cchost::ids::PackageId;
 use cchost::launcher::{ChaincodeRuntime, Launcher};
-use cchost::package::PackageStore;
-use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
 use cchost::ledger::{CommitTx, Height, RedbStore, StateStore};
+use cchost::package::PackageStore;
 use cchost::proposal::{DevIdentity, ProposalBuilder};
+use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
 use cchost::support::{ChaincodeSupport, SupportConfig};
 
 /// What `cchost devnode` runs with.
@@ -65,15 +65,26 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
     for (name, package_id) in &config.chaincodes {
         support.define(name.clone(), package_id.clone());
     }
-    let (packages, runtimes) = runtimes(&config.data_dir)?;
-    let launcher = Launcher::new(support.clone(), packages, runtimes, config.startup_timeout);
+    // The data directory is only opened when the node installs packages itself.
+    let launcher = if config.packages.is_empty() {
+        None
+    } else {
+        let (packages, runtimes) = runtimes(&config.data_dir)?;
+        Some(Launcher::new(
+            support.clone(),
+            packages,
+            runtimes,
+            config.startup_timeout,
+        ))
+    };
     let mut launched = Vec::new();
     for (name, file) in &config.packages {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let package_id = launcher.install(&bytes)?;
-        eprintln!("cchost devnode: installed {package_id} as chaincode {name}");
-        support.define(name.clone(), package_id.clone());
-        launched.push((name.clone(), package_id));
+        if let Some(launcher) = &launcher {
+            let package_id = launcher.install(&bytes)?;
+            support.define(name.clone(), package_id.clone());
+            launched.push((name.clone(), package_id));
+        }
     }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
@@ -92,6 +103,9 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
         "cchost devnode: chaincode listener on {address} (dev mode), channel {}",
         config.channel
     );
+    for (name, package_id) in &launched {
+        eprintln!("  {name}: package {package_id}, installed; launched on first use");
+    }
     for (name, package_id) in &config.chaincodes {
         eprintln!(
             "  {name}: start it with CORE_CHAINCODE_ID_NAME={package_id} --peer.address {address}"
@@ -107,7 +121,7 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
         }
         let node = Node {
             support: &support,
-            launcher: &launcher,
+            launcher: launcher.as_ref(),
             launched: &launched,
             config: &config,
             identity: &identity,
@@ -132,7 +146,7 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
 /// What an invocation needs.
 struct Node<'a> {
     support: &'a ChaincodeSupport,
-    launcher: &'a Launcher,
+    launcher: Option<&'a Launcher>,
     launched: &'a [(String, PackageId)],
     config: &'a DevnodeConfig,
     identity: &'a DevIdentity,
@@ -157,7 +171,8 @@ impl Node<'_> {
         let Some((chaincode, args)) = words.split_first() else {
             anyhow::bail!("the array is empty: name the chaincode first");
         };
-        if let Some((_, package_id)) = launched.iter().find(|(name, _)| name == chaincode) {
+        let installed = launched.iter().find(|(name, _)| name == chaincode);
+        if let (Some(launcher), Some((_, package_id))) = (launcher, installed) {
             launcher.launch(package_id).await?;
         } else {
             let package_id = config
@@ -180,44 +195,44 @@ impl Node<'_> {
                 );
             }
         }
-    let proposal = ProposalBuilder::new(&config.channel, chaincode)
-        .args(args)
-        .build(identity)?;
-    let result = support
-        .execute(
-            &config.channel,
-            chaincode,
-            proposal.input.clone(),
-            &proposal.signed_proposal,
-        )
-        .await?;
-    let committed = result.response.status < 400;
-    if committed {
-        store.commit(
-            &config.channel,
-            &[CommitTx {
-                height: Height::new(block, 0),
-                tx_id: result.txid.clone(),
-                timestamp: proposal.timestamp,
-                rwset: result.rwset.clone(),
-            }],
-        )?;
-    }
-    let event = result.event.as_ref().map(|e: &ChaincodeEvent| {
+        let proposal = ProposalBuilder::new(&config.channel, chaincode)
+            .args(args)
+            .build(identity)?;
+        let result = support
+            .execute(
+                &config.channel,
+                chaincode,
+                proposal.input.clone(),
+                &proposal.signed_proposal,
+            )
+            .await?;
+        let committed = result.response.status < 400;
+        if committed {
+            store.commit(
+                &config.channel,
+                &[CommitTx {
+                    height: Height::new(block, 0),
+                    tx_id: result.txid.clone(),
+                    timestamp: proposal.timestamp,
+                    rwset: result.rwset.clone(),
+                }],
+            )?;
+        }
+        let event = result.event.as_ref().map(|e: &ChaincodeEvent| {
         json!({ "name": e.event_name, "payload": String::from_utf8_lossy(&e.payload) })
     });
-    Ok((
-        json!({
-            "txid": result.txid,
-            "status": result.response.status,
-            "message": result.response.message,
-            "payload": String::from_utf8_lossy(&result.response.payload),
-            "event": event,
-            "block": committed.then_some(block),
-        }),
-        committed,
-    ))
-}
+        Ok((
+            json!({
+                "txid": result.txid,
+                "status": result.response.status,
+                "message": result.response.message,
+                "payload": String::from_utf8_lossy(&result.response.payload),
+                "event": event,
+                "block": committed.then_some(block),
+            }),
+            committed,
+        ))
+    }
 }
 
 /// The package store and the chaincode runtimes of a data directory.

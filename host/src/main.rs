@@ -7,8 +7,8 @@ use std::time::Duration;
 mod devnode;
 mod packaging;
 
-use cchost::ids::PackageId;
 use anyhow::Context;
+use cchost::ids::PackageId;
 use clap::{Parser, Subcommand};
 use devnode::DevnodeConfig;
 
@@ -166,7 +166,9 @@ async fn main() -> anyhow::Result<()> {
             execute_timeout,
         } => {
             if chaincodes.is_empty() && packages.is_empty() {
-                anyhow::bail!("name at least one chaincode: --chaincode NAME=PACKAGE_ID or --package NAME=FILE");
+                anyhow::bail!(
+                    "name at least one chaincode: --chaincode NAME=PACKAGE_ID or --package NAME=FILE"
+                );
             }
             devnode::run(DevnodeConfig {
                 listen,

@@ -347,7 +347,10 @@ mod tests {
     #[test]
     fn a_wasm_package_round_trips_with_fabrics_id_and_is_deterministic() {
         let bytes = build_wasm_package("asset_1.0", "asset", WASM).unwrap();
-        assert_eq!(bytes, build_wasm_package("asset_1.0", "asset", WASM).unwrap());
+        assert_eq!(
+            bytes,
+            build_wasm_package("asset_1.0", "asset", WASM).unwrap()
+        );
         let package = ChaincodePackage::parse(&bytes).unwrap();
         let hash = hex::encode(Sha256::digest(&bytes));
         assert_eq!(package.id().as_str(), format!("asset_1.0:{hash}"));
@@ -378,8 +381,8 @@ mod tests {
     fn broken_packages_are_refused_with_what_is_wrong() {
         let err = |bytes: &[u8]| ChaincodePackage::parse(bytes).unwrap_err().to_string();
         assert!(err(b"not gzip").starts_with("not a chaincode package: the package: "));
-        let no_code = pack(&[(METADATA_FILE, br#"{"path":"a","type":"wasm","label":"a"}"#)])
-            .unwrap();
+        let no_code =
+            pack(&[(METADATA_FILE, br#"{"path":"a","type":"wasm","label":"a"}"#)]).unwrap();
         assert_eq!(
             err(&no_code),
             "not a chaincode package: it has no code.tar.gz at its top level"
@@ -388,7 +391,10 @@ mod tests {
         let bad_json = pack(&[(METADATA_FILE, b"{"), (CODE_FILE, &code)]).unwrap();
         assert!(err(&bad_json).starts_with("invalid metadata.json: "));
         let wrong_path = pack(&[
-            (METADATA_FILE, br#"{"path":"a.wasm","type":"wasm","label":"a"}"#),
+            (
+                METADATA_FILE,
+                br#"{"path":"a.wasm","type":"wasm","label":"a"}"#,
+            ),
             (CODE_FILE, &code),
         ])
         .unwrap();

@@ -7,7 +7,24 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use cchost::ids::PackageId;
 use cchost::package::{build_wasm_package, package_id};
-use serde_json::Value;
+use serde::Deserialize;
+
+/// The parts of cargo's JSON messages that name a build's outputs.
+#[derive(Debug, Deserialize)]
+struct CargoMessage {
+    reason: String,
+    manifest_path: Option<PathBuf>,
+    #[serde(default)]
+    target: CargoTarget,
+    #[serde(default)]
+    filenames: Vec<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CargoTarget {
+    #[serde(default)]
+    kind: Vec<String>,
+}
 
 /// What `cchost package` produced.
 #[derive(Debug)]
@@ -28,8 +45,8 @@ pub(crate) fn package_crate(
         .canonicalize()
         .with_context(|| format!("no Cargo.toml in {}", crate_dir.display()))?;
     let wasm_path = build(&manifest, target_dir)?;
-    let wasm = std::fs::read(&wasm_path)
-        .with_context(|| format!("reading {}", wasm_path.display()))?;
+    let wasm =
+        std::fs::read(&wasm_path).with_context(|| format!("reading {}", wasm_path.display()))?;
     let name = wasm_path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -70,25 +87,21 @@ fn build(manifest: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> 
     }
     let mut found = None;
     for line in output.stdout.split(|&b| b == b'\n') {
-        let Ok(message) = serde_json::from_slice::<Value>(line) else {
+        let Ok(message) = serde_json::from_slice::<CargoMessage>(line) else {
             continue;
         };
-        if message["reason"] != "compiler-artifact"
-            || message["manifest_path"].as_str().map(Path::new) != Some(manifest)
+        if message.reason != "compiler-artifact"
+            || message.manifest_path.as_deref() != Some(manifest)
+            || !message.target.kind.iter().any(|k| k == "cdylib")
         {
             continue;
         }
-        let is_cdylib = message["target"]["kind"]
-            .as_array()
-            .is_some_and(|kinds| kinds.iter().any(|k| k == "cdylib"));
-        let wasm = message["filenames"].as_array().and_then(|files| {
-            files
-                .iter()
-                .filter_map(Value::as_str)
-                .find(|f| f.ends_with(".wasm"))
-        });
-        if let (true, Some(wasm)) = (is_cdylib, wasm) {
-            found = Some(PathBuf::from(wasm));
+        if let Some(wasm) = message
+            .filenames
+            .into_iter()
+            .find(|f| f.extension().is_some_and(|e| e == "wasm"))
+        {
+            found = Some(wasm);
         }
     }
     found.with_context(|| {

@@ -126,3 +126,135 @@ fn devnode_runs_invocations_from_standard_input_on_the_node_example() {
     // Shutdown ends the chaincode's stream, and the Node shim exits 0 on its own.
     assert_eq!(chaincode.0.wait().unwrap().code(), Some(0));
 }
+
+/// The test chaincode crate, and the target directory `tests/build.rs` builds it in (so
+/// packaging it here reuses that build).
+fn guest_crate() -> (PathBuf, PathBuf) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    (root.join("tests/guests/asset"), root.join("target/guests"))
+}
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_cchost"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cchost {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn package_install_and_serve_a_rust_chaincode_built_for_wasm() {
+    use sha2::{Digest, Sha256};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (crate_dir, target_dir) = guest_crate();
+    let output = dir.path().join("asset.tar.gz");
+    let text = run(&[
+        "package",
+        crate_dir.to_str().unwrap(),
+        "--label",
+        "asset_1.0",
+        "--output",
+        output.to_str().unwrap(),
+        "--target-dir",
+        target_dir.to_str().unwrap(),
+    ]);
+    let wasm = std::fs::read(target_dir.join("wasm32-wasip1/release/guest_asset.wasm")).unwrap();
+    let package = std::fs::read(&output).unwrap();
+    let id = format!("asset_1.0:{}", hex::encode(Sha256::digest(&package)));
+    assert_eq!(
+        text,
+        format!(
+            "wasm: {} bytes\npackage: {}\npackage id: {id}\n",
+            wasm.len(),
+            output.display()
+        )
+    );
+    // The package is Fabric's layout, holding the module unchanged.
+    let parsed = cchost::package::ChaincodePackage::parse(&package).unwrap();
+    assert_eq!(parsed.metadata().kind, "wasm");
+    assert_eq!(parsed.metadata().path, "guest_asset.wasm");
+    assert_eq!(parsed.wasm().unwrap(), wasm.as_slice());
+
+    let data = dir.path().join("data");
+    let text = run(&[
+        "install",
+        output.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(text.starts_with(&format!("installed: {id}\n")), "{text}");
+    let hash = id.split_once(':').unwrap().1;
+    assert!(
+        data.join(format!("chaincodes/asset_1.0.{hash}.tar.gz"))
+            .is_file()
+    );
+    let artifacts: Vec<_> = std::fs::read_dir(data.join("wasm-cache"))
+        .unwrap()
+        .flat_map(|engine| std::fs::read_dir(engine.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(artifacts, vec![format!("{hash}.cwasm")]);
+
+    // The dev node installs the same package (already there) and launches it itself.
+    let mut node = Killed(
+        Command::new(env!("CARGO_BIN_EXE_cchost"))
+            .args(["devnode", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .arg("--package")
+            .arg(format!("asset={}", output.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = node.0.stdin.take().unwrap();
+    writeln!(stdin, r#"["asset", "asset:put", "k1", "v1"]"#).unwrap();
+    writeln!(stdin, r#"["asset", "asset:get", "k1"]"#).unwrap();
+    writeln!(stdin, r#"["asset", "asset:get", "nothing"]"#).unwrap();
+    drop(stdin);
+    let answers: Vec<serde_json::Value> = BufReader::new(node.0.stdout.take().unwrap())
+        .lines()
+        .map(|line| serde_json::from_str(&line.unwrap()).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert_eq!(answers[0]["status"], 200);
+    assert_eq!(answers[0]["block"], 1);
+    assert_eq!(answers[1]["payload"], "v1");
+    assert_eq!(answers[2]["payload"], "");
+    assert!(node.0.wait().unwrap().success());
+}
+
+#[test]
+fn install_refuses_a_module_that_breaks_the_abi_and_says_what_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = b"\0asm\x01\0\0\0";
+    let package = cchost::package::build_wasm_package("empty", "empty", wasm).unwrap();
+    let file = dir.path().join("empty.tar.gz");
+    std::fs::write(&file, package).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cchost"))
+        .args(["install", file.to_str().unwrap(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Error: the chaincode module is refused: it has no `cchost_abi_v1` export, so it was \
+         not built with cchost-sdk: declare the chaincode with `cchost_sdk::chaincode!`\n"
+    );
+    assert!(
+        !dir.path()
+            .join("data/chaincodes")
+            .read_dir()
+            .unwrap()
+            .any(|_| true),
+        "nothing was installed"
+    );
+}

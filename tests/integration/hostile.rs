@@ -70,8 +70,10 @@ impl Bench {
         let module = self.runtime.install(package).unwrap();
         self.host.support.define(name, package.id().clone());
         self.host.support.expect_registration(package.id());
-        self.running
-            .push(self.runtime.start(&self.host.support, package.id(), &module));
+        self.running.push(
+            self.runtime
+                .start(&self.host.support, package.id(), &module),
+        );
         assert!(
             self.host
                 .support
@@ -143,7 +145,10 @@ async fn answers(name: &str, payload: &[u8]) {
 async fn refused_bytes(wasm: &[u8], expected: &str) {
     let bench = Bench::new(config()).await;
     let before = bench.runtime.compilations();
-    let error = bench.runtime.install(&package("hostile", wasm)).unwrap_err();
+    let error = bench
+        .runtime
+        .install(&package("hostile", wasm))
+        .unwrap_err();
     assert!(
         matches!(error, WasmError::Invalid(_)),
         "expected an install-time refusal, got {error:?}"
@@ -206,7 +211,10 @@ async fn a_loop_of_host_calls_pays_fuel_per_call_and_runs_out() {
         calls <= 3 * FUEL / HOST_CALL_FUEL + 1,
         "{calls} GET_STATE calls"
     );
-    assert!(calls >= 3 * (FUEL / HOST_CALL_FUEL) / 2, "{calls} GET_STATE calls");
+    assert!(
+        calls >= 3 * (FUEL / HOST_CALL_FUEL) / 2,
+        "{calls} GET_STATE calls"
+    );
 }
 
 // Memory and tables.
@@ -251,7 +259,11 @@ async fn table_grow_past_the_limit_returns_minus_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory64_shared_memory_and_multi_memory_are_refused_at_install() {
-    refused("memory64", "its memory is 64-bit: memory64 is not supported").await;
+    refused(
+        "memory64",
+        "its memory is 64-bit: memory64 is not supported",
+    )
+    .await;
     refused(
         "shared_memory",
         "its memory is shared: threads are not supported (build without `+atomics`)",
@@ -280,7 +292,11 @@ async fn trap_unreachable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trap_integer_divide_by_zero() {
-    fails_with("trap_div_by_zero", "chaincode trapped: integer divide by zero").await;
+    fails_with(
+        "trap_div_by_zero",
+        "chaincode trapped: integer divide by zero",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,7 +484,10 @@ async fn twenty_thousand_functions_of_a_thousand_parameters_are_refused_at_insta
     let funcs: String = (0..20_000)
         .map(|_| "(func (type $wide))".to_owned())
         .collect();
-    let wasm = module(&format!("(type $wide (func {params})) {funcs}"), "(i32.const 0)");
+    let wasm = module(
+        &format!("(type $wide (func {params})) {funcs}"),
+        "(i32.const 0)",
+    );
     refused_bytes(
         &wasm,
         "it has 1000 parameters and results in one function type; the limit is 128",
@@ -492,7 +511,11 @@ async fn a_million_arm_br_table_is_refused_at_install() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nesting_a_hundred_thousand_blocks_deep_is_refused_at_install() {
-    let body = format!("{}{}(i32.const 0)", "(block ".repeat(100_000), ")".repeat(100_000));
+    let body = format!(
+        "{}{}(i32.const 0)",
+        "(block ".repeat(100_000),
+        ")".repeat(100_000)
+    );
     refused_bytes(
         &module("", &body),
         "it has 10001 blocks nested in one another; the limit is 10000",

@@ -28,7 +28,8 @@ impl ArtifactCache {
     }
 
     pub(crate) fn path(&self, package_hash: &[u8; 32]) -> PathBuf {
-        self.dir.join(format!("{}.cwasm", hex::encode(package_hash)))
+        self.dir
+            .join(format!("{}.cwasm", hex::encode(package_hash)))
     }
 
     pub(crate) fn store(&self, package_hash: &[u8; 32], artifact: &[u8]) -> Result<(), WasmError> {

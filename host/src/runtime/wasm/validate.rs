@@ -157,13 +157,11 @@ pub(crate) fn validate(
     let mut defined_functions = 0usize;
     for payload in Parser::new(0).parse_all(wasm) {
         match payload.map_err(malformed)? {
-            Payload::Version { encoding, .. } => {
-                if encoding != wasmparser::Encoding::Module {
-                    return Err(invalid(
-                        "it is a component; cchost runs core wasm modules \
-                         (build with `--target wasm32-wasip1`)",
-                    ));
-                }
+            Payload::Version { encoding, .. } if encoding != wasmparser::Encoding::Module => {
+                return Err(invalid(
+                    "it is a component; cchost runs core wasm modules \
+                     (build with `--target wasm32-wasip1`)",
+                ));
             }
             Payload::TypeSection(section) => {
                 for group in section {
@@ -288,10 +286,8 @@ pub(crate) fn validate(
                     }
                 }
             }
-            Payload::GlobalSection(section) => {
-                if section.count() as usize > limits.globals {
-                    return Err(over("globals", section.count(), limits.globals));
-                }
+            Payload::GlobalSection(section) if section.count() as usize > limits.globals => {
+                return Err(over("globals", section.count(), limits.globals));
             }
             Payload::ExportSection(section) => {
                 if section.count() as usize > limits.exports {
@@ -309,15 +305,11 @@ pub(crate) fn validate(
                      start section",
                 ));
             }
-            Payload::ElementSection(section) => {
-                if section.count() as usize > limits.segments {
-                    return Err(over("element segments", section.count(), limits.segments));
-                }
+            Payload::ElementSection(section) if section.count() as usize > limits.segments => {
+                return Err(over("element segments", section.count(), limits.segments));
             }
-            Payload::DataSection(section) => {
-                if section.count() as usize > limits.segments {
-                    return Err(over("data segments", section.count(), limits.segments));
-                }
+            Payload::DataSection(section) if section.count() as usize > limits.segments => {
+                return Err(over("data segments", section.count(), limits.segments));
             }
             Payload::CodeSectionEntry(body) => check_body(&body, limits)?,
             Payload::TagSection(_) => {
@@ -380,9 +372,7 @@ fn check_exports(
     types: &[Option<Signature>],
 ) -> Result<(), WasmError> {
     if !exports.contains_key(cchost_abi::ABI_MARKER) {
-        let other = exports
-            .keys()
-            .find(|name| name.starts_with("cchost_abi_v"));
+        let other = exports.keys().find(|name| name.starts_with("cchost_abi_v"));
         return Err(invalid(match other {
             Some(other) => format!(
                 "it was built for `{other}`, but this host speaks `{}`: rebuild it against a \

@@ -1,7 +1,7 @@
 //! Test chaincode for cchost's wasm runtime, built by `tests/build.rs` for
 //! `wasm32-wasip1`. Its functions mirror `examples/node-asset` so the read/write sets of
 //! the two can be compared; `entropy` reads the clock and random numbers (determinism);
-//! `panic` and `spin` misbehave on purpose.
+//! `panic` and `spin` misbehave on purpose; `reads` and `contexts` are for benchmarks.
 #![cfg(target_arch = "wasm32")]
 // `asset:panic` panics on purpose: the host must survive it.
 #![allow(clippy::panic)]
@@ -83,6 +83,23 @@ fn run(stub: &Stub) -> Result<Vec<u8>, cchost_sdk::Error> {
             let random = std::collections::hash_map::RandomState::new().hash_one("cchost");
             stub.put_state("entropy", format!("{now}:{random}").as_bytes())?;
             Ok(format!("{now}:{random}").into_bytes())
+        }
+        // Benchmarks: N reads of one key through the handler, or N transaction-context
+        // calls that never leave the host function.
+        "asset:reads" => {
+            let n: u32 = arg(2).parse().unwrap_or(0);
+            for _ in 0..n {
+                stub.get_state(&arg(1))?;
+            }
+            Ok(n.to_string().into_bytes())
+        }
+        "asset:contexts" => {
+            let n: u32 = arg(1).parse().unwrap_or(0);
+            let mut total = 0;
+            for _ in 0..n {
+                total += stub.tx_id().len();
+            }
+            Ok(total.to_string().into_bytes())
         }
         "asset:panic" => panic!("asset:panic was called"),
         "asset:spin" => {
