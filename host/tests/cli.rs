@@ -110,7 +110,7 @@ fn devnode_runs_invocations_from_standard_input_on_the_node_example() {
     assert_eq!(answers[1]["payload"], "v1");
     assert_eq!(
         answers[2]["error"],
-        "chaincode nosuch is not defined: add --chaincode nosuch=PACKAGE_ID"
+        "chaincode nosuch is not defined: add --chaincode nosuch=PACKAGE_ID or --package nosuch=FILE"
     );
     assert!(
         answers[3]["error"].as_str().unwrap().starts_with(
@@ -241,6 +241,8 @@ fn install_refuses_a_module_that_breaks_the_abi_and_says_what_to_fix() {
     let out = Command::new(env!("CARGO_BIN_EXE_cchost"))
         .args(["install", file.to_str().unwrap(), "--data-dir"])
         .arg(dir.path().join("data"))
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
         .output()
         .unwrap();
     assert!(!out.status.success());

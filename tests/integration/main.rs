@@ -14,6 +14,7 @@
 
 mod host;
 mod hostile;
+mod launcher;
 mod node;
 mod node_shim;
 mod proto_compat;

@@ -1,0 +1,112 @@
+//! The launcher: packages installed once, started on demand by the runtime of their type,
+//! relaunched when they stopped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cchost::launcher::{ChaincodeRuntime, LaunchError, Launcher};
+use cchost::package::{PackageStore, build_wasm_package};
+use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
+use cchost::support::SupportConfig;
+
+use crate::host::TestHost;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_launcher_installs_starts_on_demand_and_relaunches_a_wasm_package() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let data = tempfile::tempdir().unwrap();
+    let runtime = WasmRuntime::new(WasmConfig {
+        cache_dir: Some(data.path().join("wasm-cache")),
+        ..WasmConfig::default()
+    })
+    .unwrap();
+    let runtimes: Vec<Arc<dyn ChaincodeRuntime>> = vec![Arc::new(runtime)];
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(data.path().join("chaincodes")).unwrap(),
+        runtimes,
+        Duration::from_secs(10),
+    );
+    let wasm = std::fs::read(env!("GUEST_ASSET_WASM")).unwrap();
+    let package = build_wasm_package("asset_1.0", "asset", &wasm).unwrap();
+    let id = launcher.install(&package).unwrap();
+    assert_eq!(launcher.install(&package).unwrap(), id, "installing twice");
+    assert_eq!(launcher.installed().unwrap(), vec![id.clone()]);
+    host.support.define("asset", id.clone());
+
+    assert!(
+        !host.support.is_ready(&id),
+        "nothing runs before the first launch"
+    );
+    launcher.launch(&id).await.unwrap();
+    assert!(host.support.is_ready(&id));
+    launcher.launch(&id).await.unwrap();
+    let (_, result) = host.invoke("asset", &["asset:put", "k", "v"]).await;
+    assert_eq!(result.unwrap().response.payload, b"ok");
+
+    // Stopped, it deregisters; the next launch starts it again.
+    launcher.stop(&id);
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while host.support.is_ready(&id) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap();
+    launcher.launch(&id).await.unwrap();
+    let (_, result) = host.invoke("asset", &["asset:get", "missing"]).await;
+    assert_eq!(result.unwrap().response.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_launcher_refuses_types_no_runtime_starts_and_packages_not_installed() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let data = tempfile::tempdir().unwrap();
+    let runtimes: Vec<Arc<dyn ChaincodeRuntime>> =
+        vec![Arc::new(WasmRuntime::new(WasmConfig::default()).unwrap())];
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(data.path()).unwrap(),
+        runtimes,
+        Duration::from_secs(10),
+    );
+    // A Go package: no runtime for it yet (the Docker runtime joins in a later issue).
+    let golang = golang_package();
+    let error = launcher.install(&golang).unwrap_err();
+    assert!(matches!(error, LaunchError::UnknownType(_)), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "no runtime starts chaincode of type \"golang\""
+    );
+    let missing = cchost::ids::PackageId::new("missing_1.0:00");
+    assert_eq!(
+        launcher.launch(&missing).await.unwrap_err().to_string(),
+        "package missing_1.0:00 is not installed"
+    );
+}
+
+/// A package with Fabric's layout for Go chaincode (its code is not looked at).
+fn golang_package() -> Vec<u8> {
+    use std::io::Write;
+    let tar_gz = |files: &[(&str, &[u8])]| {
+        let gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gzip);
+        for (path, bytes) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            tar.append_data(&mut header, path, *bytes).unwrap();
+        }
+        let mut gzip = tar.into_inner().unwrap();
+        gzip.flush().unwrap();
+        gzip.finish().unwrap()
+    };
+    let code = tar_gz(&[("src/main.go", b"package main")]);
+    tar_gz(&[
+        (
+            "metadata.json",
+            br#"{"path":"example.com/cc","type":"golang","label":"gocc_1.0"}"#,
+        ),
+        ("code.tar.gz", &code),
+    ])
+}
