@@ -50,6 +50,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         command.env_remove(var);
     }
+    // The same profile as `cchost package`, so packaging the test guest reuses this build.
+    command
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
     let output = command.output()?;
     if !output.status.success() {
         return Err(format!(

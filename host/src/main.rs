@@ -82,26 +82,24 @@ enum Command {
     },
 }
 
-fn parse_definition(value: &str) -> Result<(String, PackageId), String> {
+/// `NAME=VALUE`, both non-empty; `form` and `example` go into the error.
+fn parse_named(value: &str, form: &str, example: &str) -> Result<(String, String), String> {
     match value.split_once('=') {
-        Some((name, package_id)) if !name.is_empty() && !package_id.is_empty() => {
-            Ok((name.to_owned(), PackageId::new(package_id)))
+        Some((name, rest)) if !name.is_empty() && !rest.is_empty() => {
+            Ok((name.to_owned(), rest.to_owned()))
         }
-        _ => Err(format!(
-            "expected NAME=PACKAGE_ID, e.g. asset=asset_1.0:dev, got {value:?}"
-        )),
+        _ => Err(format!("expected {form}, e.g. {example}, got {value:?}")),
     }
 }
 
+fn parse_definition(value: &str) -> Result<(String, PackageId), String> {
+    let (name, id) = parse_named(value, "NAME=PACKAGE_ID", "asset=asset_1.0:dev")?;
+    Ok((name, PackageId::new(id)))
+}
+
 fn parse_package(value: &str) -> Result<(String, PathBuf), String> {
-    match value.split_once('=') {
-        Some((name, file)) if !name.is_empty() && !file.is_empty() => {
-            Ok((name.to_owned(), PathBuf::from(file)))
-        }
-        _ => Err(format!(
-            "expected NAME=FILE, e.g. asset=asset.tar.gz, got {value:?}"
-        )),
-    }
+    let (name, file) = parse_named(value, "NAME=FILE", "asset=asset.tar.gz")?;
+    Ok((name, PathBuf::from(file)))
 }
 
 #[tokio::main]

@@ -126,6 +126,11 @@ impl ChaincodePackage {
         self.code.get(path).map(Vec::as_slice)
     }
 
+    /// The paths of every file in `code.tar.gz`, sorted.
+    pub fn code_paths(&self) -> impl Iterator<Item = &str> {
+        self.code.keys().map(String::as_str)
+    }
+
     /// The wasm module of a `wasm` package.
     pub fn wasm(&self) -> Result<&[u8], PackageError> {
         if self.metadata.kind != WASM_TYPE {

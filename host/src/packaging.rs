@@ -73,6 +73,10 @@ fn build(manifest: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> 
             "--manifest-path",
         ])
         .arg(manifest)
+        // A package carries no debug info: it would only make it bigger and slower to
+        // validate and compile (traps never show guest backtraces).
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Some(dir) = target_dir {

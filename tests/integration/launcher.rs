@@ -85,22 +85,24 @@ async fn the_launcher_refuses_types_no_runtime_starts_and_packages_not_installed
     );
 }
 
+/// A `.tar.gz` of `files`.
+fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gzip);
+    for (path, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, path, *bytes).unwrap();
+    }
+    let mut gzip = tar.into_inner().unwrap();
+    gzip.flush().unwrap();
+    gzip.finish().unwrap()
+}
+
 /// A package with Fabric's layout for Go chaincode (its code is not looked at).
 fn golang_package() -> Vec<u8> {
-    use std::io::Write;
-    let tar_gz = |files: &[(&str, &[u8])]| {
-        let gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        let mut tar = tar::Builder::new(gzip);
-        for (path, bytes) in files {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o644);
-            tar.append_data(&mut header, path, *bytes).unwrap();
-        }
-        let mut gzip = tar.into_inner().unwrap();
-        gzip.flush().unwrap();
-        gzip.finish().unwrap()
-    };
     let code = tar_gz(&[("src/main.go", b"package main")]);
     tar_gz(&[
         (
@@ -109,4 +111,25 @@ fn golang_package() -> Vec<u8> {
         ),
         ("code.tar.gz", &code),
     ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasm_package_shipping_assets_is_refused_until_assets_are_supported() {
+    let wasm = std::fs::read(env!("GUEST_ASSET_WASM")).unwrap();
+    let code = tar_gz(&[("asset.wasm", &wasm), ("assets/rates.json", b"{}")]);
+    let package = tar_gz(&[
+        (
+            "metadata.json",
+            br#"{"path":"asset.wasm","type":"wasm","label":"asset_1.0"}"#,
+        ),
+        ("code.tar.gz", &code),
+    ]);
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
+    let package = cchost::package::ChaincodePackage::parse(&package).unwrap();
+    assert_eq!(
+        runtime.install(&package).unwrap_err().to_string(),
+        "the chaincode module is refused: the package ships \"assets/rates.json\" besides the \
+         module \"asset.wasm\": read-only assets are not supported yet; embed them in the \
+         module (e.g. `include_bytes!`)"
+    );
 }

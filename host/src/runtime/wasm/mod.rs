@@ -192,6 +192,7 @@ impl WasmRuntime {
     /// Installs a wasm package: validates it, compiles it and stores the artifact in the
     /// cache (when there is one). Installing an installed package changes nothing.
     pub fn install(&self, package: &ChaincodePackage) -> Result<WasmModule, WasmError> {
+        check_no_assets(package)?;
         let Some(cache) = &self.cache else {
             return self.compile(package.wasm()?);
         };
@@ -269,6 +270,19 @@ impl WasmRuntime {
             Arc::clone(&self.instances),
         ));
         WasmChaincode { task }
+    }
+}
+
+/// Read-only assets next to the module are not supported yet: real files would show
+/// each peer's inode numbers and timestamps through WASI, which is not deterministic.
+fn check_no_assets(package: &ChaincodePackage) -> Result<(), WasmError> {
+    let module = package.metadata().path.as_str();
+    match package.code_paths().find(|path| *path != module) {
+        Some(other) => Err(WasmError::Invalid(format!(
+            "the package ships {other:?} besides the module {module:?}: read-only assets are \
+             not supported yet; embed them in the module (e.g. `include_bytes!`)"
+        ))),
+        None => Ok(()),
     }
 }
 
