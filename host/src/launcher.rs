@@ -211,7 +211,7 @@ pub fn install(
 ) -> Result<PackageId, LaunchError> {
     let parsed = ChaincodePackage::parse(package)?;
     runtime_for(runtimes, &parsed)?.install(&parsed)?;
-    packages.save(package)?;
+    packages.save(&parsed, package)?;
     Ok(parsed.id().clone())
 }
 

@@ -266,14 +266,20 @@ impl PackageStore {
         Ok(Self { dir })
     }
 
-    /// Parses and saves a package file; saving the same package again changes nothing.
-    pub fn save(&self, bytes: &[u8]) -> Result<ChaincodePackage, PackageError> {
-        let package = ChaincodePackage::parse(bytes)?;
+    /// Saves `bytes`, the file `package` was parsed from (checked by hash, so it is not
+    /// unpacked again); saving the same package again changes nothing.
+    pub fn save(&self, package: &ChaincodePackage, bytes: &[u8]) -> Result<(), PackageError> {
+        if Sha256::digest(bytes).as_slice() != package.hash() {
+            return Err(PackageError::Malformed(format!(
+                "these bytes are not the file of package {}",
+                package.id()
+            )));
+        }
         let path = self.path(package.id());
         if !path.exists() {
             write_atomically(&path, bytes)?;
         }
-        Ok(package)
+        Ok(())
     }
 
     /// Loads an installed package.
@@ -447,10 +453,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = PackageStore::open(dir.path()).unwrap();
         let bytes = build_wasm_package("asset_1.0", "asset", WASM).unwrap();
-        let saved = store.save(&bytes).unwrap();
-        store.save(&bytes).unwrap();
+        let saved = ChaincodePackage::parse(&bytes).unwrap();
+        store.save(&saved, &bytes).unwrap();
+        store.save(&saved, &bytes).unwrap();
         assert_eq!(store.list().unwrap(), vec![saved.id().clone()]);
         assert_eq!(store.load(saved.id()).unwrap().wasm().unwrap(), WASM);
+        let other = build_wasm_package("asset_1.0", "other", WASM).unwrap();
+        assert_eq!(
+            store.save(&saved, &other).unwrap_err().to_string(),
+            format!(
+                "not a chaincode package: these bytes are not the file of package {}",
+                saved.id()
+            )
+        );
         let missing = PackageId::new("x:00");
         assert_eq!(
             store.load(&missing).unwrap_err().to_string(),

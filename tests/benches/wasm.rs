@@ -158,24 +158,11 @@ async fn run() {
     println!("1 get + 1 put, {IN_FLIGHT} in flight: {rate:.0} tx/s");
 
     // Per host call: a transaction of CALLS calls minus one of none, divided by CALLS.
-    let per_call = |args: &'static [&'static str]| {
-        let bench = Arc::clone(&bench);
-        async move {
-            let mut samples = Vec::new();
-            for _ in 0..20 {
-                let t = Instant::now();
-                bench.invoke("asset", args).await;
-                samples.push(t.elapsed());
-            }
-            percentile(&mut samples, 0.5)
-        }
-    };
     let calls = CALLS.to_string();
-    let calls: &'static str = Box::leak(calls.into_boxed_str());
-    let reads = per_call(Box::leak(Box::new(["asset:reads", "k1", calls]))).await;
-    let no_reads = per_call(&["asset:reads", "k1", "0"]).await;
-    let contexts = per_call(Box::leak(Box::new(["asset:contexts", calls]))).await;
-    let no_contexts = per_call(&["asset:contexts", "0"]).await;
+    let reads = median_latency(&bench, &["asset:reads", "k1", &calls]).await;
+    let no_reads = median_latency(&bench, &["asset:reads", "k1", "0"]).await;
+    let contexts = median_latency(&bench, &["asset:contexts", &calls]).await;
+    let no_contexts = median_latency(&bench, &["asset:contexts", "0"]).await;
     println!(
         "one get_state through the bridge (guest -> host -> handler -> host -> guest): {:?}",
         reads.saturating_sub(no_reads) / CALLS
@@ -184,4 +171,15 @@ async fn run() {
         "one host call that stays in the host function (tx_context + result_read): {:?}",
         contexts.saturating_sub(no_contexts) / CALLS
     );
+}
+
+/// The median latency of 20 runs of one transaction of the asset chaincode.
+async fn median_latency(bench: &Bench, args: &[&str]) -> Duration {
+    let mut samples = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        bench.invoke("asset", args).await;
+        samples.push(t.elapsed());
+    }
+    percentile(&mut samples, 0.5)
 }
