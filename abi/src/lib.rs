@@ -131,6 +131,10 @@ pub mod imports {
     pub const TX_CONTEXT: &str = "tx_context";
     /// `(level: u32, p, l) -> ()`: a log line, tagged with chaincode and txid by the host.
     pub const LOG: &str = "log";
+    /// `(p, l) -> !`: the chaincode panicked with this message (UTF-8). The host ends the
+    /// invocation there and answers status 500 with the message, as for an error
+    /// response; the call never returns.
+    pub const ABORT: &str = "abort";
 
     /// `(collection p, l, key p, l) -> i64`: the value (empty if absent).
     pub const GET_STATE: &str = "get_state";
@@ -170,6 +174,7 @@ pub mod imports {
         SET_EVENT,
         TX_CONTEXT,
         LOG,
+        ABORT,
         GET_STATE,
         PUT_STATE,
         DEL_STATE,

@@ -1,56 +1,61 @@
-//! Safe wrappers over the imports, and the entry glue.
+//! [`Stub`]: one invocation's view of the ledger and the transaction, like Fabric's
+//! `ChaincodeStubInterface`. The same code runs in the wasm build (over the host calls)
+//! and natively (over [`MockStub`](crate::mock::MockStub)'s in-memory ledger).
 
-use cchost_abi::{LogLevel, Status, TxField};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use cchost_abi::{LogLevel, TxField};
+use cchost_proto::common::{ChannelHeader, Header, SignatureHeader};
+use cchost_proto::msp::SerializedIdentity;
 use cchost_proto::protos::{
-    ChaincodeInput, ChaincodeMessage, QueryResponse, Response, SignedProposal, StateMetadataResult,
-    chaincode_message,
+    ChaincodeInput, ChaincodeProposalPayload, Proposal, QueryResponse, QueryResponseMetadata,
+    Response, SignedProposal,
 };
 use cchost_proto::queryresult::{KeyModification, Kv};
 use prost::Message;
 
-use crate::{Error, ResponseExt, sys};
+use crate::Error;
+use crate::backend::Backend;
 
-/// Copies the pending result of `len` bytes.
-fn read_pending(len: usize) -> Result<Vec<u8>, Error> {
-    let mut buf = vec![0u8; len];
-    // SAFETY: `buf` is `len` writable bytes of this module's memory.
-    let status = unsafe { sys::result_read(buf.as_mut_ptr(), len as u32) };
-    match Status::from_raw(i64::from(status)) {
-        Some(Status::Ok) => Ok(buf),
-        _ => Err(Error(format!("result_read failed with status {status}"))),
-    }
-}
+/// The namespace prefix of composite keys (Fabric's `compositeKeyNamespace`).
+pub const COMPOSITE_KEY_NAMESPACE: &str = "\u{0}";
+/// The smallest code point (Fabric's `minUnicodeRuneValue`): the composite key separator.
+const MIN_UNICODE_RUNE: char = '\u{0}';
+/// The largest code point (Fabric's `maxUnicodeRuneValue`): the end of partial-key ranges.
+const MAX_UNICODE_RUNE: char = '\u{10FFFF}';
+/// What an empty range start key becomes, so simple range queries skip composite keys.
+const EMPTY_KEY_SUBSTITUTE: &str = "\u{1}";
 
-/// The return of a byte-producing import: a length to copy, `NotFound` (no bytes), or
-/// `Failed` with the peer's error text pending.
-fn call(raw: i64) -> Result<Vec<u8>, Error> {
-    if let Ok(len) = usize::try_from(raw) {
-        return read_pending(len);
-    }
-    match Status::from_raw(raw) {
-        Some(Status::NotFound) => Ok(Vec::new()),
-        Some(Status::Failed) => {
-            // SAFETY: result_len takes no pointers.
-            let len = usize::try_from(unsafe { sys::result_len() }).unwrap_or(0);
-            let text = read_pending(len)?;
-            Err(Error(String::from_utf8_lossy(&text).into_owned()))
-        }
-        _ => Err(Error(format!("unexpected status {raw} from the host"))),
-    }
-}
-
-fn ptr(bytes: &[u8]) -> (*const u8, u32) {
-    (bytes.as_ptr(), bytes.len() as u32)
-}
-
-/// One invocation's view of the ledger and the transaction, like Fabric's
-/// `ChaincodeStubInterface`.
-#[derive(Debug)]
+/// One invocation's view of the ledger and the transaction.
 pub struct Stub {
     input: ChaincodeInput,
+    backend: Rc<dyn Backend>,
+}
+
+impl std::fmt::Debug for Stub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stub").field("input", &self.input).finish()
+    }
+}
+
+/// One page of a paginated query, like Fabric's `QueryResponseMetadata` with its results.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    /// The keys and values of this page.
+    pub results: Vec<Kv>,
+    /// How many records the peer fetched for this page.
+    pub fetched_records_count: i32,
+    /// Where the next page starts (pass it back as `bookmark`); empty after the last page.
+    pub bookmark: String,
 }
 
 impl Stub {
+    /// A stub over `backend` for an invocation with `input`.
+    pub(crate) fn new(input: ChaincodeInput, backend: Rc<dyn Backend>) -> Self {
+        Self { input, backend }
+    }
+
     /// The invocation's arguments; the first is the function name.
     pub fn args(&self) -> &[Vec<u8>] {
         &self.input.args
@@ -66,9 +71,27 @@ impl Stub {
         String::from_utf8_lossy(self.arg(i)).into_owned()
     }
 
+    /// Every argument as text, like `GetStringArgs`.
+    pub fn string_args(&self) -> Vec<String> {
+        (0..self.input.args.len())
+            .map(|i| self.string_arg(i))
+            .collect()
+    }
+
     /// The function name: the first argument.
     pub fn function(&self) -> String {
         self.string_arg(0)
+    }
+
+    /// The function name and the other arguments as text, like
+    /// `GetFunctionAndParameters`.
+    pub fn function_and_parameters(&self) -> (String, Vec<String>) {
+        let mut args = self.string_args();
+        if args.is_empty() {
+            return (String::new(), args);
+        }
+        let function = args.remove(0);
+        (function, args)
     }
 
     /// Whether this is the chaincode's Init.
@@ -76,150 +99,199 @@ impl Stub {
         self.input.is_init
     }
 
-    /// The committed value of `key` (empty if absent), like `GetState`.
+    // ---- world state -------------------------------------------------------------
+
+    /// The committed value of `key` (empty if absent), like `GetState`. A transaction
+    /// does not read its own writes, as in Fabric.
     pub fn get_state(&self, key: &str) -> Result<Vec<u8>, Error> {
-        self.get_private_data("", key)
+        self.backend.get_state("", key)
     }
 
-    /// Writes `value` to `key`, like `PutState` (an empty value deletes, as in Fabric).
+    /// Writes `value` to `key`, like `PutState`.
     pub fn put_state(&self, key: &str, value: &[u8]) -> Result<(), Error> {
-        self.put_private_data("", key, value)
+        self.backend.put_state("", key, value)
     }
 
     /// Deletes `key`, like `DelState`.
     pub fn del_state(&self, key: &str) -> Result<(), Error> {
-        self.del_private_data("", key)
+        self.backend.del_state("", key)
     }
 
-    /// `GetPrivateData` (collection non-empty) or `GetState` (empty).
-    pub fn get_private_data(&self, collection: &str, key: &str) -> Result<Vec<u8>, Error> {
-        let ((c, cl), (k, kl)) = (ptr(collection.as_bytes()), ptr(key.as_bytes()));
-        // SAFETY: both regions are live borrowed slices.
-        call(unsafe { sys::get_state(c, cl, k, kl) })
-    }
-
-    /// `PutPrivateData` or `PutState`.
-    pub fn put_private_data(&self, collection: &str, key: &str, value: &[u8]) -> Result<(), Error> {
-        let ((c, cl), (k, kl), (v, vl)) =
-            (ptr(collection.as_bytes()), ptr(key.as_bytes()), ptr(value));
-        // SAFETY: all regions are live borrowed slices.
-        call(unsafe { sys::put_state(c, cl, k, kl, v, vl) }).map(drop)
-    }
-
-    /// `DelPrivateData` or `DelState`.
-    pub fn del_private_data(&self, collection: &str, key: &str) -> Result<(), Error> {
-        let ((c, cl), (k, kl)) = (ptr(collection.as_bytes()), ptr(key.as_bytes()));
-        // SAFETY: both regions are live borrowed slices.
-        call(unsafe { sys::del_state(c, cl, k, kl) }).map(drop)
-    }
-
-    /// `GetPrivateDataHash`.
-    pub fn get_private_data_hash(&self, collection: &str, key: &str) -> Result<Vec<u8>, Error> {
-        let ((c, cl), (k, kl)) = (ptr(collection.as_bytes()), ptr(key.as_bytes()));
-        // SAFETY: both regions are live borrowed slices.
-        call(unsafe { sys::get_private_data_hash(c, cl, k, kl) })
-    }
-
-    /// `PurgePrivateData`.
-    pub fn purge_private_data(&self, collection: &str, key: &str) -> Result<(), Error> {
-        let ((c, cl), (k, kl)) = (ptr(collection.as_bytes()), ptr(key.as_bytes()));
-        // SAFETY: both regions are live borrowed slices.
-        call(unsafe { sys::purge_private_data(c, cl, k, kl) }).map(drop)
-    }
-
-    /// The state metadata of `key` (name, value), like `GetStateValidationParameter`.
+    /// The state metadata of `key` as (name, value) pairs, like `GetStateValidationParameter`
+    /// reads it.
     pub fn get_state_metadata(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
-        let ((c, cl), (k, kl)) = (ptr(b""), ptr(key.as_bytes()));
-        // SAFETY: both regions are live borrowed slices.
-        let bytes = call(unsafe { sys::get_state_metadata(c, cl, k, kl) })?;
-        let result = StateMetadataResult::decode(bytes.as_slice())?;
-        Ok(result
+        Ok(self
+            .backend
+            .get_state_metadata("", key)?
             .entries
             .into_iter()
             .map(|e| (e.metakey, e.value))
             .collect())
     }
 
-    /// Sets one metadata entry of `key`, like `SetStateValidationParameter`.
+    /// Sets one metadata entry of `key`.
     pub fn put_state_metadata(&self, key: &str, metakey: &str, value: &[u8]) -> Result<(), Error> {
-        let ((c, cl), (k, kl), (m, ml), (v, vl)) = (
-            ptr(b""),
-            ptr(key.as_bytes()),
-            ptr(metakey.as_bytes()),
-            ptr(value),
-        );
-        // SAFETY: all regions are live borrowed slices.
-        call(unsafe { sys::put_state_metadata(c, cl, k, kl, m, ml, v, vl) }).map(drop)
+        self.backend.put_state_metadata("", key, metakey, value)
     }
 
-    /// Keys in `[start, end)` (empty `end`: no bound), fetched from the peer in batches.
-    pub fn get_state_by_range(&self, start: &str, end: &str) -> Result<RangeIter, Error> {
-        // Like the Fabric shims: an empty start key skips composite keys.
-        let start = if start.is_empty() { "\u{1}" } else { start };
-        let response = self.range_call(start, end, 0, "")?;
-        Ok(RangeIter(Batches::new(response)))
+    /// The key-level endorsement policy of `key` (empty if none), like
+    /// `GetStateValidationParameter`.
+    pub fn get_state_validation_parameter(&self, key: &str) -> Result<Vec<u8>, Error> {
+        Ok(self
+            .get_state_metadata(key)?
+            .into_iter()
+            .find(|(name, _)| name == VALIDATION_PARAMETER)
+            .map(|(_, value)| value)
+            .unwrap_or_default())
     }
 
-    /// One page of `[start, end)` from `bookmark`, like `GetStateByRangeWithPagination`:
-    /// the keys and the bookmark of the next page (empty at the end).
+    /// Sets the key-level endorsement policy of `key`, like
+    /// `SetStateValidationParameter`.
+    pub fn set_state_validation_parameter(&self, key: &str, policy: &[u8]) -> Result<(), Error> {
+        self.put_state_metadata(key, VALIDATION_PARAMETER, policy)
+    }
+
+    // ---- range, composite key and history queries -----------------------------------
+
+    /// Keys in `[start, end)` (an empty `end`: no upper bound), fetched from the peer in
+    /// batches, like `GetStateByRange`. An empty `start` skips composite keys, as in
+    /// Fabric.
+    pub fn get_state_by_range(&self, start: &str, end: &str) -> Result<StateIter, Error> {
+        validate_simple_keys(&[start, end])?;
+        let start = if start.is_empty() {
+            EMPTY_KEY_SUBSTITUTE
+        } else {
+            start
+        };
+        let first = self.backend.get_state_by_range("", start, end, 0, "")?;
+        Ok(StateIter(Batches::new(self.backend.clone(), first)))
+    }
+
+    /// One page of `[start, end)` from `bookmark`, like
+    /// `GetStateByRangeWithPagination`.
     pub fn get_state_by_range_with_pagination(
         &self,
         start: &str,
         end: &str,
         page_size: i32,
         bookmark: &str,
-    ) -> Result<(Vec<Kv>, String), Error> {
-        let start = if start.is_empty() { "\u{1}" } else { start };
-        let response = self.range_call(start, end, page_size, bookmark)?;
-        let metadata =
-            cchost_proto::protos::QueryResponseMetadata::decode(response.metadata.as_slice())?;
-        let kvs = response
-            .results
-            .iter()
-            .map(|r| Kv::decode(r.result_bytes.as_slice()))
-            .collect::<Result<Vec<_>, _>>()?;
-        close(&response.id);
-        Ok((kvs, metadata.bookmark))
+    ) -> Result<Page, Error> {
+        validate_simple_keys(&[start, end])?;
+        let start = if start.is_empty() {
+            EMPTY_KEY_SUBSTITUTE
+        } else {
+            start
+        };
+        self.page(start, end, page_size, bookmark)
     }
 
-    fn range_call(
+    /// Every key of `object_type` whose first attributes are `attributes`, like
+    /// `GetStateByPartialCompositeKey`.
+    pub fn get_state_by_partial_composite_key(
         &self,
-        start: &str,
-        end: &str,
+        object_type: &str,
+        attributes: &[&str],
+    ) -> Result<StateIter, Error> {
+        let (start, end) = partial_key_range(object_type, attributes)?;
+        let first = self.backend.get_state_by_range("", &start, &end, 0, "")?;
+        Ok(StateIter(Batches::new(self.backend.clone(), first)))
+    }
+
+    /// One page of [`get_state_by_partial_composite_key`](Self::get_state_by_partial_composite_key),
+    /// like `GetStateByPartialCompositeKeyWithPagination`.
+    pub fn get_state_by_partial_composite_key_with_pagination(
+        &self,
+        object_type: &str,
+        attributes: &[&str],
         page_size: i32,
         bookmark: &str,
-    ) -> Result<QueryResponse, Error> {
-        let ((c, cl), (s, sl), (e, el), (b, bl)) = (
-            ptr(b""),
-            ptr(start.as_bytes()),
-            ptr(end.as_bytes()),
-            ptr(bookmark.as_bytes()),
-        );
-        // SAFETY: all regions are live borrowed slices.
-        let bytes =
-            call(unsafe { sys::get_state_by_range(c, cl, s, sl, e, el, page_size, b, bl) })?;
-        Ok(QueryResponse::decode(bytes.as_slice())?)
+    ) -> Result<Page, Error> {
+        let (start, end) = partial_key_range(object_type, attributes)?;
+        self.page(&start, &end, page_size, bookmark)
+    }
+
+    fn page(&self, start: &str, end: &str, page_size: i32, bookmark: &str) -> Result<Page, Error> {
+        if page_size <= 0 {
+            return Err(Error::new(format!(
+                "the page size must be positive, not {page_size}"
+            )));
+        }
+        let first = self
+            .backend
+            .get_state_by_range("", start, end, page_size, bookmark)?;
+        let metadata = QueryResponseMetadata::decode(first.metadata.as_slice())?;
+        let results =
+            StateIter(Batches::new(self.backend.clone(), first)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            results,
+            fetched_records_count: metadata.fetched_records_count,
+            bookmark: metadata.bookmark,
+        })
+    }
+
+    /// Runs a rich query (a CouchDB selector), like `GetQueryResult`. cchost's state
+    /// database is not CouchDB, so the peer refuses it with an error that says so.
+    pub fn get_query_result(&self, query: &str) -> Result<StateIter, Error> {
+        let first = self.backend.get_query_result("", query, 0, "")?;
+        Ok(StateIter(Batches::new(self.backend.clone(), first)))
     }
 
     /// Every committed modification of `key`, newest first, like `GetHistoryForKey`.
     pub fn get_history_for_key(&self, key: &str) -> Result<HistoryIter, Error> {
-        let (k, kl) = ptr(key.as_bytes());
-        // SAFETY: the region is a live borrowed slice.
-        let bytes = call(unsafe { sys::get_history_for_key(k, kl) })?;
-        Ok(HistoryIter(Batches::new(QueryResponse::decode(
-            bytes.as_slice(),
-        )?)))
+        let first = self.backend.get_history_for_key(key)?;
+        Ok(HistoryIter(Batches::new(self.backend.clone(), first)))
     }
+
+    /// `\0objectType\0attr1\0attr2\0...`, like `CreateCompositeKey`.
+    pub fn create_composite_key(object_type: &str, attributes: &[&str]) -> Result<String, Error> {
+        create_composite_key(object_type, attributes)
+    }
+
+    /// The object type and attributes of a composite key, like `SplitCompositeKey`.
+    pub fn split_composite_key(key: &str) -> Result<(String, Vec<String>), Error> {
+        split_composite_key(key)
+    }
+
+    // ---- private data ---------------------------------------------------------------
+
+    /// `GetPrivateData`.
+    pub fn get_private_data(&self, collection: &str, key: &str) -> Result<Vec<u8>, Error> {
+        require_collection(collection)?;
+        self.backend.get_state(collection, key)
+    }
+
+    /// `PutPrivateData`.
+    pub fn put_private_data(&self, collection: &str, key: &str, value: &[u8]) -> Result<(), Error> {
+        require_collection(collection)?;
+        self.backend.put_state(collection, key, value)
+    }
+
+    /// `DelPrivateData`.
+    pub fn del_private_data(&self, collection: &str, key: &str) -> Result<(), Error> {
+        require_collection(collection)?;
+        self.backend.del_state(collection, key)
+    }
+
+    /// `GetPrivateDataHash`.
+    pub fn get_private_data_hash(&self, collection: &str, key: &str) -> Result<Vec<u8>, Error> {
+        require_collection(collection)?;
+        self.backend.get_private_data_hash(collection, key)
+    }
+
+    /// `PurgePrivateData`.
+    pub fn purge_private_data(&self, collection: &str, key: &str) -> Result<(), Error> {
+        require_collection(collection)?;
+        self.backend.purge_private_data(collection, key)
+    }
+
+    // ---- events and other chaincode -------------------------------------------------
 
     /// Sets the transaction's event (the last one set wins), like `SetEvent`.
     pub fn set_event(&self, name: &str, payload: &[u8]) -> Result<(), Error> {
-        let ((n, nl), (p, pl)) = (ptr(name.as_bytes()), ptr(payload));
-        // SAFETY: both regions are live borrowed slices.
-        let status = unsafe { sys::set_event(n, nl, p, pl) };
-        match Status::from_raw(i64::from(status)) {
-            Some(Status::Ok) => Ok(()),
-            _ => Err(Error(format!("set_event failed with status {status}"))),
+        if name.is_empty() {
+            return Err(Error::new("Event name must be a non-empty string"));
         }
+        self.backend.set_event(name, payload)
     }
 
     /// Runs `args` on chaincode `name` (on `channel`, or this channel if empty) within
@@ -238,83 +310,190 @@ impl Stub {
         let input = ChaincodeInput {
             args: args.iter().map(|a| a.to_vec()).collect(),
             ..Default::default()
-        }
-        .encode_to_vec();
-        let ((t, tl), (i, il)) = (ptr(target.as_bytes()), ptr(&input));
-        // SAFETY: both regions are live borrowed slices.
-        let bytes = call(unsafe { sys::invoke_chaincode(t, tl, i, il) })?;
-        let message = ChaincodeMessage::decode(bytes.as_slice())?;
-        if message.r#type() == chaincode_message::Type::Completed {
-            Ok(Response::decode(message.payload.as_slice())?)
-        } else {
-            Err(Error(
-                String::from_utf8_lossy(&message.payload).into_owned(),
-            ))
-        }
+        };
+        self.backend.invoke_chaincode(&target, &input)
     }
 
-    fn tx_field(&self, field: TxField) -> Vec<u8> {
-        // SAFETY: tx_context takes no pointers.
-        call(unsafe { sys::tx_context(field as u32) }).unwrap_or_default()
-    }
+    // ---- the transaction ------------------------------------------------------------
 
-    /// The transaction id.
+    /// The transaction id, like `GetTxID`.
     pub fn tx_id(&self) -> String {
-        String::from_utf8_lossy(&self.tx_field(TxField::TxId)).into_owned()
+        String::from_utf8_lossy(&self.backend.tx_field(TxField::TxId)).into_owned()
     }
 
-    /// The channel id.
+    /// The channel id, like `GetChannelID`.
     pub fn channel_id(&self) -> String {
-        String::from_utf8_lossy(&self.tx_field(TxField::ChannelId)).into_owned()
+        String::from_utf8_lossy(&self.backend.tx_field(TxField::ChannelId)).into_owned()
     }
 
-    /// The client's signed proposal (timestamp, creator and transient map are inside).
+    /// The client's signed proposal, like `GetSignedProposal`.
     pub fn signed_proposal(&self) -> Result<SignedProposal, Error> {
         Ok(SignedProposal::decode(
-            self.tx_field(TxField::SignedProposal).as_slice(),
+            self.backend.tx_field(TxField::SignedProposal).as_slice(),
         )?)
+    }
+
+    fn proposal_parts(&self) -> Result<(Header, Proposal), Error> {
+        let proposal = Proposal::decode(self.signed_proposal()?.proposal_bytes.as_slice())?;
+        let header = Header::decode(proposal.header.as_slice())?;
+        Ok((header, proposal))
+    }
+
+    /// The client's timestamp from the proposal's channel header (seconds and nanoseconds
+    /// since the Unix epoch), like `GetTxTimestamp`. The same on every endorser, unlike
+    /// the local clock.
+    pub fn tx_timestamp(&self) -> Result<(i64, i32), Error> {
+        let (header, _) = self.proposal_parts()?;
+        let channel = ChannelHeader::decode(header.channel_header.as_slice())?;
+        let ts = channel.timestamp.unwrap_or_default();
+        Ok((ts.seconds, ts.nanos))
+    }
+
+    /// The submitting client's identity (MSP id and PEM certificate), like `GetCreator`.
+    pub fn creator(&self) -> Result<SerializedIdentity, Error> {
+        let (header, _) = self.proposal_parts()?;
+        let signature = SignatureHeader::decode(header.signature_header.as_slice())?;
+        Ok(SerializedIdentity::decode(signature.creator.as_slice())?)
+    }
+
+    /// The transient data the client passed (never written to the ledger), like
+    /// `GetTransient`.
+    pub fn transient(&self) -> Result<BTreeMap<String, Vec<u8>>, Error> {
+        let (_, proposal) = self.proposal_parts()?;
+        let payload = ChaincodeProposalPayload::decode(proposal.payload.as_slice())?;
+        Ok(payload.transient_map.into_iter().collect())
     }
 
     /// `sha256(nonce ‖ creator ‖ epoch)`, like `GetBinding`.
     pub fn binding(&self) -> Vec<u8> {
-        self.tx_field(TxField::Binding)
+        self.backend.tx_field(TxField::Binding)
     }
 
-    /// Logs through the host, tagged with chaincode and txid.
+    /// Logs through the peer, tagged with chaincode and txid.
     pub fn log(&self, level: LogLevel, message: &str) {
-        let (p, l) = ptr(message.as_bytes());
-        // SAFETY: the region is a live borrowed slice.
-        unsafe { sys::log(level as u32, p, l) };
+        self.backend.log(level, message);
     }
 }
 
-fn close(id: &str) {
-    let (p, l) = ptr(id.as_bytes());
-    // SAFETY: the region is a live borrowed slice. Fabric answers CLOSE for any id.
-    let _ = call(unsafe { sys::query_state_close(p, l) });
+/// The state metadata key of a key-level endorsement policy (Fabric's
+/// `pb.MetaDataKeys_VALIDATION_PARAMETER`).
+pub const VALIDATION_PARAMETER: &str = "VALIDATION_PARAMETER";
+
+fn require_collection(collection: &str) -> Result<(), Error> {
+    if collection.is_empty() {
+        return Err(Error::new("collection must not be an empty string"));
+    }
+    Ok(())
 }
 
-/// Batches of query results, fetched with QUERY_STATE_NEXT and always closed (as the Node
-/// shim does).
-#[derive(Debug)]
+/// Simple keys must not start with the composite key namespace (Fabric's
+/// `validateSimpleKeys`).
+fn validate_simple_keys(keys: &[&str]) -> Result<(), Error> {
+    for key in keys {
+        if key.starts_with(COMPOSITE_KEY_NAMESPACE) {
+            return Err(Error::new(format!(
+                "first character of the key [{key}] contains a null character which is not allowed"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The Node shim refuses empty parts, the Go shim the two delimiting code points; both
+/// rules apply.
+fn validate_composite_key_attribute(attribute: &str) -> Result<(), Error> {
+    if attribute.is_empty() {
+        return Err(Error::new(
+            "object type or attribute not a non-zero length string",
+        ));
+    }
+    for (position, c) in attribute.char_indices() {
+        if c == MIN_UNICODE_RUNE || c == MAX_UNICODE_RUNE {
+            return Err(Error::new(format!(
+                "input contains unicode {} starting at position [{position}]. {} and {} are not allowed in the input attribute of a composite key",
+                unicode_name(c),
+                unicode_name(MIN_UNICODE_RUNE),
+                unicode_name(MAX_UNICODE_RUNE),
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Go's `%#U` for the two forbidden code points.
+fn unicode_name(c: char) -> String {
+    format!("U+{:04X}", u32::from(c))
+}
+
+/// `\0objectType\0attr1\0...`: see [`Stub::create_composite_key`].
+pub fn create_composite_key(object_type: &str, attributes: &[&str]) -> Result<String, Error> {
+    validate_composite_key_attribute(object_type)?;
+    let mut key = String::with_capacity(
+        2 + object_type.len() + attributes.iter().map(|a| a.len() + 1).sum::<usize>(),
+    );
+    key.push_str(COMPOSITE_KEY_NAMESPACE);
+    key.push_str(object_type);
+    key.push(MIN_UNICODE_RUNE);
+    for attribute in attributes {
+        validate_composite_key_attribute(attribute)?;
+        key.push_str(attribute);
+        key.push(MIN_UNICODE_RUNE);
+    }
+    Ok(key)
+}
+
+/// See [`Stub::split_composite_key`].
+pub fn split_composite_key(key: &str) -> Result<(String, Vec<String>), Error> {
+    let Some(body) = key.strip_prefix(COMPOSITE_KEY_NAMESPACE) else {
+        return Err(Error::new(format!("key {key:?} is not a composite key")));
+    };
+    let mut parts = body.split(MIN_UNICODE_RUNE).map(str::to_owned);
+    let object_type = parts.next().unwrap_or_default();
+    let mut attributes: Vec<String> = parts.collect();
+    // The key ends with a separator: the last piece is empty.
+    if attributes.last().is_some_and(String::is_empty) {
+        attributes.pop();
+    }
+    Ok((object_type, attributes))
+}
+
+fn partial_key_range(object_type: &str, attributes: &[&str]) -> Result<(String, String), Error> {
+    let start = create_composite_key(object_type, attributes)?;
+    let mut end = start.clone();
+    end.push(MAX_UNICODE_RUNE);
+    Ok((start, end))
+}
+
+/// The batches of one query, fetched with `QUERY_STATE_NEXT` and always closed (as the
+/// Node shim does).
 struct Batches {
+    backend: Rc<dyn Backend>,
     id: String,
     results: std::vec::IntoIter<Vec<u8>>,
     has_more: bool,
 }
 
 impl Batches {
-    fn new(response: QueryResponse) -> Self {
-        Self {
-            id: response.id,
-            results: response
-                .results
-                .into_iter()
-                .map(|r| r.result_bytes)
-                .collect::<Vec<_>>()
-                .into_iter(),
-            has_more: response.has_more,
-        }
+    fn new(backend: Rc<dyn Backend>, response: QueryResponse) -> Self {
+        let mut batches = Self {
+            backend,
+            id: String::new(),
+            results: Vec::new().into_iter(),
+            has_more: false,
+        };
+        batches.load(response);
+        batches
+    }
+
+    fn load(&mut self, response: QueryResponse) {
+        self.id = response.id;
+        self.has_more = response.has_more;
+        self.results = response
+            .results
+            .into_iter()
+            .map(|r| r.result_bytes)
+            .collect::<Vec<_>>()
+            .into_iter();
     }
 
     fn next_bytes(&mut self) -> Option<Result<Vec<u8>, Error>> {
@@ -324,16 +503,10 @@ impl Batches {
         if !self.has_more {
             return None;
         }
-        let (p, l) = ptr(self.id.as_bytes());
-        // SAFETY: the region is a live borrowed slice.
-        let next = call(unsafe { sys::query_state_next(p, l) })
-            .and_then(|bytes| Ok(QueryResponse::decode(bytes.as_slice())?));
-        match next {
+        match self.backend.query_state_next(&self.id) {
             Ok(response) => {
-                *self = Self::new(QueryResponse {
-                    id: std::mem::take(&mut self.id),
-                    ..response
-                });
+                let id = std::mem::take(&mut self.id);
+                self.load(QueryResponse { id, ..response });
                 self.results.next().map(Ok)
             }
             Err(e) => {
@@ -346,15 +519,21 @@ impl Batches {
 
 impl Drop for Batches {
     fn drop(&mut self) {
-        close(&self.id);
+        self.backend.query_state_close(&self.id);
     }
 }
 
-/// The results of a range query.
-#[derive(Debug)]
-pub struct RangeIter(Batches);
+/// The results of a range, partial composite key or rich query: `Kv` (namespace, key,
+/// value), in key order.
+pub struct StateIter(Batches);
 
-impl Iterator for RangeIter {
+impl std::fmt::Debug for StateIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateIter").field("id", &self.0.id).finish()
+    }
+}
+
+impl Iterator for StateIter {
     type Item = Result<Kv, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -366,9 +545,16 @@ impl Iterator for RangeIter {
     }
 }
 
-/// The results of a history query.
-#[derive(Debug)]
+/// The results of a history query: `KeyModification`s, newest first.
 pub struct HistoryIter(Batches);
+
+impl std::fmt::Debug for HistoryIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistoryIter")
+            .field("id", &self.0.id)
+            .finish()
+    }
+}
 
 impl Iterator for HistoryIter {
     type Item = Result<KeyModification, Error>;
@@ -382,41 +568,56 @@ impl Iterator for HistoryIter {
     }
 }
 
-/// Entry glue behind [`chaincode!`](crate::chaincode): reads the input, runs `f`, sets the
-/// response.
-#[doc(hidden)]
-pub fn __entry(input_len: u32, f: fn(&Stub) -> Response) -> i32 {
-    let mut input = vec![0u8; input_len as usize];
-    // SAFETY: `input` is `input_len` writable bytes.
-    let status = unsafe { sys::input_read(input.as_mut_ptr(), input_len) };
-    if status != Status::Ok as i32 {
-        return status;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composite_keys_have_fabrics_layout_and_split_back() {
+        let key = create_composite_key("marble", &["blue", "marble1"]).unwrap();
+        assert_eq!(key, "\u{0}marble\u{0}blue\u{0}marble1\u{0}");
+        assert_eq!(
+            split_composite_key(&key).unwrap(),
+            (
+                "marble".to_owned(),
+                vec!["blue".to_owned(), "marble1".to_owned()]
+            )
+        );
+        assert_eq!(
+            split_composite_key(&create_composite_key("t", &[]).unwrap()).unwrap(),
+            ("t".to_owned(), vec![])
+        );
+        assert_eq!(
+            partial_key_range("marble", &["blue"]).unwrap(),
+            (
+                "\u{0}marble\u{0}blue\u{0}".to_owned(),
+                "\u{0}marble\u{0}blue\u{0}\u{10FFFF}".to_owned()
+            )
+        );
     }
-    let response = match ChaincodeInput::decode(input.as_slice()) {
-        Ok(input) => f(&Stub { input }),
-        Err(e) => Response::error(format!("malformed ChaincodeInput: {e}")),
-    };
-    let bytes = response.encode_to_vec();
-    // SAFETY: `bytes` is a live borrowed slice.
-    unsafe { sys::set_response(bytes.as_ptr(), bytes.len() as u32) }
-}
 
-/// Exports the ABI marker and the entry points for `init` and `invoke`, each a
-/// `fn(&Stub) -> Response`.
-#[macro_export]
-macro_rules! chaincode {
-    (init = $init:path, invoke = $invoke:path $(,)?) => {
-        #[unsafe(no_mangle)]
-        pub extern "C" fn cchost_abi_v1() {}
-
-        #[unsafe(no_mangle)]
-        pub extern "C" fn cchost_init(input_len: u32) -> i32 {
-            $crate::__entry(input_len, $init)
-        }
-
-        #[unsafe(no_mangle)]
-        pub extern "C" fn cchost_invoke(input_len: u32) -> i32 {
-            $crate::__entry(input_len, $invoke)
-        }
-    };
+    #[test]
+    fn forbidden_code_points_in_composite_keys_are_refused_with_fabrics_text() {
+        assert_eq!(
+            create_composite_key("marble", &["a\u{0}b"])
+                .unwrap_err()
+                .to_string(),
+            "input contains unicode U+0000 starting at position [1]. U+0000 and U+10FFFF are not allowed in the input attribute of a composite key"
+        );
+        assert!(create_composite_key("m\u{10FFFF}", &[]).is_err());
+        assert_eq!(
+            create_composite_key("marble", &[""])
+                .unwrap_err()
+                .to_string(),
+            "object type or attribute not a non-zero length string"
+        );
+        assert_eq!(
+            validate_simple_keys(&["\u{0}x"]).unwrap_err().to_string(),
+            "first character of the key [\u{0}x] contains a null character which is not allowed"
+        );
+        assert_eq!(
+            split_composite_key("plain").unwrap_err().to_string(),
+            "key \"plain\" is not a composite key"
+        );
+    }
 }

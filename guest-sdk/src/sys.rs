@@ -11,6 +11,7 @@ unsafe extern "C" {
     pub fn set_event(name: *const u8, name_len: u32, payload: *const u8, payload_len: u32) -> i32;
     pub fn tx_context(field: u32) -> i64;
     pub fn log(level: u32, p: *const u8, l: u32);
+    pub fn abort(p: *const u8, l: u32);
 
     pub fn get_state(c: *const u8, cl: u32, k: *const u8, kl: u32) -> i64;
     pub fn put_state(c: *const u8, cl: u32, k: *const u8, kl: u32, v: *const u8, vl: u32) -> i64;

@@ -22,5 +22,6 @@ pub mod proposal;
 pub mod runtime;
 pub mod services;
 pub mod support;
+pub mod testing;
 
 pub use cchost_proto as proto;

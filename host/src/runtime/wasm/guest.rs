@@ -139,3 +139,16 @@ pub(crate) fn write(
         .copy_from_slice(bytes);
     Ok(())
 }
+
+/// The guest called `abort` (its panic hook): the invocation ends with status 500 and
+/// this message.
+#[derive(Debug)]
+pub(crate) struct GuestAbort(pub(crate) String);
+
+impl std::fmt::Display for GuestAbort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "chaincode panicked: {}", self.0)
+    }
+}
+
+impl std::error::Error for GuestAbort {}

@@ -15,7 +15,7 @@ use cchost_proto::protos::{
 use prost::Message;
 use wasmtime::{Caller, Linker};
 
-use super::guest::{GuestState, abi_violation, read, read_str, write};
+use super::guest::{GuestAbort, GuestState, abi_violation, read, read_str, write};
 
 /// Fuel charged per host call, on top of the guest's own instructions: a loop of cheap
 /// host calls still runs out.
@@ -190,6 +190,20 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
                 _ => tracing::debug!(chaincode, txid, "{line}"),
             }
             Ok(())
+        },
+    )?;
+
+    linker.func_wrap(
+        m,
+        imports::ABORT,
+        |mut caller: Caller<'_, GuestState>, p: u32, l: u32| -> wasmtime::Result<()> {
+            charge(&mut caller)?;
+            // A panic message longer than a log line is cut, never refused: the abort
+            // must end the invocation with the guest's own words.
+            let message = read(&mut caller, p, l.min(MAX_LOG_LEN), MAX_LOG_LEN)?;
+            Err(wasmtime::Error::new(GuestAbort(
+                String::from_utf8_lossy(&message).into_owned(),
+            )))
         },
     )?;
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cchost_proto::protos::chaincode_message::Type;
-use cchost_proto::protos::{ChaincodeId, ChaincodeMessage};
+use cchost_proto::protos::{ChaincodeId, ChaincodeMessage, Response};
 use futures_util::StreamExt;
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, warn};
 use wasmtime::{Store, StoreLimitsBuilder};
 
-use super::guest::{GuestState, TxCall};
+use super::guest::{GuestAbort, GuestState, TxCall};
 use super::{WasmConfig, WasmModule, engine::EPOCH_TICK, wasi};
 use crate::handler::MessageSink;
 use crate::ids::{PackageId, TxKey};
@@ -224,7 +224,20 @@ async fn invoke(
             format!("chaincode returned status {status}").into_bytes(),
             None,
         ),
-        Err(e) => reply(Type::Error, describe_failure(&e).into_bytes(), None),
+        Err(e) => match e.downcast_ref::<GuestAbort>() {
+            // A panic reads like an error the chaincode returned: status 500, its message.
+            Some(GuestAbort(message)) => reply(
+                Type::Completed,
+                Response {
+                    status: 500,
+                    message: message.clone(),
+                    payload: Vec::new(),
+                }
+                .encode_to_vec(),
+                None,
+            ),
+            None => reply(Type::Error, describe_failure(&e).into_bytes(), None),
+        },
     }
 }
 
