@@ -1,11 +1,16 @@
-//! Builds the test chaincode under `tests/guests/` for `wasm32-wasip1` (release) with a
-//! nested cargo, in its own target directory (`target/guests`: sharing the outer one
+//! Builds the test chaincode under `tests/guests/` and the Rust examples for
+//! `wasm32-wasip1` (release) with a nested cargo, in its own target directory (`target/guests`: sharing the outer one
 //! would deadlock on its lock), and tells the tests where the `.wasm` files are.
 
 use std::path::PathBuf;
 use std::process::Command;
 
-const GUESTS: &[(&str, &str)] = &[("guest-asset", "GUEST_ASSET_WASM")];
+const GUESTS: &[(&str, &str)] = &[
+    ("guest-asset", "GUEST_ASSET_WASM"),
+    ("asset-transfer", "ASSET_TRANSFER_WASM"),
+    ("asset-events", "ASSET_EVENTS_WASM"),
+    ("marbles", "MARBLES_WASM"),
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?)
@@ -14,6 +19,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .to_path_buf();
     for watched in [
         "tests/guests",
+        "examples/asset-transfer",
+        "examples/events",
+        "examples/marbles",
         "guest-sdk",
         "abi",
         "proto/fabric",

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 mod devnode;
 mod packaging;
+mod template;
 
 use anyhow::Context;
 use cchost::ids::PackageId;
@@ -71,6 +72,16 @@ enum Command {
         #[arg(long)]
         target_dir: Option<PathBuf>,
     },
+    /// Create a chaincode crate: one contract with two transactions and a native test,
+    /// ready for `cargo test` and `cchost package`.
+    New {
+        /// The crate directory to create; its last component is the crate name.
+        dir: PathBuf,
+        /// The cchost-sdk source the crate depends on (default: the SDK of the source
+        /// tree this cchost was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Install a chaincode package into a data directory: validate it and precompile it.
     /// Prints the package id.
     Install {
@@ -123,6 +134,22 @@ async fn main() -> anyhow::Result<()> {
             println!("wasm: {} bytes", packaged.wasm_size);
             println!("package: {}", output.display());
             println!("package id: {}", packaged.package_id);
+        }
+        Command::New { dir, sdk } => {
+            let sdk = sdk.unwrap_or_else(template::default_sdk_path);
+            let contract = template::new_crate(&dir, &sdk)?;
+            println!("created {} with contract {contract}", dir.display());
+            println!("test it:    cd {} && cargo test", dir.display());
+            println!(
+                "package it: cchost package {} --label {}_1 --output {}.tar.gz",
+                dir.display(),
+                dir.file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("chaincode"),
+                dir.file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("chaincode"),
+            );
         }
         Command::Install { package, data_dir } => {
             let bytes = std::fs::read(&package)

@@ -260,3 +260,116 @@ fn install_refuses_a_module_that_breaks_the_abi_and_says_what_to_fix() {
         "nothing was installed"
     );
 }
+
+#[test]
+fn new_creates_a_crate_that_packages_as_is_and_runs_on_the_dev_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let cchost = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cchost"))
+            .current_dir(dir.path())
+            // anyhow prints a backtrace after the message when these are set.
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            // The template's dependencies are built once per machine, not per test run.
+            .env(
+                "CARGO_TARGET_DIR",
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/template"),
+            )
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let text = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    let created = text(cchost(&["new", "demo"]));
+    assert!(
+        created.starts_with("created demo with contract Demo\n"),
+        "{created}"
+    );
+    let again = cchost(&["new", "demo"]);
+    assert!(!again.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr).trim(),
+        "Error: demo exists and is not empty"
+    );
+
+    // The crate's own native test passes as generated.
+    let tested = Command::new(env!("CARGO"))
+        .current_dir(dir.path().join("demo"))
+        .env(
+            "CARGO_TARGET_DIR",
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/template"),
+        )
+        .args(["test", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        tested.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&tested.stdout).contains("test result: ok. 1 passed"),
+        "{}",
+        String::from_utf8_lossy(&tested.stdout)
+    );
+
+    let packaged = text(cchost(&[
+        "package",
+        "demo",
+        "--label",
+        "demo_1",
+        "--output",
+        "demo.tar.gz",
+    ]));
+    assert!(packaged.contains("\npackage id: demo_1:"), "{packaged}");
+    let package = std::fs::read(dir.path().join("demo.tar.gz")).unwrap();
+    let parsed = cchost::package::ChaincodePackage::parse(&package).unwrap();
+    assert_eq!(parsed.metadata().path, "demo.wasm");
+    eprintln!(
+        "template chaincode: {} bytes of wasm",
+        parsed.wasm().unwrap().len()
+    );
+
+    let mut node = Killed(
+        Command::new(env!("CARGO_BIN_EXE_cchost"))
+            .args(["devnode", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .arg("--package")
+            .arg(format!("demo={}", dir.path().join("demo.tar.gz").display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = node.0.stdin.take().unwrap();
+    writeln!(stdin, r#"["demo", "Create", "r1", "hello"]"#).unwrap();
+    writeln!(stdin, r#"["demo", "Demo:Read", "r1"]"#).unwrap();
+    writeln!(stdin, r#"["demo", "Create", "r1", "again"]"#).unwrap();
+    drop(stdin);
+    let answers: Vec<serde_json::Value> = BufReader::new(node.0.stdout.take().unwrap())
+        .lines()
+        .map(|line| serde_json::from_str(&line.unwrap()).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    assert_eq!(answers[0]["status"], 200, "{answers:?}");
+    let record: serde_json::Value =
+        serde_json::from_str(answers[1]["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(record["id"], "r1");
+    assert_eq!(record["value"], "hello");
+    assert!(
+        record["owner"].as_str().unwrap().starts_with("x509::/"),
+        "{record}"
+    );
+    assert_eq!(answers[2]["status"], 500);
+    assert_eq!(answers[2]["message"], "record r1 already exists");
+    assert!(node.0.wait().unwrap().success());
+}
