@@ -249,9 +249,10 @@ impl Chaincode {
                 .iter()
                 .map(|tx| transaction_metadata(tx, &mut generator))
                 .collect();
-            let mut instance = json!({ "name": contract.name() });
+            let mut instance = Map::new();
+            instance.insert("name".to_owned(), json!(contract.name()));
             if i == 0 {
-                instance["default"] = json!(true);
+                instance.insert("default".to_owned(), json!(true));
             }
             let (title, version) = contract.info();
             contracts.insert(
@@ -306,11 +307,14 @@ fn transaction_metadata(tx: &TransactionInfo, generator: &mut schemars::SchemaGe
             })
         })
         .collect();
-    let mut entry = json!({ "name": tx.name, "tag": tag, "parameters": parameters });
+    let mut entry = Map::new();
+    entry.insert("name".to_owned(), json!(tx.name));
+    entry.insert("tag".to_owned(), tag);
+    entry.insert("parameters".to_owned(), Value::Array(parameters));
     if let Some(returns) = tx.returns {
-        entry["returns"] = returns(generator).to_value();
+        entry.insert("returns".to_owned(), returns(generator).to_value());
     }
-    entry
+    Value::Object(entry)
 }
 
 /// `Contract:Function` → (`Contract`, `Function`): everything before the first colon is

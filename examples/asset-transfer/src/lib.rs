@@ -196,5 +196,5 @@ impl AssetTransfer {
 
 cchost_sdk::contracts!(title = "asset-transfer-basic", version = "1.0.0"; AssetTransfer);
 
-#[cfg(all(test, not(target_arch = "wasm32")))]
+#[cfg(test)]
 mod tests;

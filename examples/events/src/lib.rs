@@ -123,7 +123,7 @@ impl AssetEvents {
 
 cchost_sdk::contracts!(title = "asset-transfer-events", version = "1.0.0"; AssetEvents);
 
-#[cfg(all(test, not(target_arch = "wasm32")))]
+#[cfg(test)]
 mod tests {
     use cchost_sdk::mock::MockStub;
 

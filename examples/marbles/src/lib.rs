@@ -226,7 +226,7 @@ impl Marbles {
 
 cchost_sdk::contracts!(title = "marbles", version = "1.0.0"; Marbles);
 
-#[cfg(all(test, not(target_arch = "wasm32")))]
+#[cfg(test)]
 mod tests {
     use cchost_sdk::mock::MockStub;
 

@@ -168,7 +168,7 @@ fn expand_contract(attr: Tokens, item: Tokens) -> Result<Tokens, Error> {
         }
     }
     for (i, tx) in transactions.iter().enumerate() {
-        if transactions[..i].iter().any(|t| t.name == tx.name) {
+        if transactions.iter().take(i).any(|t| t.name == tx.name) {
             return Err(Error::new(
                 tx.method.span(),
                 format!("two transactions are named {}", tx.name),
