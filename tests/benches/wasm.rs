@@ -1,6 +1,6 @@
 //! Figures of the wasm runtime, printed (never asserted): launch to READY from a cached
-//! artifact, latency and throughput of 1 get + 1 put transactions, and the cost of one
-//! host call across the bridge.
+//! artifact, latency and throughput of 1 get + 1 put transactions, the cost of one
+//! host call across the bridge, and asset-transfer's transactions through the contract API.
 //!
 //! ```sh
 //! cargo bench -p cchost-tests --bench wasm          # release profile
@@ -170,6 +170,41 @@ async fn run() {
     println!(
         "one host call that stays in the host function (tx_context + result_read): {:?}",
         contexts.saturating_sub(no_contexts) / CALLS
+    );
+    contract_api().await;
+}
+
+/// The contract API's cost: examples/asset-transfer (routing, serde arguments and
+/// results, sorted-key JSON) through `WasmHarness`; a submit also commits its block.
+async fn contract_api() {
+    let wasm = std::fs::read(env!("ASSET_TRANSFER_WASM")).unwrap();
+    let harness = cchost::testing::WasmHarness::load(&wasm).await.unwrap();
+    harness.submit(&["InitLedger"]).await.unwrap();
+    let mut reads = Vec::with_capacity(SEQUENTIAL);
+    for _ in 0..SEQUENTIAL {
+        let t = Instant::now();
+        let outcome = harness.evaluate(&["ReadAsset", "asset3"]).await.unwrap();
+        reads.push(t.elapsed());
+        assert_eq!(outcome.response.status, 200);
+    }
+    let mut creates = Vec::with_capacity(SEQUENTIAL);
+    for i in 0..SEQUENTIAL {
+        let id = format!("bench{i}");
+        let t = Instant::now();
+        let outcome = harness
+            .submit(&["CreateAsset", &id, "blue", "5", "Ann", "300"])
+            .await
+            .unwrap();
+        creates.push(t.elapsed());
+        assert_eq!(outcome.response.status, 200, "{}", outcome.response.message);
+    }
+    println!(
+        "asset-transfer ({} KiB wasm): ReadAsset p50 {:?}, p99 {:?}; CreateAsset (submit + commit) p50 {:?}, p99 {:?}",
+        wasm.len() / 1024,
+        percentile(&mut reads, 0.5),
+        percentile(&mut reads, 0.99),
+        percentile(&mut creates, 0.5),
+        percentile(&mut creates, 0.99)
     );
 }
 
