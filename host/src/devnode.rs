@@ -244,5 +244,11 @@ pub(crate) fn runtimes(
         cache_dir: Some(data_dir.join("wasm-cache")),
         ..WasmConfig::default()
     })?;
-    Ok((packages, vec![Arc::new(wasm)]))
+    Ok((
+        packages,
+        vec![
+            Arc::new(wasm),
+            Arc::new(cchost::runtime::external::CcaasRuntime),
+        ],
+    ))
 }

@@ -42,8 +42,9 @@ enum Command {
         /// CORE_CHAINCODE_ID_NAME=PACKAGE_ID. Repeat for several chaincodes.
         #[arg(long = "chaincode", value_parser = parse_definition)]
         chaincodes: Vec<(String, PackageId)>,
-        /// NAME=FILE: install the package FILE (e.g. a wasm package from `cchost
-        /// package`) and serve chaincode NAME with it; the node launches it itself.
+        /// NAME=FILE: install the package FILE (a wasm package from `cchost package`,
+        /// or a `ccaas` package with connection.json) and serve chaincode NAME with it;
+        /// the node launches (or dials) it itself.
         #[arg(long = "package", value_parser = parse_package)]
         packages: Vec<(String, PathBuf)>,
         /// Where installed packages and compiled artifacts are kept.

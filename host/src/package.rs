@@ -22,6 +22,12 @@ pub const METADATA_FILE: &str = "metadata.json";
 pub const CODE_FILE: &str = "code.tar.gz";
 /// `metadata.json` `type` of wasm chaincode.
 pub const WASM_TYPE: &str = "wasm";
+/// The package type of chaincode-as-a-service (Fabric's `ccaas_builder`).
+pub const CCAAS_TYPE: &str = "ccaas";
+/// The other package type external builders commonly use for chaincode-as-a-service.
+pub const EXTERNAL_TYPE: &str = "external";
+/// Where a chaincode-as-a-service package keeps its address, in `code.tar.gz`.
+pub const CONNECTION_FILE: &str = "connection.json";
 /// Largest package file accepted.
 pub const MAX_PACKAGE_SIZE: usize = 64 * 1024 * 1024;
 /// Largest total of unpacked bytes (a gzip bomb stops here).
@@ -150,12 +156,28 @@ impl ChaincodePackage {
 
 /// Writes a `wasm` package holding `wasm` as `<name>.wasm`; returns its bytes.
 pub fn build_wasm_package(label: &str, name: &str, wasm: &[u8]) -> Result<Vec<u8>, PackageError> {
-    check_label(label)?;
     let path = format!("{name}.wasm");
-    let code = pack(&[(path.as_str(), wasm)])?;
+    build_package(label, WASM_TYPE, &path, &[(path.as_str(), wasm)])
+}
+
+/// A chaincode-as-a-service package: `connection.json` in `code.tar.gz`, type `ccaas`,
+/// as Fabric's `ccaas_builder` expects it.
+pub fn build_ccaas_package(label: &str, connection_json: &[u8]) -> Result<Vec<u8>, PackageError> {
+    build_package(label, CCAAS_TYPE, "", &[(CONNECTION_FILE, connection_json)])
+}
+
+/// A package of type `kind` whose `code.tar.gz` holds `files`, written deterministically.
+pub fn build_package(
+    label: &str,
+    kind: &str,
+    path: &str,
+    files: &[(&str, &[u8])],
+) -> Result<Vec<u8>, PackageError> {
+    check_label(label)?;
+    let code = pack(files)?;
     let metadata = serde_json::to_vec(&PackageMetadata {
-        path,
-        kind: WASM_TYPE.to_owned(),
+        path: path.to_owned(),
+        kind: kind.to_owned(),
         label: label.to_owned(),
     })
     .map_err(|e| PackageError::Metadata(e.to_string()))?;

@@ -12,6 +12,7 @@
     clippy::indexing_slicing
 )]
 
+mod ccaas;
 mod contracts;
 mod host;
 mod hostile;

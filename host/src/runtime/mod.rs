@@ -1,4 +1,6 @@
 //! Chaincode runtimes. Each starts a chaincode and connects it to `ChaincodeSupport`'s
-//! handler; `wasm` runs it in-process in wasmtime.
+//! handler: `wasm` runs it in-process in wasmtime, `external` dials chaincode that runs
+//! as a service.
 
+pub mod external;
 pub mod wasm;

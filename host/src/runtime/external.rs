@@ -1,0 +1,231 @@
+//! Chaincode-as-a-service: the chaincode runs as a gRPC server somewhere (started by the
+//! operator), and the peer dials its `/protos.Chaincode/Connect` at the address from the
+//! package's `connection.json`, then runs the same handler on that stream. The chaincode
+//! sends REGISTER first, as in client mode (FABRIC-PROTOCOL.md §2.8, §4.3).
+
+use std::time::Duration;
+
+use cchost_proto::protos::ChaincodeMessage;
+use cchost_proto::protos::chaincode_client::ChaincodeClient;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{debug, warn};
+
+use crate::launcher::{ChaincodeRuntime, LaunchError, RunningChaincode};
+use crate::package::{CCAAS_TYPE, CONNECTION_FILE, ChaincodePackage, EXTERNAL_TYPE};
+use crate::support::ChaincodeSupport;
+
+/// Fabric's default `dial_timeout`.
+pub const DEFAULT_DIAL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `connection.json` of a chaincode-as-a-service package.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ConnectionInfo {
+    /// `host:port` the chaincode listens on.
+    pub address: String,
+    /// How long to wait for the connection: a Go duration string (`"10s"`) or
+    /// nanoseconds. Default 3 s.
+    #[serde(default, deserialize_with = "dial_timeout")]
+    pub dial_timeout: Option<Duration>,
+    /// Whether the chaincode's server uses TLS.
+    #[serde(default)]
+    pub tls_required: bool,
+    /// Whether it requires a client certificate.
+    #[serde(default)]
+    pub client_auth_required: bool,
+}
+
+impl ConnectionInfo {
+    /// Reads and checks the `connection.json` of `package`.
+    pub fn from_package(package: &ChaincodePackage) -> Result<Self, LaunchError> {
+        let fail = |reason: String| LaunchError::Start {
+            package_id: package.id().clone(),
+            reason,
+        };
+        let bytes = package.code_file(CONNECTION_FILE).ok_or_else(|| {
+            fail(format!(
+                "a {CCAAS_TYPE} package needs {CONNECTION_FILE} in code.tar.gz"
+            ))
+        })?;
+        let info: Self = serde_json::from_slice(bytes)
+            .map_err(|e| fail(format!("{CONNECTION_FILE} is not valid: {e}")))?;
+        if info.address.is_empty() || !info.address.contains(':') {
+            return Err(fail(format!(
+                "{CONNECTION_FILE}: address must be host:port, got {:?}",
+                info.address
+            )));
+        }
+        if info.tls_required || info.client_auth_required {
+            return Err(fail(format!(
+                "{CONNECTION_FILE}: TLS to chaincode-as-a-service is not supported yet \
+                 (tls_required and client_auth_required must be false)"
+            )));
+        }
+        Ok(info)
+    }
+}
+
+fn dial_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Nanos(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Nanos(n) => Ok(Some(Duration::from_nanos(n))),
+        Raw::Text(t) => parse_go_duration(&t).map(Some).ok_or_else(|| {
+            serde::de::Error::custom(format!("dial_timeout {t:?} is not a duration like \"10s\""))
+        }),
+    }
+}
+
+/// Go's `time.ParseDuration` for whole numbers: `1m30s`, `500ms`, `10s`.
+fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let (number, tail) = rest.split_at(digits);
+        let value: u64 = number.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let part = match unit {
+            "ns" => Duration::from_nanos(value),
+            "us" | "µs" => Duration::from_micros(value),
+            "ms" => Duration::from_millis(value),
+            "s" => Duration::from_secs(value),
+            "m" => Duration::from_secs(value.checked_mul(60)?),
+            "h" => Duration::from_secs(value.checked_mul(3600)?),
+            _ => return None,
+        };
+        total = total.checked_add(part)?;
+        rest = tail;
+    }
+    Some(total)
+}
+
+/// Starts chaincode-as-a-service packages (types `ccaas` and `external`) by dialing them.
+#[derive(Debug, Default, Clone)]
+pub struct CcaasRuntime;
+
+/// A connected chaincode-as-a-service stream; stopping it ends the stream.
+#[derive(Debug)]
+pub struct CcaasChaincode {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningChaincode for CcaasChaincode {
+    fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for CcaasChaincode {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl ChaincodeRuntime for CcaasRuntime {
+    fn handles(&self, kind: &str) -> bool {
+        kind == CCAAS_TYPE || kind == EXTERNAL_TYPE
+    }
+
+    fn install(&self, package: &ChaincodePackage) -> Result<(), LaunchError> {
+        ConnectionInfo::from_package(package).map(drop)
+    }
+
+    fn start<'a>(
+        &'a self,
+        package: &'a ChaincodePackage,
+        support: &'a ChaincodeSupport,
+    ) -> BoxFuture<'a, Result<Box<dyn RunningChaincode>, LaunchError>> {
+        Box::pin(async move {
+            let info = ConnectionInfo::from_package(package)?;
+            let package_id = package.id().clone();
+            let fail = |reason: String| LaunchError::Start {
+                package_id: package_id.clone(),
+                reason,
+            };
+            let timeout = info.dial_timeout.unwrap_or(DEFAULT_DIAL_TIMEOUT);
+            let endpoint =
+                tonic::transport::Endpoint::from_shared(format!("http://{}", info.address))
+                    .map_err(|e| fail(format!("address {:?}: {e}", info.address)))?
+                    .connect_timeout(timeout)
+                    .keep_alive_while_idle(true)
+                    .http2_keep_alive_interval(Duration::from_secs(60))
+                    .keep_alive_timeout(Duration::from_secs(20));
+            let channel = tokio::time::timeout(timeout, endpoint.connect())
+                .await
+                .map_err(|_| {
+                    fail(format!(
+                        "dialing {} timed out after {timeout:?}",
+                        info.address
+                    ))
+                })?
+                .map_err(|e| fail(format!("dialing {}: {e}", info.address)))?;
+            // The peer's messages go out through `to_chaincode`; the chaincode's come back
+            // as the response stream, which the handler serves.
+            let (to_chaincode, outbound) = tokio::sync::mpsc::channel::<ChaincodeMessage>(64);
+            let inbound = ChaincodeClient::new(channel)
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX)
+                .connect(ReceiverStream::new(outbound))
+                .await
+                .map_err(|e| fail(format!("Connect at {}: {}", info.address, e.message())))?
+                .into_inner();
+            let mut replies = support.connect(Box::pin(inbound));
+            let address = info.address.clone();
+            let task = tokio::spawn(async move {
+                while let Some(reply) = replies.next().await {
+                    match reply {
+                        Ok(message) => {
+                            if to_chaincode.send(message).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(status) => {
+                            warn!(address, "chaincode stream failed: {status}");
+                            break;
+                        }
+                    }
+                }
+                debug!(address, "chaincode-as-a-service stream ended");
+            });
+            let running: Box<dyn RunningChaincode> = Box::new(CcaasChaincode { task });
+            Ok(running)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse_like_fabric_reads_dial_timeout() {
+        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("s"), None);
+        assert_eq!(parse_go_duration(""), None);
+        let info: ConnectionInfo = serde_json::from_str(
+            r#"{"address":"127.0.0.1:9999","dial_timeout":"10s","tls_required":false}"#,
+        )
+        .unwrap();
+        assert_eq!(info.dial_timeout, Some(Duration::from_secs(10)));
+        let info: ConnectionInfo =
+            serde_json::from_str(r#"{"address":"127.0.0.1:9999","dial_timeout":2000000000}"#)
+                .unwrap();
+        assert_eq!(info.dial_timeout, Some(Duration::from_secs(2)));
+    }
+}

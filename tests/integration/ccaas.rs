@@ -1,0 +1,177 @@
+//! Chaincode-as-a-service: the real Node fabric-shim in server mode, started by hand
+//! (as an operator runs it), dialed by the launcher at the address in the package's
+//! `connection.json`.
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cchost::launcher::{ChaincodeRuntime, Launcher};
+use cchost::package::{PackageStore, build_ccaas_package, package_id};
+use cchost::runtime::external::CcaasRuntime;
+use cchost::support::SupportConfig;
+
+use crate::host::TestHost;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `fabric-chaincode-node server` for examples/node-asset, killed on drop.
+struct ServerMode(Child);
+
+impl ServerMode {
+    fn start(port: u16, package_id: &str, log: &std::path::Path) -> Self {
+        let dir =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/node-asset");
+        let out = std::fs::File::create(log).unwrap();
+        let child = Command::new("node")
+            .arg("node_modules/fabric-shim/cli.js")
+            .arg("server")
+            .current_dir(&dir)
+            .env("CORE_CHAINCODE_ADDRESS", format!("127.0.0.1:{port}"))
+            .env("CORE_CHAINCODE_ID", package_id)
+            .env("CORE_PEER_LOCALMSPID", "Org1MSP")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("cannot run `node`: Node.js 18 or newer is required");
+        // Wait until it listens.
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the Node shim did not listen on {port} within 30 s:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self(child)
+    }
+}
+
+impl Drop for ServerMode {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn connection(port: u16) -> Vec<u8> {
+    format!(r#"{{"address":"127.0.0.1:{port}","dial_timeout":"10s","tls_required":false}}"#)
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_shim_in_server_mode_runs_transactions_through_chaincode_as_a_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let port = free_port();
+    let package = build_ccaas_package("asset_ccaas", &connection(port)).unwrap();
+    let id = package_id("asset_ccaas", &package);
+    let _server = ServerMode::start(port, id.as_str(), &dir.path().join("chaincode.log"));
+
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(dir.path().join("chaincodes")).unwrap(),
+        vec![Arc::new(CcaasRuntime)],
+        Duration::from_secs(30),
+    );
+    assert_eq!(launcher.install(&package).unwrap(), id);
+    host.support.define("asset", id.clone());
+    launcher.launch(&id).await.unwrap();
+    assert!(host.support.is_ready(&id));
+
+    let (proposal, result) = host.invoke("asset", &["asset:put", "k1", "v1"]).await;
+    let result = result.unwrap();
+    assert_eq!(
+        String::from_utf8(result.response.payload.clone()).unwrap(),
+        "ok"
+    );
+    assert_eq!(result.event.as_ref().unwrap().event_name, "Put");
+    host.commit(&result, &proposal);
+    let (proposal, result) = host.invoke("asset", &["asset:put", "k2", "v2"]).await;
+    host.commit(&result.unwrap(), &proposal);
+    let (_, result) = host.invoke("asset", &["asset:get", "k1"]).await;
+    assert_eq!(result.unwrap().response.payload, b"v1");
+    let (_, result) = host.invoke("asset", &["asset:range", "", ""]).await;
+    assert_eq!(result.unwrap().response.payload, br#"["k1=v1","k2=v2"]"#);
+
+    // Stopping ends the stream: the handler deregisters, and the next launch dials again
+    // (the server accepts a new Connect).
+    launcher.stop(&id);
+    let started = Instant::now();
+    while host.support.is_ready(&id) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still registered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    launcher.launch(&id).await.unwrap();
+    let (_, result) = host.invoke("asset", &["asset:get", "k2"]).await;
+    assert_eq!(result.unwrap().response.payload, b"v2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_is_not_listening_fails_the_launch_with_the_dial_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let port = free_port();
+    let connection = format!(r#"{{"address":"127.0.0.1:{port}","dial_timeout":"2s"}}"#);
+    let package = build_ccaas_package("nobody", connection.as_bytes()).unwrap();
+    let id = package_id("nobody", &package);
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(dir.path()).unwrap(),
+        vec![Arc::new(CcaasRuntime)],
+        Duration::from_secs(30),
+    );
+    launcher.install(&package).unwrap();
+    let started = Instant::now();
+    let error = launcher.launch(&id).await.unwrap_err().to_string();
+    assert!(
+        error.starts_with(&format!(
+            "starting chaincode {id}: dialing 127.0.0.1:{port}"
+        )),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "reported at once, not after the startup timeout"
+    );
+}
+
+#[test]
+fn a_package_asking_for_tls_or_without_an_address_is_refused_at_install() {
+    let runtime = CcaasRuntime;
+    let check = |json: &str| {
+        let package = build_ccaas_package("svc", json.as_bytes()).unwrap();
+        let parsed = cchost::package::ChaincodePackage::parse(&package).unwrap();
+        runtime.install(&parsed).unwrap_err().to_string()
+    };
+    let id_of =
+        |json: &str| package_id("svc", &build_ccaas_package("svc", json.as_bytes()).unwrap());
+    let tls = r#"{"address":"127.0.0.1:9","tls_required":true}"#;
+    assert_eq!(
+        check(tls),
+        format!(
+            "starting chaincode {}: connection.json: TLS to chaincode-as-a-service is not supported yet (tls_required and client_auth_required must be false)",
+            id_of(tls)
+        )
+    );
+    let bare = r#"{"address":"localhost"}"#;
+    assert_eq!(
+        check(bare),
+        format!(
+            "starting chaincode {}: connection.json: address must be host:port, got \"localhost\"",
+            id_of(bare)
+        )
+    );
+}
