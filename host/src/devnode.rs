@@ -22,6 +22,7 @@ use anyhow::Context;
 use cchost::ids::PackageId;
 use cchost::launcher::{ChaincodeRuntime, Launcher};
 use cchost::ledger::{CommitTx, Height, RedbStore, StateStore};
+use cchost::operations::{LogSpec, Operations, StateDbCheck};
 use cchost::package::PackageStore;
 use cchost::proposal::{DevIdentity, ProposalBuilder};
 use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
@@ -46,6 +47,10 @@ pub(crate) struct DevnodeConfig {
     pub(crate) startup_timeout: Duration,
     /// The execute timeout.
     pub(crate) execute_timeout: Duration,
+    /// Where to serve the operations endpoints, if anywhere.
+    pub(crate) operations_listen: Option<SocketAddr>,
+    /// The live log filter `/logspec` reads and changes.
+    pub(crate) logspec: Arc<LogSpec>,
 }
 
 /// Runs the dev node until standard input ends.
@@ -86,6 +91,22 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
             launched.push((name.clone(), package_id));
         }
     }
+    let operations = match config.operations_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            let address = listener.local_addr()?;
+            let router = cchost::operations::router(Operations {
+                metrics: Arc::clone(support.metrics()),
+                checks: vec![Arc::new(StateDbCheck(Arc::clone(&store)))],
+                logspec: Arc::clone(&config.logspec),
+            });
+            eprintln!("cchost devnode: operations endpoints on http://{address}");
+            Some(tokio::spawn(
+                async move { axum::serve(listener, router).await },
+            ))
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -140,6 +161,9 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
     }
     let _ = stop.send(());
     server.await??;
+    if let Some(operations) = operations {
+        operations.abort();
+    }
     Ok(())
 }
 

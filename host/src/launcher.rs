@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use crate::ids::PackageId;
+use crate::metrics::LaunchOutcome;
 use crate::package::{ChaincodePackage, PackageError, PackageStore};
 use crate::runtime::wasm::{WasmChaincode, WasmError, WasmRuntime};
 use crate::support::ChaincodeSupport;
@@ -30,8 +31,9 @@ pub enum LaunchError {
     /// The wasm runtime refused or failed the package.
     #[error(transparent)]
     Wasm(#[from] WasmError),
-    /// The chaincode did not register and go READY in time.
-    #[error("chaincode {package_id} did not register within {timeout:?}")]
+    /// The chaincode did not register and go READY in time (Fabric's text, and the
+    /// timeout).
+    #[error("timeout expired while starting chaincode {package_id} (startup timeout {timeout:?})")]
     StartupTimeout {
         /// The package started.
         package_id: PackageId,
@@ -56,6 +58,9 @@ pub trait RunningChaincode: Send + Sync + std::fmt::Debug {
 
 /// What starts chaincode of some package types.
 pub trait ChaincodeRuntime: Send + Sync + std::fmt::Debug {
+    /// The runtime's name, the `runtime` label of its metrics (`wasm`, `ccaas`, ...).
+    fn name(&self) -> &'static str;
+
     /// Whether this runtime starts packages of `metadata.json` type `kind`.
     fn handles(&self, kind: &str) -> bool;
 
@@ -77,6 +82,10 @@ impl RunningChaincode for WasmChaincode {
 }
 
 impl ChaincodeRuntime for WasmRuntime {
+    fn name(&self) -> &'static str {
+        "wasm"
+    }
+
     fn handles(&self, kind: &str) -> bool {
         kind == crate::package::WASM_TYPE
     }
@@ -162,19 +171,30 @@ impl Launcher {
         self.stop(package_id);
         let package = self.packages.load(package_id)?;
         let runtime = self.runtime_for(&package)?;
+        let metrics = self.support.metrics();
+        metrics.set_runtime(package_id, runtime.name());
+        let started = std::time::Instant::now();
         self.support.expect_registration(package_id);
-        let running = runtime.start(&package, &self.support).await?;
+        let running = match runtime.start(&package, &self.support).await {
+            Ok(running) => running,
+            Err(e) => {
+                metrics.launch(package_id, started.elapsed(), LaunchOutcome::Failed);
+                return Err(e);
+            }
+        };
         if !self
             .support
             .wait_ready(package_id, self.startup_timeout)
             .await
         {
             running.stop();
+            metrics.launch(package_id, started.elapsed(), LaunchOutcome::TimedOut);
             return Err(LaunchError::StartupTimeout {
                 package_id: package_id.clone(),
                 timeout: self.startup_timeout,
             });
         }
+        metrics.launch(package_id, started.elapsed(), LaunchOutcome::Ready);
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -17,6 +17,8 @@ pub mod handler;
 pub mod ids;
 pub mod launcher;
 pub mod ledger;
+pub mod metrics;
+pub mod operations;
 pub mod package;
 pub mod proposal;
 pub mod runtime;

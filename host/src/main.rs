@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 mod devnode;
@@ -10,6 +11,7 @@ mod template;
 
 use anyhow::Context;
 use cchost::ids::PackageId;
+use cchost::operations::LogSpec;
 use clap::{Parser, Subcommand};
 use devnode::DevnodeConfig;
 
@@ -56,6 +58,10 @@ enum Command {
         /// Seconds a transaction may run (Fabric's chaincode.executetimeout: 30).
         #[arg(long, default_value_t = 30)]
         execute_timeout: u64,
+        /// Serve the operations endpoints (/healthz, /metrics, /logspec, /version) on this
+        /// address (Fabric's operations.listenAddress, e.g. 127.0.0.1:9443).
+        #[arg(long)]
+        operations_listen: Option<SocketAddr>,
     },
     /// Build a chaincode crate for wasm32-wasip1 (release) and write it as a Fabric-style
     /// package: a .tar.gz with metadata.json ({"path","type":"wasm","label"}) and
@@ -94,6 +100,27 @@ enum Command {
     },
 }
 
+/// Logs to stderr with the filter from `CCHOST_LOG` (default `warn`), which the
+/// operations endpoint `/logspec` can change while running.
+fn init_logging() -> Arc<LogSpec> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, reload};
+
+    let spec = std::env::var("CCHOST_LOG").unwrap_or_else(|_| "warn".to_owned());
+    let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .init();
+    Arc::new(LogSpec::new(spec, move |new: &str| {
+        let filter =
+            EnvFilter::try_new(new).map_err(|e| format!("invalid log spec {new:?}: {e}"))?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    }))
+}
+
 /// `NAME=VALUE`, both non-empty; `form` and `example` go into the error.
 fn parse_named(value: &str, form: &str, example: &str) -> Result<(String, String), String> {
     match value.split_once('=') {
@@ -116,13 +143,7 @@ fn parse_package(value: &str) -> Result<(String, PathBuf), String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CCHOST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let logspec = init_logging();
     match Cli::parse().command {
         Command::Package {
             crate_dir,
@@ -190,6 +211,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             startup_timeout,
             execute_timeout,
+            operations_listen,
         } => {
             if chaincodes.is_empty() && packages.is_empty() {
                 anyhow::bail!(
@@ -205,6 +227,8 @@ async fn main() -> anyhow::Result<()> {
                 data_dir,
                 startup_timeout: Duration::from_secs(startup_timeout),
                 execute_timeout: Duration::from_secs(execute_timeout),
+                operations_listen,
+                logspec,
             })
             .await?;
         }

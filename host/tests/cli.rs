@@ -373,3 +373,66 @@ fn new_creates_a_crate_that_packages_as_is_and_runs_on_the_dev_node() {
     assert_eq!(answers[2]["message"], "record r1 already exists");
     assert!(node.0.wait().unwrap().success());
 }
+
+#[test]
+fn devnode_serves_the_operations_endpoints_when_asked() {
+    use std::io::Read;
+
+    let mut node = Killed(
+        Command::new(env!("CARGO_BIN_EXE_cchost"))
+            .args([
+                "devnode",
+                "--listen",
+                "127.0.0.1:0",
+                "--operations-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--chaincode", "asset=asset_1:dev"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Keep draining stderr: a closed pipe would fail the node's later log lines.
+    let stderr = BufReader::new(node.0.stderr.take().unwrap());
+    let (found, announced) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(address) =
+                line.strip_prefix("cchost devnode: operations endpoints on http://")
+            {
+                let _ = found.send(address.to_owned());
+            }
+        }
+    });
+    let address = announced
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("devnode announces the operations address");
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let health = get("/healthz");
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+    assert!(health.contains(r#"{"status":"OK","time":""#), "{health}");
+    let metrics = get("/metrics");
+    // Before any launch only the version gauge has a sample (families without one are
+    // not exposed).
+    assert!(
+        metrics.ends_with(&format!(
+            "\r\n\r\n# HELP fabric_version The active version of cchost.\n# TYPE fabric_version gauge\nfabric_version{{version=\"{}\"}} 1\n# EOF\n",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{metrics}"
+    );
+    drop(node.0.stdin.take());
+    assert!(node.0.wait().unwrap().success());
+}

@@ -14,7 +14,7 @@ use cchost::support::SupportConfig;
 
 use crate::host::TestHost;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -23,10 +23,10 @@ fn free_port() -> u16 {
 }
 
 /// `fabric-chaincode-node server` for examples/node-asset, killed on drop.
-struct ServerMode(Child);
+pub(crate) struct ServerMode(Child);
 
 impl ServerMode {
-    fn start(port: u16, package_id: &str, log: &std::path::Path) -> Self {
+    pub(crate) fn start(port: u16, package_id: &str, log: &std::path::Path) -> Self {
         let dir =
             std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/node-asset");
         let out = std::fs::File::create(log).unwrap();
@@ -63,7 +63,7 @@ impl Drop for ServerMode {
     }
 }
 
-fn connection(port: u16) -> Vec<u8> {
+pub(crate) fn connection(port: u16) -> Vec<u8> {
     format!(r#"{{"address":"127.0.0.1:{port}","dial_timeout":"10s","tls_required":false}}"#)
         .into_bytes()
 }

@@ -19,6 +19,7 @@ mod hostile;
 mod launcher;
 mod node;
 mod node_shim;
+mod operations;
 mod proto_compat;
 mod rogue_shim;
 mod wasm;

@@ -171,6 +171,11 @@ impl Handler {
         self.out.send(Ok(message)).await.is_ok()
     }
 
+    /// The package id this stream registered as, once it has.
+    pub(crate) fn package_id(&self) -> Option<&PackageId> {
+        self.package_id.get()
+    }
+
     /// Serves the stream until it ends or breaks the protocol, then deregisters and fails
     /// the transactions still waiting.
     pub(crate) async fn serve(self: Arc<Self>, mut inbound: MessageStream) {
@@ -231,6 +236,13 @@ impl Handler {
                 }
                 HandlerState::Ready if is_request(ty) => {
                     self.support.count_request(ty);
+                    if let Some(package_id) = self.package_id.get() {
+                        self.support.metrics.request_received(
+                            package_id,
+                            &message.channel_id,
+                            ty.as_str_name(),
+                        );
+                    }
                     // Bounded: past the limit, reading the stream waits (back-pressure).
                     let Ok(permit) = Arc::clone(&self.requests).acquire_owned().await else {
                         return Ok(());
@@ -328,6 +340,7 @@ impl Handler {
     }
 
     async fn handle_request(self: Arc<Self>, message: ChaincodeMessage, ty: Type) {
+        let started = std::time::Instant::now();
         let key = TxKey::new(&message.channel_id, &message.txid);
         let result = match self.context(&key) {
             None => Err(RequestError::new("no ledger context")),
@@ -343,6 +356,15 @@ impl Handler {
                 result
             }
         };
+        if let Some(package_id) = self.package_id.get() {
+            self.support.metrics.request_completed(
+                package_id,
+                &message.channel_id,
+                ty.as_str_name(),
+                result.is_ok(),
+                started.elapsed(),
+            );
+        }
         let reply = match result {
             Ok(payload) => ChaincodeMessage {
                 r#type: Type::Response.into(),

@@ -135,6 +135,10 @@ impl Drop for CcaasChaincode {
 }
 
 impl ChaincodeRuntime for CcaasRuntime {
+    fn name(&self) -> &'static str {
+        "ccaas"
+    }
+
     fn handles(&self, kind: &str) -> bool {
         kind == CCAAS_TYPE || kind == EXTERNAL_TYPE
     }

@@ -21,6 +21,7 @@ use tonic::Status;
 use crate::handler::{Handler, MessageStream, TxParams};
 use crate::ids::{PackageId, TxKey};
 use crate::ledger::{LedgerError, StateStore, TxSimulator};
+use crate::metrics::Metrics;
 use crate::proposal::{ParsedProposal, ProposalError};
 
 pub(crate) use registry::Registry;
@@ -135,6 +136,8 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     definitions: RwLock<HashMap<String, PackageId>>,
     requests_received: Mutex<HashMap<Type, u64>>,
+    /// Fabric's chaincode metrics.
+    pub(crate) metrics: Arc<Metrics>,
     /// Set once at shutdown: every handler ends its stream.
     pub(crate) closing: tokio::sync::watch::Sender<bool>,
 }
@@ -214,7 +217,12 @@ pub(crate) async fn execute_on(
     match tokio::time::timeout(support.config.execute_timeout, done).await {
         Ok(Ok(reply)) => Ok(reply),
         Ok(Err(_)) => Err(ExecuteError::StreamTerminated),
-        Err(_) => Err(ExecuteError::Timeout),
+        Err(_) => {
+            if let Some(package_id) = handler.package_id() {
+                support.metrics.execute_timeout(package_id);
+            }
+            Err(ExecuteError::Timeout)
+        }
     }
 }
 
@@ -242,6 +250,7 @@ impl ChaincodeSupport {
                 registry: Registry::default(),
                 definitions: RwLock::new(HashMap::new()),
                 requests_received: Mutex::new(HashMap::new()),
+                metrics: Arc::new(Metrics::new()),
                 closing: tokio::sync::watch::Sender::new(false),
             }),
         }
@@ -250,6 +259,11 @@ impl ChaincodeSupport {
     /// The configuration in force.
     pub fn config(&self) -> &SupportConfig {
         &self.inner.config
+    }
+
+    /// Fabric's chaincode metrics for everything this support serves.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     /// Defines chaincode `name` (its namespace) as served by `package_id`. Until the
@@ -284,8 +298,8 @@ impl ChaincodeSupport {
         self.inner.closing.send_replace(true);
     }
 
-    /// How many requests of type `ty` chaincode has sent, over all streams. (The
-    /// launcher issue turns these counts into Fabric's `chaincode_shim_requests_*` metrics.)
+    /// How many requests of type `ty` chaincode has sent, over all streams (the
+    /// per-chaincode counts are the `chaincode_shim_requests_*` metrics).
     pub fn requests_received(&self, ty: Type) -> u64 {
         self.inner
             .requests_received

@@ -1,0 +1,223 @@
+//! The operations HTTP server (Fabric's `operations.listenAddress`, FABRIC-PROTOCOL.md
+//! §5): `GET /healthz`, `GET /metrics`, `GET|PUT /logspec`, `GET /version`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::{Value, json};
+
+use crate::ledger::StateStore;
+use crate::metrics::Metrics;
+
+/// A component `/healthz` checks.
+pub trait HealthCheck: Send + Sync {
+    /// Its name in `failed_checks` (`docker`, `statedb`, ...).
+    fn component(&self) -> &str;
+    /// `Err(reason)` when it is unhealthy.
+    fn check(&self) -> Result<(), String>;
+}
+
+/// The state database answers a read.
+#[derive(Debug)]
+pub struct StateDbCheck(pub Arc<dyn StateStore>);
+
+impl HealthCheck for StateDbCheck {
+    fn component(&self) -> &str {
+        "statedb"
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let snapshot = self.0.snapshot("").map_err(|e| e.to_string())?;
+        snapshot
+            .get("", "healthz")
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Installs a new log filter spec, or says why it cannot.
+type ApplySpec = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// The live log filter: the current spec and how to change it.
+pub struct LogSpec {
+    current: Mutex<String>,
+    apply: ApplySpec,
+}
+
+impl std::fmt::Debug for LogSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogSpec")
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogSpec {
+    /// A spec that starts as `current`; `apply` installs a new one or says why not.
+    pub fn new(
+        current: impl Into<String>,
+        apply: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            current: Mutex::new(current.into()),
+            apply: Box::new(apply),
+        }
+    }
+
+    fn get(&self) -> String {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set(&self, spec: &str) -> Result<(), String> {
+        (self.apply)(spec)?;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = spec.to_owned();
+        Ok(())
+    }
+}
+
+/// What the operations endpoints report.
+#[derive(Clone)]
+pub struct Operations {
+    /// Served at `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Run by `/healthz`.
+    pub checks: Vec<Arc<dyn HealthCheck>>,
+    /// Read and changed by `/logspec`.
+    pub logspec: Arc<LogSpec>,
+}
+
+impl std::fmt::Debug for Operations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operations").finish_non_exhaustive()
+    }
+}
+
+/// The operations routes.
+pub fn router(operations: Operations) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/logspec", any(logspec))
+        .route("/version", get(version))
+        .with_state(Arc::new(operations))
+}
+
+async fn healthz(State(ops): State<Arc<Operations>>) -> Response {
+    let failed: Vec<Value> = ops
+        .checks
+        .iter()
+        .filter_map(|c| {
+            c.check()
+                .err()
+                .map(|reason| json!({"component": c.component(), "reason": reason}))
+        })
+        .collect();
+    if failed.is_empty() {
+        (
+            StatusCode::OK,
+            Json(json!({"status": "OK", "time": now_rfc3339()})),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "Service Unavailable", "time": now_rfc3339(), "failed_checks": failed})),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(ops): State<Arc<Operations>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        ops.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn logspec(
+    State(ops): State<Arc<Operations>>,
+    method: Method,
+    body: axum::body::Bytes,
+) -> Response {
+    let bad =
+        |error: String| (StatusCode::BAD_REQUEST, Json(json!({"error": error}))).into_response();
+    match method {
+        Method::GET => Json(json!({"spec": ops.logspec.get()})).into_response(),
+        Method::PUT => {
+            let spec = match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Object(fields)) => match fields.get("spec") {
+                    Some(Value::String(spec)) => spec.clone(),
+                    _ => return bad("the body must be {\"spec\": \"...\"}".to_owned()),
+                },
+                Ok(_) => return bad("the body must be {\"spec\": \"...\"}".to_owned()),
+                Err(e) => return bad(format!("the body is not JSON: {e}")),
+            };
+            match ops.logspec.set(&spec) {
+                Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                Err(e) => bad(e),
+            }
+        }
+        other => bad(format!("invalid request method: {other}")),
+    }
+}
+
+async fn version() -> Response {
+    Json(json!({
+        "CommitSHA": option_env!("CCHOST_COMMIT").unwrap_or("unknown"),
+        "Version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
+}
+
+/// The current UTC time as RFC 3339 (`2026-11-22T06:30:00Z`).
+fn now_rfc3339() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339(secs)
+}
+
+fn rfc3339(unix_secs: u64) -> String {
+    let days = i64::try_from(unix_secs / 86_400).unwrap_or(0);
+    let rem = unix_secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_767_225_600), "2026-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400 + 3_723), "2000-02-29T01:02:03Z");
+    }
+}
