@@ -54,6 +54,14 @@ pub enum LaunchError {
 pub trait RunningChaincode: Send + Sync + std::fmt::Debug {
     /// Stops it: its stream ends and it deregisters.
     fn stop(&self);
+
+    /// Resolves when the chaincode ended by itself (its process exited, its stream
+    /// closed), with what is known about why. The launcher reports an exit before
+    /// REGISTER at once instead of waiting out the startup timeout. Runtimes that cannot
+    /// tell never resolve it.
+    fn exited(&self) -> BoxFuture<'_, String> {
+        Box::pin(std::future::pending())
+    }
 }
 
 /// What starts chaincode of some package types.
@@ -182,17 +190,28 @@ impl Launcher {
                 return Err(e);
             }
         };
-        if !self
-            .support
-            .wait_ready(package_id, self.startup_timeout)
-            .await
-        {
-            running.stop();
-            metrics.launch(package_id, started.elapsed(), LaunchOutcome::TimedOut);
-            return Err(LaunchError::StartupTimeout {
-                package_id: package_id.clone(),
-                timeout: self.startup_timeout,
-            });
+        let ready = tokio::select! {
+            ready = self.support.wait_ready(package_id, self.startup_timeout) => Ok(ready),
+            reason = running.exited() => Err(reason),
+        };
+        match ready {
+            Ok(true) => {}
+            Ok(false) => {
+                running.stop();
+                metrics.launch(package_id, started.elapsed(), LaunchOutcome::TimedOut);
+                return Err(LaunchError::StartupTimeout {
+                    package_id: package_id.clone(),
+                    timeout: self.startup_timeout,
+                });
+            }
+            Err(reason) => {
+                running.stop();
+                metrics.launch(package_id, started.elapsed(), LaunchOutcome::Failed);
+                return Err(LaunchError::Start {
+                    package_id: package_id.clone(),
+                    reason: format!("it ended before registering: {reason}"),
+                });
+            }
         }
         metrics.launch(package_id, started.elapsed(), LaunchOutcome::Ready);
         self.running

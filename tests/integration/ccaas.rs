@@ -175,3 +175,89 @@ fn a_package_asking_for_tls_or_without_an_address_is_refused_at_install() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_registering_as_another_package_times_out_with_fabrics_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let port = free_port();
+    let package = build_ccaas_package("asset_ccaas", &connection(port)).unwrap();
+    let id = package_id("asset_ccaas", &package);
+    // Fabric refuses the registration silently; the launch runs out its startup timeout.
+    let _server = ServerMode::start(port, "someone_else:1234", &dir.path().join("chaincode.log"));
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(dir.path().join("chaincodes")).unwrap(),
+        vec![Arc::new(CcaasRuntime)],
+        Duration::from_secs(2),
+    );
+    launcher.install(&package).unwrap();
+    let started = Instant::now();
+    let error = launcher.launch(&id).await.unwrap_err().to_string();
+    assert_eq!(
+        error,
+        format!("timeout expired while starting chaincode {id} (startup timeout 2s)")
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(host.support.metrics().encode().contains(&format!(
+        "chaincode_launch_timeouts_total{{chaincode=\"{id}\",runtime=\"ccaas\"}} 1\n"
+    )));
+}
+
+/// A chaincode service that answers every Connect with a stream that ends at once.
+struct HangsUp;
+
+#[tonic::async_trait]
+impl cchost::proto::protos::chaincode_server::Chaincode for HangsUp {
+    type ConnectStream =
+        tokio_stream::Empty<Result<cchost::proto::protos::ChaincodeMessage, tonic::Status>>;
+
+    async fn connect(
+        &self,
+        _request: tonic::Request<tonic::Streaming<cchost::proto::protos::ChaincodeMessage>>,
+    ) -> Result<tonic::Response<Self::ConnectStream>, tonic::Status> {
+        Ok(tonic::Response::new(tokio_stream::empty()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_hangs_up_before_registering_is_reported_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let port = free_port();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(cchost::proto::protos::chaincode_server::ChaincodeServer::new(HangsUp))
+            .serve(([127, 0, 0, 1], port).into()),
+    );
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let package = build_ccaas_package("hangs_up", &connection(port)).unwrap();
+    let id = package_id("hangs_up", &package);
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(dir.path()).unwrap(),
+        vec![Arc::new(CcaasRuntime)],
+        Duration::from_secs(30),
+    );
+    launcher.install(&package).unwrap();
+    let started = Instant::now();
+    let error = launcher.launch(&id).await.unwrap_err().to_string();
+    assert_eq!(
+        error,
+        format!(
+            "starting chaincode {id}: it ended before registering: 127.0.0.1:{port} closed the stream"
+        )
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "not the 30 s startup timeout"
+    );
+    assert!(host.support.metrics().encode().contains(&format!(
+        "chaincode_launch_failures_total{{chaincode=\"{id}\",runtime=\"ccaas\"}} 1\n"
+    )));
+    server.abort();
+}

@@ -133,3 +133,36 @@ async fn a_wasm_package_shipping_assets_is_refused_until_assets_are_supported() 
          module (e.g. `include_bytes!`)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_launches_of_one_package_start_it_once() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let data = tempfile::tempdir().unwrap();
+    let launcher = Arc::new(Launcher::new(
+        host.support.clone(),
+        PackageStore::open(data.path()).unwrap(),
+        vec![Arc::new(WasmRuntime::new(WasmConfig::default()).unwrap())],
+        Duration::from_secs(10),
+    ));
+    let wasm = std::fs::read(env!("GUEST_ASSET_WASM")).unwrap();
+    let id = launcher
+        .install(&build_wasm_package("asset_1.0", "asset", &wasm).unwrap())
+        .unwrap();
+    let launches: Vec<_> = (0..8)
+        .map(|_| {
+            let (launcher, id) = (Arc::clone(&launcher), id.clone());
+            tokio::spawn(async move { launcher.launch(&id).await })
+        })
+        .collect();
+    for launch in launches {
+        launch.await.unwrap().unwrap();
+    }
+    // One launch recorded: the other seven found it READY behind the package's lock.
+    let metrics = host.support.metrics().encode();
+    assert!(
+        metrics.contains(&format!(
+            "chaincode_launch_duration_count{{chaincode=\"{id}\",success=\"true\",runtime=\"wasm\"}} 1\n"
+        )),
+        "{metrics}"
+    );
+}

@@ -120,11 +120,28 @@ pub struct CcaasRuntime;
 #[derive(Debug)]
 pub struct CcaasChaincode {
     task: tokio::task::JoinHandle<()>,
+    /// Set to why the stream ended, when it ends by itself.
+    ended: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl RunningChaincode for CcaasChaincode {
     fn stop(&self) {
         self.task.abort();
+    }
+
+    fn exited(&self) -> BoxFuture<'_, String> {
+        let mut ended = self.ended.clone();
+        Box::pin(async move {
+            let reason = match ended.wait_for(Option::is_some).await {
+                Ok(reason) => reason.clone(),
+                Err(_) => None,
+            };
+            match reason {
+                Some(reason) => reason,
+                // The task is gone without saying why: it was stopped, not ended.
+                None => std::future::pending().await,
+            }
+        })
     }
 }
 
@@ -188,23 +205,29 @@ impl ChaincodeRuntime for CcaasRuntime {
                 .into_inner();
             let mut replies = support.connect(Box::pin(inbound));
             let address = info.address.clone();
+            let (end, ended) = tokio::sync::watch::channel(None);
             let task = tokio::spawn(async move {
-                while let Some(reply) = replies.next().await {
-                    match reply {
-                        Ok(message) => {
+                let reason = loop {
+                    match replies.next().await {
+                        Some(Ok(message)) => {
                             if to_chaincode.send(message).await.is_err() {
-                                break;
+                                break format!("the stream to {address} closed");
                             }
                         }
-                        Err(status) => {
+                        Some(Err(status)) => {
                             warn!(address, "chaincode stream failed: {status}");
-                            break;
+                            break format!(
+                                "the stream from {address} failed: {}",
+                                status.message()
+                            );
                         }
+                        None => break format!("{address} closed the stream"),
                     }
-                }
-                debug!(address, "chaincode-as-a-service stream ended");
+                };
+                debug!(address, "chaincode-as-a-service stream ended: {reason}");
+                let _ = end.send(Some(reason));
             });
-            let running: Box<dyn RunningChaincode> = Box::new(CcaasChaincode { task });
+            let running: Box<dyn RunningChaincode> = Box::new(CcaasChaincode { task, ended });
             Ok(running)
         })
     }
