@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
 use crate::ledger::StateStore;
@@ -19,7 +20,21 @@ pub trait HealthCheck: Send + Sync {
     /// Its name in `failed_checks` (`docker`, `statedb`, ...).
     fn component(&self) -> &str;
     /// `Err(reason)` when it is unhealthy.
-    fn check(&self) -> Result<(), String>;
+    fn check(&self) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// The Docker daemon answers a ping.
+#[derive(Debug)]
+pub struct DockerCheck(pub crate::runtime::docker::DockerRuntime);
+
+impl HealthCheck for DockerCheck {
+    fn component(&self) -> &str {
+        "docker"
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(self.0.ping())
+    }
 }
 
 /// The state database answers a read.
@@ -31,12 +46,14 @@ impl HealthCheck for StateDbCheck {
         "statedb"
     }
 
-    fn check(&self) -> Result<(), String> {
-        let snapshot = self.0.snapshot("").map_err(|e| e.to_string())?;
-        snapshot
-            .get("", "healthz")
-            .map(drop)
-            .map_err(|e| e.to_string())
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let snapshot = self.0.snapshot("").map_err(|e| e.to_string())?;
+            snapshot
+                .get("", "healthz")
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -111,15 +128,12 @@ pub fn router(operations: Operations) -> axum::Router {
 }
 
 async fn healthz(State(ops): State<Arc<Operations>>) -> Response {
-    let failed: Vec<Value> = ops
-        .checks
-        .iter()
-        .filter_map(|c| {
-            c.check()
-                .err()
-                .map(|reason| json!({"component": c.component(), "reason": reason}))
-        })
-        .collect();
+    let mut failed: Vec<Value> = Vec::new();
+    for check in &ops.checks {
+        if let Err(reason) = check.check().await {
+            failed.push(json!({"component": check.component(), "reason": reason}));
+        }
+    }
     if failed.is_empty() {
         (
             StatusCode::OK,

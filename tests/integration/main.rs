@@ -14,6 +14,7 @@
 
 mod ccaas;
 mod contracts;
+mod docker;
 mod host;
 mod hostile;
 mod launcher;

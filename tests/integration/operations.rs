@@ -197,8 +197,8 @@ async fn healthz_answers_503_with_the_failed_check() {
         fn component(&self) -> &str {
             "docker"
         }
-        fn check(&self) -> Result<(), String> {
-            Err("cannot reach /var/run/docker.sock".to_owned())
+        fn check(&self) -> futures_util::future::BoxFuture<'_, Result<(), String>> {
+            Box::pin(async { Err("cannot reach /var/run/docker.sock".to_owned()) })
         }
     }
     let router = cchost::operations::router(Operations {

@@ -2,5 +2,6 @@
 //! handler: `wasm` runs it in-process in wasmtime, `external` dials chaincode that runs
 //! as a service.
 
+pub mod docker;
 pub mod external;
 pub mod wasm;

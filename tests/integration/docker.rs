@@ -1,0 +1,287 @@
+//! The Docker runtime on a real engine (started by scripts/docker-setup): the Node example
+//! chaincode packaged as a Fabric `node` package, built into an image and run in a
+//! hardened container that dials the host's chaincode listener on 127.0.0.1.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cchost::ids::PackageId;
+use cchost::launcher::Launcher;
+use cchost::package::{PackageStore, build_package, package_id};
+use cchost::runtime::docker::{DockerConfig, DockerRuntime, NODE_TYPE, container_name};
+use cchost::support::SupportConfig;
+
+use crate::host::TestHost;
+
+/// The image scripts/docker-setup builds from this machine's `node`.
+const NODE_IMAGE: &str = "cchost/nodeenv:local";
+
+/// Every regular file under `dir`, as `src/<relative path>` (links skipped, as Fabric
+/// packages hold none).
+fn src_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                walk(root, &entry.path(), out);
+            } else if kind.is_file() {
+                let relative = entry
+                    .path()
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                out.push((
+                    format!("src/{relative}"),
+                    std::fs::read(entry.path()).unwrap(),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn node_package(label: &str, files: &[(String, Vec<u8>)]) -> (Vec<u8>, PackageId) {
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
+    let package = build_package(label, NODE_TYPE, "", &files).unwrap();
+    let id = package_id(label, &package);
+    (package, id)
+}
+
+fn runtime(host: &TestHost) -> DockerRuntime {
+    DockerRuntime::connect(
+        DockerConfig {
+            node_image: NODE_IMAGE.to_owned(),
+            peer_address: host.addr.to_string(),
+            ..DockerConfig::default()
+        },
+        Some(Arc::clone(host.support.metrics())),
+    )
+    .expect("a Docker engine: scripts/docker-setup starts one")
+}
+
+async fn wait_gone(runtime: &DockerRuntime, id: &PackageId) {
+    let started = Instant::now();
+    while runtime.container_exists(id).await {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "container {} left behind",
+            container_name(id)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_chaincode_in_a_container_runs_transactions_and_is_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let docker = runtime(&host);
+    docker.ping().await.unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node-asset");
+    let (package, id) = node_package("asset_docker", &src_files(&example));
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(dir.path()).unwrap(),
+        vec![Arc::new(docker.clone())],
+        Duration::from_secs(60),
+    );
+    assert_eq!(launcher.install(&package).unwrap(), id);
+    host.support.define("asset", id.clone());
+    // A cold first launch: the image is built from the package.
+    docker.remove_image(&id).await;
+
+    let started = Instant::now();
+    launcher.launch(&id).await.unwrap();
+    eprintln!(
+        "first launch (image build + container start + REGISTER): {:?}",
+        started.elapsed()
+    );
+    for (key, value) in [("k1", "v1"), ("k2", "v2")] {
+        let (proposal, result) = host.invoke("asset", &["asset:put", key, value]).await;
+        let result = result.unwrap();
+        assert_eq!(result.response.payload, b"ok");
+        assert_eq!(result.event.as_ref().unwrap().event_name, "Put");
+        host.commit(&result, &proposal);
+    }
+    let (_, result) = host.invoke("asset", &["asset:get", "k2"]).await;
+    assert_eq!(result.unwrap().response.payload, b"v2");
+    let (_, result) = host.invoke("asset", &["asset:range", "", ""]).await;
+    assert_eq!(result.unwrap().response.payload, br#"["k1=v1","k2=v2"]"#);
+    let (_, result) = host.invoke("asset", &["asset:whoami"]).await;
+    let who: serde_json::Value = serde_json::from_slice(&result.unwrap().response.payload).unwrap();
+    assert_eq!(who["mspid"], "Org1MSP");
+
+    // Stop: the container goes; the next launch reuses the image.
+    launcher.stop(&id);
+    wait_gone(&docker, &id).await;
+    let started = Instant::now();
+    launcher.launch(&id).await.unwrap();
+    eprintln!("warm launch (existing image): {:?}", started.elapsed());
+    let (_, result) = host.invoke("asset", &["asset:get", "k1"]).await;
+    assert_eq!(result.unwrap().response.payload, b"v1");
+    let metrics = host.support.metrics().encode();
+    assert!(
+        metrics.contains(&format!(
+            "chaincode_launch_duration_count{{chaincode=\"{id}\",success=\"true\",runtime=\"docker\"}} 2\n"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!(
+        "dockercontroller_chaincode_container_build_duration_count{{chaincode=\"{id}\",success=\"true\",runtime=\"docker\"}} 1\n"
+    )));
+    drop(launcher);
+    wait_gone(&docker, &id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_that_exits_before_registering_is_reported_with_its_exit_code_and_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let docker = runtime(&host);
+    // No node_modules: the shim's cli.js is missing and node exits with code 1.
+    let files = vec![(
+        "src/package.json".to_owned(),
+        br#"{"name":"broken","main":"index.js"}"#.to_vec(),
+    )];
+    let (package, id) = node_package("broken_docker", &files);
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(dir.path()).unwrap(),
+        vec![Arc::new(docker.clone())],
+        Duration::from_secs(60),
+    );
+    launcher.install(&package).unwrap();
+    let started = Instant::now();
+    let error = launcher.launch(&id).await.unwrap_err().to_string();
+    let expected = format!(
+        "starting chaincode {id}: it ended before registering: container {} exited with code 1; its last log lines:\n",
+        container_name(&id)
+    );
+    assert!(error.starts_with(&expected), "{error}");
+    assert!(
+        error.contains("Cannot find module '/usr/local/src/node_modules/fabric-shim/cli.js'"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "not the 60 s startup timeout"
+    );
+    wait_gone(&docker, &id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_that_is_not_there_is_a_clear_error() {
+    let e = DockerRuntime::connect(
+        DockerConfig {
+            socket: "/nonexistent/docker.sock".to_owned(),
+            ..DockerConfig::default()
+        },
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        e.starts_with("cannot reach the Docker daemon at /nonexistent/docker.sock: "),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_that_never_registers_times_out_and_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let docker = runtime(&host);
+    // A "shim" that starts and then does nothing.
+    let files = vec![
+        (
+            "src/package.json".to_owned(),
+            br#"{"name":"silent","main":"index.js"}"#.to_vec(),
+        ),
+        (
+            "src/node_modules/fabric-shim/cli.js".to_owned(),
+            b"setInterval(() => {}, 1000);\n".to_vec(),
+        ),
+    ];
+    let (package, id) = node_package("silent_docker", &files);
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(dir.path()).unwrap(),
+        vec![Arc::new(docker.clone())],
+        Duration::from_secs(3),
+    );
+    launcher.install(&package).unwrap();
+    let error = launcher.launch(&id).await.unwrap_err().to_string();
+    assert_eq!(
+        error,
+        format!("timeout expired while starting chaincode {id} (startup timeout 3s)")
+    );
+    wait_gone(&docker, &id).await;
+    assert!(host.support.metrics().encode().contains(&format!(
+        "chaincode_launch_timeouts_total{{chaincode=\"{id}\",runtime=\"docker\"}} 1\n"
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_killed_mid_transaction_fails_it_clearly_and_the_next_launch_restarts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let docker = runtime(&host);
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node-asset");
+    let (package, id) = node_package("killed_docker", &src_files(&example));
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(dir.path()).unwrap(),
+        vec![Arc::new(docker.clone())],
+        Duration::from_secs(60),
+    );
+    launcher.install(&package).unwrap();
+    host.support.define("asset", id.clone());
+    launcher.launch(&id).await.unwrap();
+
+    let sleeping = {
+        let proposal = host.proposal("asset", &["asset:sleep", "5000"]);
+        let support = host.support.clone();
+        tokio::spawn(async move {
+            support
+                .execute(
+                    crate::host::CHANNEL,
+                    "asset",
+                    proposal.input.clone(),
+                    &proposal.signed_proposal,
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed = Instant::now();
+    docker.kill_container(&id).await.unwrap();
+    let error = sleeping.await.unwrap().unwrap_err().to_string();
+    assert_eq!(error, "chaincode stream terminated");
+    assert!(
+        killed.elapsed() < Duration::from_secs(4),
+        "failed when the stream broke, not at the sleep's end"
+    );
+    // Deregistered; the next launch starts a new container.
+    let started = Instant::now();
+    while host.support.is_ready(&id) {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    launcher.launch(&id).await.unwrap();
+    let (_, result) = host.invoke("asset", &["asset:get", "nothing"]).await;
+    assert_eq!(result.unwrap().response.status, 200);
+    drop(launcher);
+    wait_gone(&docker, &id).await;
+}
