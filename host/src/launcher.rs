@@ -50,6 +50,25 @@ pub enum LaunchError {
     },
 }
 
+/// [`RunningChaincode::exited`] for a runtime whose watcher task sets `ended` to the
+/// reason when the chaincode ends by itself. A sender dropped without a reason means the
+/// chaincode was stopped, not ended: that never resolves.
+pub fn wait_exited(
+    ended: &tokio::sync::watch::Receiver<Option<String>>,
+) -> BoxFuture<'static, String> {
+    let mut ended = ended.clone();
+    Box::pin(async move {
+        let reason = match ended.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            None => std::future::pending().await,
+        }
+    })
+}
+
 /// A started chaincode, as its runtime tracks it.
 pub trait RunningChaincode: Send + Sync + std::fmt::Debug {
     /// Stops it: its stream ends and it deregisters.

@@ -249,17 +249,7 @@ impl RunningChaincode for DockerChaincode {
     }
 
     fn exited(&self) -> BoxFuture<'_, String> {
-        let mut ended = self.ended.clone();
-        Box::pin(async move {
-            let reason = match ended.wait_for(Option::is_some).await {
-                Ok(reason) => reason.clone(),
-                Err(_) => None,
-            };
-            match reason {
-                Some(reason) => reason,
-                None => std::future::pending().await,
-            }
-        })
+        crate::launcher::wait_exited(&self.ended)
     }
 }
 

@@ -130,18 +130,7 @@ impl RunningChaincode for CcaasChaincode {
     }
 
     fn exited(&self) -> BoxFuture<'_, String> {
-        let mut ended = self.ended.clone();
-        Box::pin(async move {
-            let reason = match ended.wait_for(Option::is_some).await {
-                Ok(reason) => reason.clone(),
-                Err(_) => None,
-            };
-            match reason {
-                Some(reason) => reason,
-                // The task is gone without saying why: it was stopped, not ended.
-                None => std::future::pending().await,
-            }
-        })
+        crate::launcher::wait_exited(&self.ended)
     }
 }
 
