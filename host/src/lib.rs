@@ -25,5 +25,6 @@ pub mod runtime;
 pub mod services;
 pub mod support;
 pub mod testing;
+pub mod tls;
 
 pub use cchost_proto as proto;

@@ -71,7 +71,11 @@ pub(crate) fn connection(port: u16) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_shim_in_server_mode_runs_transactions_through_chaincode_as_a_service() {
     let dir = tempfile::tempdir().unwrap();
-    let host = TestHost::start(SupportConfig::default()).await;
+    let host = TestHost::start(SupportConfig {
+        query_batch_size: 2,
+        ..SupportConfig::default()
+    })
+    .await;
     let port = free_port();
     let package = build_ccaas_package("asset_ccaas", &connection(port)).unwrap();
     let id = package_id("asset_ccaas", &package);
@@ -88,20 +92,8 @@ async fn node_shim_in_server_mode_runs_transactions_through_chaincode_as_a_servi
     launcher.launch(&id).await.unwrap();
     assert!(host.support.is_ready(&id));
 
-    let (proposal, result) = host.invoke("asset", &["asset:put", "k1", "v1"]).await;
-    let result = result.unwrap();
-    assert_eq!(
-        String::from_utf8(result.response.payload.clone()).unwrap(),
-        "ok"
-    );
-    assert_eq!(result.event.as_ref().unwrap().event_name, "Put");
-    host.commit(&result, &proposal);
-    let (proposal, result) = host.invoke("asset", &["asset:put", "k2", "v2"]).await;
-    host.commit(&result.unwrap(), &proposal);
-    let (_, result) = host.invoke("asset", &["asset:get", "k1"]).await;
-    assert_eq!(result.unwrap().response.payload, b"v1");
-    let (_, result) = host.invoke("asset", &["asset:range", "", ""]).await;
-    assert_eq!(result.unwrap().response.payload, br#"["k1=v1","k2=v2"]"#);
+    // The same sequence as the process started in dev mode.
+    crate::node_shim::asset_sequence(&host).await;
 
     // Stopping ends the stream: the handler deregisters, and the next launch dials again
     // (the server accepts a new Connect).

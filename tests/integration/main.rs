@@ -23,4 +23,5 @@ mod node_shim;
 mod operations;
 mod proto_compat;
 mod rogue_shim;
+mod tls;
 mod wasm;

@@ -136,16 +136,12 @@ fn ok_payload(result: &Result<ExecuteResult, ExecuteError>) -> String {
     String::from_utf8(result.response.payload.clone()).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_node_shim_runs_state_range_history_identity_and_invoke_transactions() {
-    let logs = tempfile::tempdir().unwrap();
-    let host = TestHost::start(SupportConfig {
-        query_batch_size: 2,
-        ..SupportConfig::default()
-    })
-    .await;
-    let asset = launch(&host, "asset", ASSET_PKG, logs.path()).await;
-
+/// The node-asset transaction sequence (FABRIC-PROTOCOL.md §8.2) against chaincode
+/// `asset` on a fresh `host` with query batches of 2, however the chaincode runs: as a
+/// process (dev mode), in a container, or as a service. Exact payloads, events and
+/// read/write sets.
+pub(crate) async fn asset_sequence(host: &TestHost) {
+    assert_eq!(host.support.config().query_batch_size, 2);
     // put k1..k3: 200 "ok", the Put event with the peer's chaincode_id and tx_id, one write.
     let mut heights = Vec::new();
     for (key, value) in [("k1", "v1"), ("k2", "v2"), ("k3", "v3")] {
@@ -284,6 +280,19 @@ async fn real_node_shim_runs_state_range_history_identity_and_invoke_transaction
     assert_eq!(ok_payload(&fast.1), "v3");
     assert_ne!(slow.0.txid, fast.0.txid);
     eprintln!("two overlapping transactions took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_node_shim_runs_state_range_history_identity_and_invoke_transactions() {
+    let logs = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig {
+        query_batch_size: 2,
+        ..SupportConfig::default()
+    })
+    .await;
+    let asset = launch(&host, "asset", ASSET_PKG, logs.path()).await;
+
+    asset_sequence(&host).await;
 
     // Chaincode to chaincode on the same channel shares the transaction's simulator.
     let other = launch(&host, "other", OTHER_PKG, logs.path()).await;

@@ -27,6 +27,7 @@ use crate::launcher::{ChaincodeRuntime, LaunchError, RunningChaincode};
 use crate::metrics::Metrics;
 use crate::package::ChaincodePackage;
 use crate::support::ChaincodeSupport;
+use crate::tls::{ChaincodeCa, ClientCredentials};
 
 /// The package type this runtime starts.
 pub const NODE_TYPE: &str = "node";
@@ -48,6 +49,9 @@ pub struct DockerConfig {
     pub memory_bytes: i64,
     /// Process limit per container.
     pub pids_limit: i64,
+    /// Where per-launch TLS material is written (a directory only the host user can
+    /// enter); each launch's files are mounted read-only at `/etc/hyperledger/fabric`.
+    pub state_dir: std::path::PathBuf,
 }
 
 impl Default for DockerConfig {
@@ -59,6 +63,7 @@ impl Default for DockerConfig {
             msp_id: "Org1MSP".to_owned(),
             memory_bytes: 512 * 1024 * 1024,
             pids_limit: 512,
+            state_dir: std::env::temp_dir().join("cchost-docker"),
         }
     }
 }
@@ -199,6 +204,57 @@ impl DockerRuntime {
     }
 }
 
+/// Where the container finds its TLS material (Fabric's paths).
+const TLS_DIR: &str = "/etc/hyperledger/fabric";
+/// Fabric's TLS environment for chaincode containers, and the files it names.
+const TLS_ENV: [(&str, &str); 5] = [
+    ("CORE_TLS_CLIENT_KEY_PATH", "client.key"),
+    ("CORE_TLS_CLIENT_CERT_PATH", "client.crt"),
+    ("CORE_TLS_CLIENT_KEY_FILE", "client_pem.key"),
+    ("CORE_TLS_CLIENT_CERT_FILE", "client_pem.crt"),
+    ("CORE_PEER_TLS_ROOTCERT_FILE", "peer.crt"),
+];
+
+impl DockerRuntime {
+    /// Issues `id`'s client certificate for this launch and writes Fabric's five files
+    /// (`client.key`/`client.crt` hold base64 of the PEM, the `_pem` files and `peer.crt`
+    /// PEM). Fabric uploads them into the container, which a read-only root filesystem
+    /// refuses, so they are mounted instead: readable in a directory of their own, inside
+    /// [`DockerConfig::state_dir`] which only the host user can enter.
+    fn tls_files(
+        &self,
+        ca: &ChaincodeCa,
+        id: &PackageId,
+    ) -> Result<(ClientCredentials, tempfile::TempDir), String> {
+        use base64::Engine as _;
+        use std::os::unix::fs::PermissionsExt;
+        let io = |e: std::io::Error| format!("writing TLS files: {e}");
+        let credentials = ca.issue(id).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&self.config.state_dir).map_err(io)?;
+        std::fs::set_permissions(&self.config.state_dir, PermissionsExt::from_mode(0o700))
+            .map_err(io)?;
+        let dir = tempfile::Builder::new()
+            .prefix(&container_name(id))
+            .tempdir_in(&self.config.state_dir)
+            .map_err(io)?;
+        let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+        let files = [
+            ("client.key", b64(&credentials.key_pem)),
+            ("client.crt", b64(&credentials.cert_pem)),
+            ("client_pem.key", credentials.key_pem.clone()),
+            ("client_pem.crt", credentials.cert_pem.clone()),
+            ("peer.crt", credentials.root_pem.clone()),
+        ];
+        for (name, contents) in files {
+            let path = dir.path().join(name);
+            std::fs::write(&path, contents).map_err(io)?;
+            std::fs::set_permissions(&path, PermissionsExt::from_mode(0o444)).map_err(io)?;
+        }
+        std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).map_err(io)?;
+        Ok((credentials, dir))
+    }
+}
+
 /// The build context: a Dockerfile and the package's `src/` tree.
 fn build_context(package: &ChaincodePackage, base_image: &str) -> Result<Vec<u8>, String> {
     let dockerfile =
@@ -237,6 +293,9 @@ pub struct DockerChaincode {
     package_id: PackageId,
     ended: tokio::sync::watch::Receiver<Option<String>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The launch's TLS material: the certificate binding and the mounted files end with
+    /// the container.
+    _tls: Option<(ClientCredentials, tempfile::TempDir)>,
 }
 
 impl RunningChaincode for DockerChaincode {
@@ -276,7 +335,7 @@ impl ChaincodeRuntime for DockerRuntime {
     fn start<'a>(
         &'a self,
         package: &'a ChaincodePackage,
-        _support: &'a ChaincodeSupport,
+        support: &'a ChaincodeSupport,
     ) -> BoxFuture<'a, Result<Box<dyn RunningChaincode>, LaunchError>> {
         Box::pin(async move {
             let id = package.id().clone();
@@ -289,7 +348,27 @@ impl ChaincodeRuntime for DockerRuntime {
                 self.build_image(package).await?;
             }
             self.remove_container(&id).await;
+            let tls = match &support.config().tls {
+                Some(ca) => Some(self.tls_files(ca, &id).map_err(fail)?),
+                None => None,
+            };
+            let mut env = vec![
+                format!("CORE_CHAINCODE_ID_NAME={id}"),
+                format!("CORE_PEER_TLS_ENABLED={}", tls.is_some()),
+                format!("CORE_PEER_LOCALMSPID={}", self.config.msp_id),
+                "CORE_CHAINCODE_LOGGING_LEVEL=info".to_owned(),
+            ];
+            let mut binds = None;
+            if let Some((_, dir)) = &tls {
+                env.extend(
+                    TLS_ENV
+                        .iter()
+                        .map(|(var, file)| format!("{var}={TLS_DIR}/{file}")),
+                );
+                binds = Some(vec![format!("{}:{TLS_DIR}:ro", dir.path().display())]);
+            }
             let host_config = HostConfig {
+                binds,
                 network_mode: Some("host".to_owned()),
                 readonly_rootfs: Some(true),
                 cap_drop: Some(vec!["ALL".to_owned()]),
@@ -318,12 +397,7 @@ impl ChaincodeRuntime for DockerRuntime {
                     .to_vec(),
                 ),
                 working_dir: Some("/usr/local/src".to_owned()),
-                env: Some(vec![
-                    format!("CORE_CHAINCODE_ID_NAME={id}"),
-                    "CORE_PEER_TLS_ENABLED=false".to_owned(),
-                    format!("CORE_PEER_LOCALMSPID={}", self.config.msp_id),
-                    "CORE_CHAINCODE_LOGGING_LEVEL=info".to_owned(),
-                ]),
+                env: Some(env),
                 host_config: Some(host_config),
                 ..Default::default()
             };
@@ -398,6 +472,7 @@ impl ChaincodeRuntime for DockerRuntime {
                 package_id: id,
                 ended,
                 tasks: vec![logs, wait],
+                _tls: tls,
             });
             Ok(running)
         })

@@ -61,6 +61,9 @@ pub struct SupportConfig {
     pub keepalive: Option<Duration>,
     /// Largest gRPC message either way (100 MiB).
     pub max_message_size: usize,
+    /// Mutual TLS on the chaincode listener (`peer.tls.enabled`): the CA that issues the
+    /// listener's and every launched chaincode's certificate. Off by default.
+    pub tls: Option<Arc<crate::tls::ChaincodeCa>>,
 }
 
 impl Default for SupportConfig {
@@ -75,6 +78,7 @@ impl Default for SupportConfig {
             history_enabled: true,
             keepalive: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            tls: None,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use cchost_proto::protos::ChaincodeMessage;
 use cchost_proto::protos::chaincode_support_server::{self, ChaincodeSupportServer};
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -33,9 +34,27 @@ impl chaincode_support_server::ChaincodeSupport for RegisterService {
         &self,
         request: Request<Streaming<ChaincodeMessage>>,
     ) -> Result<Response<Self::RegisterStream>, Status> {
-        Ok(Response::new(
-            self.support.connect(Box::pin(request.into_inner())),
-        ))
+        let Some(ca) = self.support.config().tls.clone() else {
+            return Ok(Response::new(
+                self.support.connect(Box::pin(request.into_inner())),
+            ));
+        };
+        // Fabric's TLS interceptor: the first message must register the package the
+        // client certificate was issued for; anything else ends the stream with the
+        // reason.
+        let peer_cert = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()));
+        let mut first = true;
+        let inbound = request.into_inner().map(move |item| {
+            let message = item?;
+            if std::mem::take(&mut first) {
+                ca.authenticate(&message, peer_cert.as_deref())
+                    .map_err(Status::permission_denied)?;
+            }
+            Ok(message)
+        });
+        Ok(Response::new(self.support.connect(Box::pin(inbound))))
     }
 }
 
@@ -51,13 +70,19 @@ impl ChaincodeSupport {
     }
 
     /// Serves chaincode connections on `listener` until `shutdown` completes; then ends
-    /// every chaincode stream and waits for the connections to close.
+    /// every chaincode stream and waits for the connections to close. With
+    /// [`SupportConfig::tls`](super::SupportConfig::tls) the listener requires TLS with a
+    /// client certificate from that CA.
     pub async fn serve(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), tonic::transport::Error> {
-        tonic::transport::Server::builder()
+        let mut server = tonic::transport::Server::builder();
+        if let Some(ca) = &self.config().tls {
+            server = server.tls_config(ca.server_config())?;
+        }
+        server
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
