@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use cchost::ids::PackageId;
 use cchost::launcher::Launcher;
 use cchost::package::{PackageStore, build_package, package_id};
-use cchost::runtime::docker::{DockerConfig, DockerRuntime, NODE_TYPE, container_name};
+use cchost::runtime::docker::{DockerConfig, DockerRuntime, Images, NODE_TYPE, container_name};
 use cchost::support::SupportConfig;
 use cchost::tls::ChaincodeCa;
 
@@ -62,15 +62,22 @@ fn node_package(label: &str, files: &[(String, Vec<u8>)]) -> (Vec<u8>, PackageId
 }
 
 fn runtime(host: &TestHost) -> DockerRuntime {
-    DockerRuntime::connect(
-        DockerConfig {
-            node_image: NODE_IMAGE.to_owned(),
-            peer_address: host.addr.to_string(),
-            ..DockerConfig::default()
+    runtime_with(host, |_| {})
+}
+
+/// A runtime with the local Node image, changed by `configure`.
+fn runtime_with(host: &TestHost, configure: impl FnOnce(&mut DockerConfig)) -> DockerRuntime {
+    let mut config = DockerConfig {
+        images: Images {
+            node: NODE_IMAGE.to_owned(),
+            ..Images::default()
         },
-        Some(Arc::clone(host.support.metrics())),
-    )
-    .expect("a Docker engine: scripts/docker-setup starts one")
+        peer_address: host.addr.to_string(),
+        ..DockerConfig::default()
+    };
+    configure(&mut config);
+    DockerRuntime::connect(config, Some(Arc::clone(host.support.metrics())))
+        .expect("a Docker engine: scripts/docker-setup starts one")
 }
 
 async fn wait_gone(runtime: &DockerRuntime, id: &PackageId) {
@@ -145,11 +152,17 @@ async fn a_container_that_exits_before_registering_is_reported_with_its_exit_cod
     let dir = tempfile::tempdir().unwrap();
     let host = TestHost::start(SupportConfig::default()).await;
     let docker = runtime(&host);
-    // No node_modules: the shim's cli.js is missing and node exits with code 1.
-    let files = vec![(
-        "src/package.json".to_owned(),
-        br#"{"name":"broken","main":"index.js"}"#.to_vec(),
-    )];
+    // The bundled shim's cli.js needs a module that is not there: node exits with code 1.
+    let files = vec![
+        (
+            "src/package.json".to_owned(),
+            br#"{"name":"broken","main":"index.js"}"#.to_vec(),
+        ),
+        (
+            "src/node_modules/fabric-shim/cli.js".to_owned(),
+            b"require('./lib/missing');\n".to_vec(),
+        ),
+    ];
     let (package, id) = node_package("broken_docker", &files);
     let launcher = Launcher::new(
         host.support.clone(),
@@ -158,6 +171,7 @@ async fn a_container_that_exits_before_registering_is_reported_with_its_exit_cod
         Duration::from_secs(60),
     );
     launcher.install(&package).unwrap();
+    docker.remove_image(&id).await; // built by this version's recipe
     let started = Instant::now();
     let error = launcher.launch(&id).await.unwrap_err().to_string();
     let expected = format!(
@@ -166,7 +180,7 @@ async fn a_container_that_exits_before_registering_is_reported_with_its_exit_cod
     );
     assert!(error.starts_with(&expected), "{error}");
     assert!(
-        error.contains("Cannot find module '/usr/local/src/node_modules/fabric-shim/cli.js'"),
+        error.contains("Error: Cannot find module './lib/missing'"),
         "{error}"
     );
     assert!(
@@ -216,6 +230,7 @@ async fn a_container_that_never_registers_times_out_and_is_removed() {
         Duration::from_secs(3),
     );
     launcher.install(&package).unwrap();
+    docker.remove_image(&id).await; // built by this version's recipe
     let error = launcher.launch(&id).await.unwrap_err().to_string();
     assert_eq!(
         error,
@@ -277,5 +292,179 @@ async fn a_container_killed_mid_transaction_fails_it_clearly_and_the_next_launch
     let (_, result) = host.invoke("asset", &["asset:get", "nothing"]).await;
     assert_eq!(result.unwrap().response.status, 200);
     drop(launcher);
+    wait_gone(&docker, &id).await;
+}
+
+/// A launcher with one Docker runtime and `package` installed.
+fn launcher_for(
+    host: &TestHost,
+    docker: &DockerRuntime,
+    dir: &Path,
+    package: &[u8],
+    startup_timeout: Duration,
+) -> Launcher {
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(dir).unwrap(),
+        vec![Arc::new(docker.clone())],
+        startup_timeout,
+    );
+    launcher.install(package).unwrap();
+    launcher
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_runtime_image_is_a_clear_error_at_once_and_nothing_is_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let docker = runtime_with(&host, |c| c.images.node = "cchost/absent:1".to_owned());
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node-asset");
+    let (package, id) = node_package("absent_docker", &src_files(&example));
+    let launcher = launcher_for(
+        &host,
+        &docker,
+        dir.path(),
+        &package,
+        Duration::from_secs(60),
+    );
+    docker.remove_image(&id).await;
+
+    let started = Instant::now();
+    let error = launcher.launch(&id).await.unwrap_err().to_string();
+    assert_eq!(
+        error,
+        format!(
+            "starting chaincode {id}: image cchost/absent:1 is not in the Docker engine; cchost does not pull images: load, import or build it (or configure another image)"
+        )
+    );
+    eprintln!("missing image reported in {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!docker.container_exists(&id).await);
+    assert!(host.support.metrics().encode().contains(&format!(
+        "dockercontroller_chaincode_container_build_duration_count{{chaincode=\"{id}\",success=\"false\",runtime=\"docker\"}} 1\n"
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_and_java_packages_build_with_fabrics_builder_images_which_must_be_present() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let docker = runtime(&host);
+    let go = build_package(
+        "go_docker",
+        "golang",
+        "github.com/example/cc",
+        &[
+            ("src/go.mod", b"module github.com/example/cc\n"),
+            ("src/main.go", b"package main\n"),
+        ],
+    )
+    .unwrap();
+    let java = build_package("java_docker", "java", "", &[("src/build.gradle", b"")]).unwrap();
+    for (label, package, builder) in [
+        ("go_docker", &go, "hyperledger/fabric-ccenv:2.5"),
+        ("java_docker", &java, "hyperledger/fabric-javaenv:2.5"),
+    ] {
+        let id = package_id(label, package);
+        let launcher = launcher_for(&host, &docker, dir.path(), package, Duration::from_secs(60));
+        let error = launcher.launch(&id).await.unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!(
+                "starting chaincode {id}: image {builder} is not in the Docker engine; cchost does not pull images: load, import or build it (or configure another image)"
+            )
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_builder_reports_its_exit_code_and_output_and_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    // A builder image with a shell but no Go toolchain: Fabric's Go build script fails.
+    let docker = runtime_with(&host, |c| c.images.builder = NODE_IMAGE.to_owned());
+    let package = build_package(
+        "nogo_docker",
+        "golang",
+        "github.com/example/cc",
+        &[
+            ("src/go.mod", b"module github.com/example/cc\n"),
+            ("src/main.go", b"package main\n"),
+        ],
+    )
+    .unwrap();
+    let id = package_id("nogo_docker", &package);
+    let launcher = launcher_for(
+        &host,
+        &docker,
+        dir.path(),
+        &package,
+        Duration::from_secs(60),
+    );
+    let error = launcher.launch(&id).await.unwrap_err().to_string();
+    assert!(
+        error.starts_with(&format!(
+            "starting chaincode {id}: Error returned from build: 127 \""
+        )),
+        "{error}"
+    );
+    assert!(error.contains("go: not found"), "{error}");
+    let builder = format!("{}-build", container_name(&id));
+    let inspect = std::process::Command::new("docker")
+        .args(["container", "inspect", &builder])
+        .output()
+        .unwrap();
+    assert!(
+        !inspect.status.success(),
+        "builder container {builder} left behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_package_without_dependencies_is_built_by_npm_and_started_by_npm_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let docker = runtime(&host);
+    // No node_modules: Fabric's builder copies src/ and runs `npm install --production`
+    // (here it runs the package's own install script); the container starts with
+    // Fabric's script, `npm start -- --peer.address <addr>`. This start script reports
+    // what it sees and exits, so the launch fails with its output.
+    let files = vec![
+        (
+            "src/package.json".to_owned(),
+            br#"{"name":"built","version":"1.0.0","scripts":{"install":"node -e \"require('fs').writeFileSync('built.txt', 'written by npm install')\"","start":"node start.js"}}"#.to_vec(),
+        ),
+        (
+            "src/start.js".to_owned(),
+            b"const fs = require('fs');\nconsole.log('built.txt: ' + fs.readFileSync('built.txt', 'utf8'));\nconsole.log('args: ' + process.argv.slice(2).join(' '));\nprocess.exit(3);\n".to_vec(),
+        ),
+    ];
+    let (package, id) = node_package("built_docker", &files);
+    let launcher = launcher_for(
+        &host,
+        &docker,
+        dir.path(),
+        &package,
+        Duration::from_secs(60),
+    );
+    docker.remove_image(&id).await;
+    let started = Instant::now();
+    let error = launcher.launch(&id).await.unwrap_err().to_string();
+    eprintln!("npm build + start: {:?}", started.elapsed());
+    assert!(
+        error.starts_with(&format!(
+            "starting chaincode {id}: it ended before registering: container {} exited with code 3; its last log lines:\n",
+            container_name(&id)
+        )),
+        "{error}"
+    );
+    assert!(
+        error.contains("built.txt: written by npm install\n"),
+        "{error}"
+    );
+    assert!(
+        error.ends_with(&format!("\nargs: --peer.address {}", host.addr)),
+        "{error}"
+    );
     wait_gone(&docker, &id).await;
 }

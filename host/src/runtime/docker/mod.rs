@@ -1,12 +1,16 @@
-//! Node chaincode in Docker containers (Fabric's dockercontroller), through bollard.
+//! Go, Node and Java chaincode in Docker containers (Fabric's dockercontroller), through
+//! bollard.
 //!
-//! A `node` package's `src/` (its `package.json`, code and `node_modules`: no network is
-//! needed at build time) becomes an image `FROM` the configured Node runtime image; the
-//! container runs the Node shim in client mode against the chaincode listener, with
-//! Fabric's environment, host networking, and hardening beyond Fabric: read-only root
-//! filesystem (a tmpfs `/tmp`), every capability dropped, `no-new-privileges`, memory and
-//! pids limits. Its output goes to the host's log tagged with the chaincode; an exit before
-//! REGISTER is reported at once with the exit code and the tail of the log.
+//! A package becomes an image as Fabric's platforms build it ([`Platform`]): the
+//! platform's builder container turns `code.tar.gz` into `binpackage.tar`, added to the
+//! platform's runtime image (a Node package that brings its `node_modules` skips the
+//! builder and needs no network). Images and containers are named from the package id.
+//! The container dials the chaincode listener with Fabric's environment (and, with TLS,
+//! Fabric's five certificate files), on the host network, with hardening beyond Fabric:
+//! read-only root filesystem (a tmpfs `/tmp`), every capability dropped,
+//! `no-new-privileges`, memory and pids limits. Its output goes to the host's log tagged
+//! with the chaincode; an exit before REGISTER is reported at once with the exit code and
+//! the tail of the log. Images are never pulled: a missing one is a clear error.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -15,8 +19,8 @@ use std::time::Instant;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -29,7 +33,10 @@ use crate::package::ChaincodePackage;
 use crate::support::ChaincodeSupport;
 use crate::tls::{ChaincodeCa, ClientCredentials};
 
-/// The package type this runtime starts.
+mod platform;
+pub use platform::{BUILD_INPUT, BUILD_OUTPUT, BuilderStep, FABRIC_VERSION, Images, Platform};
+
+/// The Node package type.
 pub const NODE_TYPE: &str = "node";
 /// Log lines kept for the report of a container that exits early.
 const LOG_TAIL: usize = 20;
@@ -39,8 +46,8 @@ const LOG_TAIL: usize = 20;
 pub struct DockerConfig {
     /// The Docker socket.
     pub socket: String,
-    /// The image Node chaincode images build `FROM` (Fabric: `fabric-nodeenv`).
-    pub node_image: String,
+    /// Builder and runtime images by platform (Fabric's by default).
+    pub images: Images,
     /// The chaincode listener as the container reaches it (host networking: loopback).
     pub peer_address: String,
     /// `CORE_PEER_LOCALMSPID`.
@@ -58,7 +65,7 @@ impl Default for DockerConfig {
     fn default() -> Self {
         Self {
             socket: "/var/run/docker.sock".to_owned(),
-            node_image: "hyperledger/fabric-nodeenv:2.5".to_owned(),
+            images: Images::default(),
             peer_address: "127.0.0.1:7052".to_owned(),
             msp_id: "Org1MSP".to_owned(),
             memory_bytes: 512 * 1024 * 1024,
@@ -120,18 +127,40 @@ impl DockerRuntime {
         })
     }
 
-    /// Builds the package's image (tagged [`container_name`]) from its `src/`.
+    /// Builds the package's image (tagged [`container_name`]): the platform's builder
+    /// if it needs one, then the runtime image with its output. Records Fabric's build
+    /// duration metric.
     pub async fn build_image(&self, package: &ChaincodePackage) -> Result<(), LaunchError> {
         let id = package.id();
-        let fail = |reason: String| LaunchError::Start {
+        let started = Instant::now();
+        let result = self.build(package).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.container_build(id, started.elapsed(), result.is_ok());
+        }
+        result.map_err(|reason| LaunchError::Start {
             package_id: id.clone(),
             reason,
+        })
+    }
+
+    async fn build(&self, package: &ChaincodePackage) -> Result<(), String> {
+        let platform = platform_of(package)?;
+        let images = &self.config.images;
+        let binpackage = match platform.builder(images, package) {
+            Some(step) => self.run_builder(package, &step).await?,
+            None => src_tar(package)?,
         };
-        let started = Instant::now();
-        let context = build_context(package, &self.config.node_image).map_err(fail)?;
+        let runtime_image = platform.runtime_image(images);
+        self.require_image(runtime_image).await?;
+        let context = tar_of(&[
+            ("Dockerfile", platform.dockerfile(images).as_bytes()),
+            ("binpackage.tar", &binpackage),
+        ])?;
+        let tag = container_name(package.id());
+        info!(chaincode = %package.id(), image = tag, from = runtime_image, "building the chaincode image");
         let options = BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
-            .t(&container_name(id))
+            .t(&tag)
             .rm(true)
             .forcerm(true)
             .build();
@@ -148,7 +177,7 @@ impl DockerRuntime {
                         .map(str::trim_end)
                         .filter(|l| !l.is_empty())
                     {
-                        info!(chaincode = %id, "image build: {line}");
+                        info!(chaincode = %package.id(), "image build: {line}");
                     }
                     if let Some(detail) = info.error_detail.and_then(|d| d.message) {
                         error = Some(detail);
@@ -157,14 +186,131 @@ impl DockerRuntime {
                 Err(e) => error = Some(e.to_string()),
             }
         }
-        let ok = error.is_none();
-        if let Some(metrics) = &self.metrics {
-            metrics.container_build(id, started.elapsed(), ok);
-        }
         match error {
             None => Ok(()),
-            Some(e) => Err(fail(format!("building image {}: {e}", container_name(id)))),
+            Some(e) => Err(format!("building image {tag}: {e}")),
         }
+    }
+
+    /// Fails with a clear message when `image` is not in the engine. Nothing is pulled
+    /// (Fabric's `chaincode.pull: false`; and no registry may be reachable).
+    async fn require_image(&self, image: &str) -> Result<(), String> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Err(format!(
+                "image {image} is not in the Docker engine; cchost does not pull images: load, import or build it (or configure another image)"
+            )),
+            Err(e) => Err(format!("inspecting image {image}: {e}")),
+        }
+    }
+
+    /// Fabric's `DockerBuild`: runs `step` in a builder container with the package's code
+    /// at `/chaincode/input`, and returns `/chaincode/output/.` as a tar. The container
+    /// is removed however the build ends.
+    async fn run_builder(
+        &self,
+        package: &ChaincodePackage,
+        step: &BuilderStep,
+    ) -> Result<Vec<u8>, String> {
+        self.require_image(&step.image).await?;
+        let name = format!("{}-build", container_name(package.id()));
+        info!(chaincode = %package.id(), builder = step.image, "running the chaincode builder");
+        let remove = RemoveContainerOptionsBuilder::default().force(true).build();
+        let _ = self
+            .docker
+            .remove_container(&name, Some(remove.clone()))
+            .await;
+        let result = self.build_in(&name, package, step).await;
+        let _ = self.docker.remove_container(&name, Some(remove)).await;
+        result
+    }
+
+    async fn build_in(
+        &self,
+        name: &str,
+        package: &ChaincodePackage,
+        step: &BuilderStep,
+    ) -> Result<Vec<u8>, String> {
+        let body = ContainerCreateBody {
+            image: Some(step.image.clone()),
+            cmd: Some(vec![
+                "/bin/sh".to_owned(),
+                "-c".to_owned(),
+                step.script.clone(),
+            ]),
+            env: Some(step.env.clone()),
+            host_config: Some(HostConfig {
+                // Builders may fetch dependencies (npm, Go modules); the engine here has
+                // no bridge network.
+                network_mode: Some("host".to_owned()),
+                cap_drop: Some(vec!["ALL".to_owned()]),
+                security_opt: Some(vec!["no-new-privileges".to_owned()]),
+                memory: Some(self.config.memory_bytes),
+                pids_limit: Some(self.config.pids_limit),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| format!("Error creating container: {e}"))?;
+        let mut input = vec![(format!("{BUILD_OUTPUT}/.keep"), Vec::new())];
+        for path in package.code_paths() {
+            if let Some(bytes) = package.code_file(path) {
+                input.push((format!("{BUILD_INPUT}/{path}"), bytes.to_vec()));
+            }
+        }
+        let input: Vec<(&str, &[u8])> = input
+            .iter()
+            .map(|(p, b)| (p.trim_start_matches('/'), b.as_slice()))
+            .collect();
+        let upload = UploadToContainerOptionsBuilder::default().path("/").build();
+        self.docker
+            .upload_to_container(
+                name,
+                Some(upload),
+                bollard::body_full(tar_of(&input)?.into()),
+            )
+            .await
+            .map_err(|e| format!("Error uploading input to container: {e}"))?;
+        self.docker
+            .start_container(name, None)
+            .await
+            .map_err(|e| format!("Error executing build: {e}"))?;
+        let code = exit_code(&self.docker, name).await;
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let output: String = self
+            .docker
+            .logs(name, Some(options))
+            .filter_map(|chunk| async move { chunk.ok().map(|c| c.to_string()) })
+            .collect::<Vec<_>>()
+            .await
+            .concat();
+        for line in output.lines() {
+            info!(chaincode = %package.id(), "builder: {line}");
+        }
+        if code != 0 {
+            return Err(format!(
+                "Error returned from build: {code} \"{}\"",
+                output.trim_end()
+            ));
+        }
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(&format!("{BUILD_OUTPUT}/."))
+            .build();
+        let mut download = self.docker.download_from_container(name, Some(options));
+        let mut tar = Vec::new();
+        while let Some(chunk) = download.next().await {
+            tar.extend_from_slice(&chunk.map_err(|e| format!("Error downloading output: {e}"))?);
+        }
+        Ok(tar)
     }
 
     /// Removes the package's container, if any.
@@ -255,35 +401,52 @@ impl DockerRuntime {
     }
 }
 
-/// The build context: a Dockerfile and the package's `src/` tree.
-fn build_context(package: &ChaincodePackage, base_image: &str) -> Result<Vec<u8>, String> {
-    let dockerfile =
-        format!("FROM {base_image}\nCOPY src /usr/local/src\nWORKDIR /usr/local/src\n");
+/// The platform of a package this runtime starts.
+fn platform_of(package: &ChaincodePackage) -> Result<Platform, String> {
+    let kind = &package.metadata().kind;
+    let platform =
+        Platform::of(kind).ok_or_else(|| format!("no Docker platform builds type {kind:?}"))?;
+    platform.validate(package)?;
+    Ok(platform)
+}
+
+/// A tar of `files` (path, bytes), files only, mode 0644, mtime 0.
+fn tar_of(files: &[(&str, &[u8])]) -> Result<Vec<u8>, String> {
     let mut tar = tar::Builder::new(Vec::new());
-    let mut add = |path: &str, bytes: &[u8]| {
+    for (path, bytes) in files {
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
         header.set_mtime(0);
         header.set_cksum();
-        tar.append_data(&mut header, path, bytes)
-            .map_err(|e| format!("writing the build context: {e}"))
-    };
-    add("Dockerfile", dockerfile.as_bytes())?;
-    let mut any = false;
-    for path in package.code_paths() {
-        if path.starts_with("src/")
-            && let Some(bytes) = package.code_file(path)
-        {
-            add(path, bytes)?;
-            any = true;
-        }
-    }
-    if !any || package.code_file("src/package.json").is_none() {
-        return Err("a node package needs src/package.json in code.tar.gz".to_owned());
+        tar.append_data(&mut header, path, *bytes)
+            .map_err(|e| format!("writing a build tar: {e}"))?;
     }
     tar.into_inner()
-        .map_err(|e| format!("writing the build context: {e}"))
+        .map_err(|e| format!("writing a build tar: {e}"))
+}
+
+/// What Fabric's Node builder's `cp -R /chaincode/input/src/.` yields, for a package that
+/// needs no builder: its `src/` tree at the root.
+fn src_tar(package: &ChaincodePackage) -> Result<Vec<u8>, String> {
+    let files: Vec<(&str, &[u8])> = package
+        .code_paths()
+        .filter_map(|path| Some((path.strip_prefix("src/")?, package.code_file(path)?)))
+        .collect();
+    tar_of(&files)
+}
+
+/// Waits for container `name` to exit; its exit code (-1 if it cannot be told).
+async fn exit_code(docker: &Docker, name: &str) -> i64 {
+    match docker.wait_container(name, None).next().await {
+        Some(Ok(response)) => response.status_code,
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+        Some(Err(e)) => {
+            debug!(container = name, "waiting for the container failed: {e}");
+            -1
+        }
+        None => -1,
+    }
 }
 
 /// A running chaincode container.
@@ -318,13 +481,13 @@ impl ChaincodeRuntime for DockerRuntime {
     }
 
     fn handles(&self, kind: &str) -> bool {
-        kind == NODE_TYPE
+        Platform::of(kind).is_some()
     }
 
     fn install(&self, package: &ChaincodePackage) -> Result<(), LaunchError> {
         // The image is built at the first launch (an async daemon call); here the
         // package is only checked.
-        build_context(package, &self.config.node_image)
+        platform_of(package)
             .map(drop)
             .map_err(|reason| LaunchError::Start {
                 package_id: package.id().clone(),
@@ -344,6 +507,7 @@ impl ChaincodeRuntime for DockerRuntime {
                 package_id: id.clone(),
                 reason,
             };
+            let platform = platform_of(package).map_err(fail)?;
             if self.docker.inspect_image(&name).await.is_err() {
                 self.build_image(package).await?;
             }
@@ -383,20 +547,11 @@ impl ChaincodeRuntime for DockerRuntime {
             };
             let body = ContainerCreateBody {
                 image: Some(name.clone()),
-                // Fabric runs `npm start -- --peer.address`; the package's start script is
-                // `fabric-chaincode-node start`, which is this (the runtime image needs no npm).
-                cmd: Some(
-                    [
-                        "node",
-                        "node_modules/fabric-shim/cli.js",
-                        "start",
-                        "--peer.address",
-                        &self.config.peer_address,
-                    ]
-                    .map(str::to_owned)
-                    .to_vec(),
-                ),
-                working_dir: Some("/usr/local/src".to_owned()),
+                cmd: Some(platform.command(package, &self.config.peer_address)),
+                // Node's start runs in its code directory (Fabric's script `cd`s there);
+                // the other platforms keep their image's.
+                working_dir: (platform == Platform::Node)
+                    .then(|| platform.install_dir().to_owned()),
                 env: Some(env),
                 host_config: Some(host_config),
                 ..Default::default()
@@ -441,18 +596,7 @@ impl ChaincodeRuntime for DockerRuntime {
             let wait = {
                 let (docker, name) = (self.docker.clone(), name.clone());
                 tokio::spawn(async move {
-                    let code = match docker.wait_container(&name, None).next().await {
-                        Some(Ok(response)) => response.status_code,
-                        Some(Err(bollard::errors::Error::DockerContainerWaitError {
-                            code,
-                            ..
-                        })) => code,
-                        Some(Err(e)) => {
-                            debug!(container = name, "waiting for the container failed: {e}");
-                            -1
-                        }
-                        None => -1,
-                    };
+                    let code = exit_code(&docker, &name).await;
                     // Let the log task catch the last lines.
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     let tail: Vec<String> = tail
