@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 
@@ -40,6 +40,19 @@ pub enum LaunchError {
         /// The startup timeout.
         timeout: Duration,
     },
+    /// The chaincode failed to start, or crashed soon after starting, too often in a row:
+    /// it is not started again until its back-off has passed.
+    #[error(
+        "chaincode {package_id} failed {failures} times in a row; not starting it again for {retry_in:?} (crash-loop back-off)"
+    )]
+    CrashLoop {
+        /// The package.
+        package_id: PackageId,
+        /// Consecutive failures.
+        failures: u32,
+        /// How long until the next start is allowed.
+        retry_in: Duration,
+    },
     /// The runtime could not start the chaincode.
     #[error("starting chaincode {package_id}: {reason}")]
     Start {
@@ -48,6 +61,60 @@ pub enum LaunchError {
         /// What failed.
         reason: String,
     },
+}
+
+/// Crash-loop back-off: how the launcher spaces out the starts of a chaincode that keeps
+/// failing. A failure is a launch that fails (or times out), or a chaincode that ends by
+/// itself less than `stable_after` after it went READY. The first failure is retried at
+/// once (one crash is not a loop); from the second on, starts are refused for `initial`,
+/// doubling per failure up to `max`. A chaincode that ran `stable_after` or longer starts
+/// counting afresh. Fabric has no back-off; cchost adds it so a broken package cannot
+/// keep a Docker engine building and starting containers for every proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The wait after the second failure in a row.
+    pub initial: Duration,
+    /// The longest wait.
+    pub max: Duration,
+    /// How long a chaincode must have run for its end not to count as a failure.
+    pub stable_after: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            stable_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait after `failures` consecutive failures.
+    pub fn wait(&self, failures: u32) -> Duration {
+        match failures {
+            0 | 1 => Duration::ZERO,
+            n => self
+                .initial
+                .saturating_mul(1 << (n - 2).min(20))
+                .min(self.max),
+        }
+    }
+}
+
+/// A package's record of consecutive failures.
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+/// A chaincode the launcher started, and when it went READY.
+#[derive(Debug)]
+struct Started {
+    chaincode: Box<dyn RunningChaincode>,
+    ready_at: Instant,
 }
 
 /// [`RunningChaincode::exited`] for a runtime whose watcher task sets `ended` to the
@@ -143,7 +210,9 @@ pub struct Launcher {
     packages: PackageStore,
     runtimes: Vec<Arc<dyn ChaincodeRuntime>>,
     startup_timeout: Duration,
-    running: Mutex<HashMap<PackageId, Box<dyn RunningChaincode>>>,
+    backoff: Backoff,
+    running: Mutex<HashMap<PackageId, Started>>,
+    failures: Mutex<HashMap<PackageId, Failures>>,
     /// One launch at a time per package.
     launching: Mutex<HashMap<PackageId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -162,9 +231,46 @@ impl Launcher {
             packages,
             runtimes,
             startup_timeout,
+            backoff: Backoff::default(),
             running: Mutex::default(),
+            failures: Mutex::default(),
             launching: Mutex::default(),
         }
+    }
+
+    /// The same launcher with another crash-loop back-off.
+    #[must_use]
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    fn record_failure(&self, package_id: &PackageId) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = failures.entry(package_id.clone()).or_insert(Failures {
+            count: 0,
+            last: Instant::now(),
+        });
+        entry.count += 1;
+        entry.last = Instant::now();
+    }
+
+    /// Refuses a start while `package_id`'s back-off runs.
+    fn check_backoff(&self, package_id: &PackageId) -> Result<(), LaunchError> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(record) = failures.get(package_id) else {
+            return Ok(());
+        };
+        let wait = self.backoff.wait(record.count);
+        let elapsed = record.last.elapsed();
+        if elapsed < wait {
+            return Err(LaunchError::CrashLoop {
+                package_id: package_id.clone(),
+                failures: record.count,
+                retry_in: Duration::from_millis((wait - elapsed).as_millis().max(1) as u64),
+            });
+        }
+        Ok(())
     }
 
     /// Installs a package file: saves it and lets its runtime prepare it (for wasm:
@@ -195,7 +301,24 @@ impl Launcher {
         if self.support.is_ready(package_id) {
             return Ok(());
         }
-        self.stop(package_id);
+        // Started but no longer registered: it ended by itself.
+        let ended = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(package_id);
+        if let Some(ended) = ended {
+            ended.chaincode.stop();
+            if ended.ready_at.elapsed() < self.backoff.stable_after {
+                self.record_failure(package_id);
+            } else {
+                self.failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(package_id);
+            }
+        }
+        self.check_backoff(package_id)?;
         let package = self.packages.load(package_id)?;
         let runtime = self.runtime_for(&package)?;
         let metrics = self.support.metrics();
@@ -206,6 +329,7 @@ impl Launcher {
             Ok(running) => running,
             Err(e) => {
                 metrics.launch(package_id, started.elapsed(), LaunchOutcome::Failed);
+                self.record_failure(package_id);
                 return Err(e);
             }
         };
@@ -218,6 +342,7 @@ impl Launcher {
             Ok(false) => {
                 running.stop();
                 metrics.launch(package_id, started.elapsed(), LaunchOutcome::TimedOut);
+                self.record_failure(package_id);
                 return Err(LaunchError::StartupTimeout {
                     package_id: package_id.clone(),
                     timeout: self.startup_timeout,
@@ -226,6 +351,7 @@ impl Launcher {
             Err(reason) => {
                 running.stop();
                 metrics.launch(package_id, started.elapsed(), LaunchOutcome::Failed);
+                self.record_failure(package_id);
                 return Err(LaunchError::Start {
                     package_id: package_id.clone(),
                     reason: format!("it ended before registering: {reason}"),
@@ -236,7 +362,13 @@ impl Launcher {
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(package_id.clone(), running);
+            .insert(
+                package_id.clone(),
+                Started {
+                    chaincode: running,
+                    ready_at: Instant::now(),
+                },
+            );
         Ok(())
     }
 
@@ -248,7 +380,7 @@ impl Launcher {
             .unwrap_or_else(|e| e.into_inner())
             .remove(package_id);
         if let Some(running) = running {
-            running.stop();
+            running.chaincode.stop();
         }
     }
 
@@ -292,7 +424,20 @@ impl Drop for Launcher {
             .unwrap_or_else(|e| e.into_inner())
             .drain()
         {
-            running.stop();
+            running.chaincode.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_starts_at_the_second_failure_and_doubles_up_to_the_cap() {
+        let backoff = Backoff::default();
+        let waits: Vec<u64> = (0..10).map(|n| backoff.wait(n).as_secs()).collect();
+        assert_eq!(waits, [0, 0, 1, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(backoff.wait(u32::MAX), Duration::from_secs(60));
     }
 }

@@ -291,6 +291,21 @@ async fn a_container_killed_mid_transaction_fails_it_clearly_and_the_next_launch
     launcher.launch(&id).await.unwrap();
     let (_, result) = host.invoke("asset", &["asset:get", "nothing"]).await;
     assert_eq!(result.unwrap().response.status, 200);
+
+    // A second crash soon after the first is a crash loop: the next start waits.
+    docker.kill_container(&id).await.unwrap();
+    let started = Instant::now();
+    while host.support.is_ready(&id) {
+        assert!(started.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let error = launcher.launch(&id).await.unwrap_err().to_string();
+    assert!(
+        error.starts_with(&format!(
+            "chaincode {id} failed 2 times in a row; not starting it again for "
+        )),
+        "{error}"
+    );
     drop(launcher);
     wait_gone(&docker, &id).await;
 }

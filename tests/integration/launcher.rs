@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cchost::launcher::{ChaincodeRuntime, LaunchError, Launcher};
-use cchost::package::{PackageStore, build_wasm_package};
+use cchost::launcher::{Backoff, ChaincodeRuntime, LaunchError, Launcher};
+use cchost::package::{PackageStore, build_ccaas_package, build_wasm_package};
+use cchost::runtime::external::CcaasRuntime;
 use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
 use cchost::support::SupportConfig;
 
@@ -70,7 +71,7 @@ async fn the_launcher_refuses_types_no_runtime_starts_and_packages_not_installed
         runtimes,
         Duration::from_secs(10),
     );
-    // A Go package: no runtime for it yet (the Docker runtime joins in a later issue).
+    // A Go package, and only the wasm runtime configured.
     let golang = golang_package();
     let error = launcher.install(&golang).unwrap_err();
     assert!(matches!(error, LaunchError::UnknownType(_)), "{error:?}");
@@ -165,4 +166,59 @@ async fn concurrent_launches_of_one_package_start_it_once() {
         )),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chaincode_that_keeps_failing_is_backed_off_then_retried() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let data = tempfile::tempdir().unwrap();
+    // A service nobody runs: every start fails at once with the dial error.
+    let port = crate::ccaas::free_port();
+    let package = build_ccaas_package("gone_ccaas", &crate::ccaas::connection(port)).unwrap();
+    let backoff = Backoff {
+        initial: Duration::from_millis(300),
+        max: Duration::from_millis(500),
+        stable_after: Duration::from_secs(60),
+    };
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(data.path()).unwrap(),
+        vec![Arc::new(CcaasRuntime)],
+        Duration::from_secs(10),
+    )
+    .with_backoff(backoff);
+    let id = launcher.install(&package).unwrap();
+    let attempt = || async {
+        match launcher.launch(&id).await.unwrap_err() {
+            LaunchError::CrashLoop {
+                failures, retry_in, ..
+            } => Err((failures, retry_in)),
+            other => Ok(other.to_string()),
+        }
+    };
+    let dial = format!("starting chaincode {id}: ");
+    // One failure is retried at once; after the second, starts wait 300 ms.
+    assert!(attempt().await.unwrap().starts_with(&dial));
+    assert!(attempt().await.unwrap().starts_with(&dial));
+    let (failures, retry_in) = attempt().await.unwrap_err();
+    assert_eq!(failures, 2);
+    assert!(retry_in <= Duration::from_millis(300), "{retry_in:?}");
+    let error = launcher.launch(&id).await.unwrap_err().to_string();
+    assert!(
+        error.starts_with(&format!(
+            "chaincode {id} failed 2 times in a row; not starting it again for "
+        )),
+        "{error}"
+    );
+    assert!(error.ends_with(" (crash-loop back-off)"), "{error}");
+    // After the wait, a real start again (failure 3), then 500 ms (doubled, capped).
+    tokio::time::sleep(retry_in).await;
+    assert!(attempt().await.unwrap().starts_with(&dial));
+    let (failures, retry_in) = attempt().await.unwrap_err();
+    assert_eq!(failures, 3);
+    assert!(retry_in > Duration::from_millis(300) && retry_in <= Duration::from_millis(500));
+    // Refused starts are not launches: three attempts, three failures recorded.
+    assert!(host.support.metrics().encode().contains(&format!(
+        "chaincode_launch_failures_total{{chaincode=\"{id}\",runtime=\"ccaas\"}} 3\n"
+    )));
 }
