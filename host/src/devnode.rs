@@ -22,11 +22,13 @@ use anyhow::Context;
 use cchost::ids::PackageId;
 use cchost::launcher::{ChaincodeRuntime, Launcher};
 use cchost::ledger::{CommitTx, Height, RedbStore, StateStore};
-use cchost::operations::{LogSpec, Operations, StateDbCheck};
+use cchost::operations::{DockerCheck, HealthCheck, LogSpec, Operations, StateDbCheck};
 use cchost::package::PackageStore;
 use cchost::proposal::{DevIdentity, ProposalBuilder};
+use cchost::runtime::docker::{DockerConfig, DockerRuntime, Platform};
 use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
 use cchost::support::{ChaincodeSupport, SupportConfig};
+use cchost::tls::ChaincodeCa;
 
 /// What `cchost devnode` runs with.
 #[derive(Debug, Clone)]
@@ -51,6 +53,10 @@ pub(crate) struct DevnodeConfig {
     pub(crate) operations_listen: Option<SocketAddr>,
     /// The live log filter `/logspec` reads and changes.
     pub(crate) logspec: Arc<LogSpec>,
+    /// Mutual TLS on the chaincode listener.
+    pub(crate) tls: bool,
+    /// The Docker runtime's engine and images (its peer address is the listener's).
+    pub(crate) docker: DockerConfig,
 }
 
 /// Runs the dev node until standard input ends.
@@ -59,10 +65,26 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
         Some(path) => Arc::new(RedbStore::open(path)?),
         None => Arc::new(RedbStore::in_memory()?),
     };
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    // Containers (host network) and local processes reach the listener on loopback when
+    // it listens on every interface.
+    let peer_address = if address.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], address.port()))
+    } else {
+        address
+    };
+    let tls = if config.tls {
+        let host = peer_address.ip().to_string();
+        Some(Arc::new(ChaincodeCa::new(&[host.as_str(), "localhost"])?))
+    } else {
+        None
+    };
     let support = ChaincodeSupport::new(
         SupportConfig {
             dev_mode: true,
             execute_timeout: config.execute_timeout,
+            tls,
             ..SupportConfig::default()
         },
         Arc::clone(&store),
@@ -74,7 +96,14 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
     let launcher = if config.packages.is_empty() {
         None
     } else {
-        let (packages, runtimes) = runtimes(&config.data_dir)?;
+        let (packages, runtimes) = runtimes(
+            &config.data_dir,
+            DockerConfig {
+                peer_address: peer_address.to_string(),
+                ..config.docker.clone()
+            },
+            Some(Arc::clone(support.metrics())),
+        )?;
         Some(Launcher::new(
             support.clone(),
             packages,
@@ -83,8 +112,11 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
         ))
     };
     let mut launched = Vec::new();
+    let mut uses_docker = false;
     for (name, file) in &config.packages {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        uses_docker |= cchost::package::ChaincodePackage::parse(&bytes)
+            .is_ok_and(|p| Platform::of(&p.metadata().kind).is_some());
         if let Some(launcher) = &launcher {
             let package_id = launcher.install(&bytes)?;
             support.define(name.clone(), package_id.clone());
@@ -93,11 +125,19 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
     }
     let operations = match config.operations_listen {
         Some(addr) => {
+            let mut checks: Vec<Arc<dyn HealthCheck>> =
+                vec![Arc::new(StateDbCheck(Arc::clone(&store)))];
+            if uses_docker {
+                checks.push(Arc::new(DockerCheck(
+                    DockerRuntime::connect(config.docker.clone(), None)
+                        .map_err(anyhow::Error::msg)?,
+                )));
+            }
             let listener = tokio::net::TcpListener::bind(addr).await?;
             let address = listener.local_addr()?;
             let router = cchost::operations::router(Operations {
                 metrics: Arc::clone(support.metrics()),
-                checks: vec![Arc::new(StateDbCheck(Arc::clone(&store)))],
+                checks,
                 logspec: Arc::clone(&config.logspec),
             });
             eprintln!("cchost devnode: operations endpoints on http://{address}");
@@ -107,8 +147,6 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = {
         let support = support.clone();
@@ -121,7 +159,8 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
         })
     };
     eprintln!(
-        "cchost devnode: chaincode listener on {address} (dev mode), channel {}",
+        "cchost devnode: chaincode listener on {address} (dev mode{}), channel {}",
+        if config.tls { ", mutual TLS" } else { "" },
         config.channel
     );
     for (name, package_id) in &launched {
@@ -136,7 +175,18 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
     let identity = DevIdentity::generate("Org1MSP", "Org1", "User1")?;
     let mut block = 1;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    while let Some(line) = lines.next_line().await? {
+    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        let line = tokio::select! {
+            line = lines.next_line() => line?,
+            _ = &mut interrupted => {
+                eprintln!("cchost devnode: interrupted, stopping");
+                None
+            }
+        };
+        let Some(line) = line else {
+            break;
+        };
         if line.trim().is_empty() {
             continue;
         }
@@ -158,6 +208,10 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
             Err(e) => json!({ "error": e.to_string() }),
         };
         println!("{answer}");
+    }
+    // Stop what was launched (containers removed) before the listener goes.
+    if let Some(launcher) = &launcher {
+        launcher.shutdown().await;
     }
     let _ = stop.send(());
     server.await??;
@@ -259,9 +313,13 @@ impl Node<'_> {
     }
 }
 
-/// The package store and the chaincode runtimes of a data directory.
+/// The package store and the chaincode runtimes of a data directory: wasm, Docker (Go,
+/// Node, Java; the engine is only contacted when such a package is launched) and
+/// chaincode-as-a-service.
 pub(crate) fn runtimes(
     data_dir: &Path,
+    docker: DockerConfig,
+    metrics: Option<Arc<cchost::metrics::Metrics>>,
 ) -> anyhow::Result<(PackageStore, Vec<Arc<dyn ChaincodeRuntime>>)> {
     let packages = PackageStore::open(data_dir.join("chaincodes"))?;
     let wasm = WasmRuntime::new(WasmConfig {
@@ -272,6 +330,7 @@ pub(crate) fn runtimes(
         packages,
         vec![
             Arc::new(wasm),
+            Arc::new(DockerRuntime::connect(docker, metrics).map_err(anyhow::Error::msg)?),
             Arc::new(cchost::runtime::external::CcaasRuntime),
         ],
     ))

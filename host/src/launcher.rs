@@ -148,6 +148,12 @@ pub trait RunningChaincode: Send + Sync + std::fmt::Debug {
     fn exited(&self) -> BoxFuture<'_, String> {
         Box::pin(std::future::pending())
     }
+
+    /// Stops it and waits until what it used is released (e.g. its container removed).
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        self.stop();
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// What starts chaincode of some package types.
@@ -382,6 +388,19 @@ impl Launcher {
         if let Some(running) = running {
             running.chaincode.stop();
         }
+    }
+
+    /// Stops everything this launcher started and waits until it is gone (containers
+    /// removed). Dropping the launcher also stops everything, without waiting.
+    pub async fn shutdown(&self) {
+        let started: Vec<Started> = self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, started)| started)
+            .collect();
+        futures_util::future::join_all(started.iter().map(|s| s.chaincode.shutdown())).await;
     }
 
     fn runtime_for(

@@ -62,12 +62,21 @@ enum Command {
         /// address (Fabric's operations.listenAddress, e.g. 127.0.0.1:9443).
         #[arg(long)]
         operations_listen: Option<SocketAddr>,
+        /// Mutual TLS on the chaincode listener: launched chaincode gets a client
+        /// certificate bound to its package id. Chaincode you start yourself cannot
+        /// register then.
+        #[arg(long)]
+        tls: bool,
+        #[command(flatten)]
+        docker: DockerArgs,
     },
     /// Build a chaincode crate for wasm32-wasip1 (release) and write it as a Fabric-style
     /// package: a .tar.gz with metadata.json ({"path","type":"wasm","label"}) and
     /// code.tar.gz. Prints the wasm size and the package id, LABEL:sha256(package).
+    /// With --lang node, package a Node chaincode directory instead.
     Package {
-        /// Directory of the chaincode crate (holding its Cargo.toml).
+        /// Directory of the chaincode crate (holding its Cargo.toml), or of the Node
+        /// chaincode (holding its package.json).
         crate_dir: PathBuf,
         /// The package label (Fabric's rule: letters, digits and `_ . + -`).
         #[arg(long)]
@@ -78,6 +87,11 @@ enum Command {
         /// Cargo's target directory (default: the crate's).
         #[arg(long)]
         target_dir: Option<PathBuf>,
+        /// `wasm`: a Rust chaincode crate; `node`: a Node chaincode directory with its
+        /// package.json and node_modules, packaged as Fabric's `node` type for the
+        /// Docker runtime.
+        #[arg(long, default_value = "wasm", value_parser = ["wasm", "node"])]
+        lang: String,
     },
     /// Create a chaincode crate: one contract with two transactions and a native test,
     /// ready for `cargo test` and `cchost package`.
@@ -100,14 +114,53 @@ enum Command {
     },
 }
 
-/// Logs to stderr with the filter from `CCHOST_LOG` (default `warn`), which the
-/// operations endpoint `/logspec` can change while running.
+/// Where Go, Node and Java chaincode is built and run (Fabric's `vm.endpoint` and
+/// `chaincode.*` image settings).
+#[derive(Debug, clap::Args)]
+struct DockerArgs {
+    /// The Docker engine's socket.
+    #[arg(long, default_value = "/var/run/docker.sock")]
+    docker_socket: String,
+    /// The image Go chaincode is built in (chaincode.builder).
+    #[arg(long, default_value = "hyperledger/fabric-ccenv:2.5")]
+    builder_image: String,
+    /// The image Go chaincode runs in (chaincode.golang.runtime).
+    #[arg(long, default_value = "hyperledger/fabric-baseos:2.5")]
+    golang_image: String,
+    /// The image Node chaincode is built and runs in (chaincode.node.runtime).
+    #[arg(long, default_value = "hyperledger/fabric-nodeenv:2.5")]
+    node_image: String,
+    /// The image Java chaincode is built and runs in (chaincode.java.runtime).
+    #[arg(long, default_value = "hyperledger/fabric-javaenv:2.5")]
+    java_image: String,
+}
+
+impl DockerArgs {
+    fn config(self) -> cchost::runtime::docker::DockerConfig {
+        use cchost::runtime::docker::{DockerConfig, Images};
+        DockerConfig {
+            socket: self.docker_socket,
+            images: Images {
+                builder: self.builder_image,
+                golang: self.golang_image,
+                node: self.node_image,
+                java: self.java_image,
+            },
+            ..DockerConfig::default()
+        }
+    }
+}
+
+/// Logs to stderr with the filter from `CCHOST_LOG` (default `warn`, and the progress
+/// of chaincode image builds), which the operations endpoint `/logspec` can change while
+/// running.
 fn init_logging() -> Arc<LogSpec> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, reload};
 
-    let spec = std::env::var("CCHOST_LOG").unwrap_or_else(|_| "warn".to_owned());
+    let spec = std::env::var("CCHOST_LOG")
+        .unwrap_or_else(|_| format!("warn,{}=info", cchost::runtime::docker::BUILD_LOG));
     let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("warn"));
     let (filter, handle) = reload::Layer::new(filter);
     tracing_subscriber::registry()
@@ -150,12 +203,20 @@ async fn main() -> anyhow::Result<()> {
             label,
             output,
             target_dir,
+            lang,
         } => {
-            let packaged =
-                packaging::package_crate(&crate_dir, &label, &output, target_dir.as_deref())?;
-            println!("wasm: {} bytes", packaged.wasm_size);
-            println!("package: {}", output.display());
-            println!("package id: {}", packaged.package_id);
+            if lang == "node" {
+                let (files, id) = packaging::package_node_dir(&crate_dir, &label, &output)?;
+                println!("node: {files} files");
+                println!("package: {}", output.display());
+                println!("package id: {id}");
+            } else {
+                let packaged =
+                    packaging::package_crate(&crate_dir, &label, &output, target_dir.as_deref())?;
+                println!("wasm: {} bytes", packaged.wasm_size);
+                println!("package: {}", output.display());
+                println!("package id: {}", packaged.package_id);
+            }
         }
         Command::New { dir, sdk } => {
             let sdk = sdk.unwrap_or_else(template::default_sdk_path);
@@ -177,11 +238,26 @@ async fn main() -> anyhow::Result<()> {
             let bytes = std::fs::read(&package)
                 .with_context(|| format!("reading {}", package.display()))?;
             let started = std::time::Instant::now();
-            let (packages, runtimes) = devnode::runtimes(&data_dir)?;
+            let (packages, runtimes) = devnode::runtimes(
+                &data_dir,
+                cchost::runtime::docker::DockerConfig::default(),
+                None,
+            )?;
             let id = cchost::launcher::install(&packages, &runtimes, &bytes)?;
+            let kind = cchost::package::ChaincodePackage::parse(&bytes)?
+                .metadata()
+                .kind
+                .clone();
             println!("installed: {id}");
             println!(
-                "validated and precompiled in {} ms into {}",
+                "{} in {} ms into {}",
+                if kind == cchost::package::WASM_TYPE {
+                    "validated and precompiled"
+                } else if cchost::runtime::docker::Platform::of(&kind).is_some() {
+                    "validated (its image is built at its first launch)"
+                } else {
+                    "validated"
+                },
                 started.elapsed().as_millis(),
                 data_dir.display()
             );
@@ -212,6 +288,8 @@ async fn main() -> anyhow::Result<()> {
             startup_timeout,
             execute_timeout,
             operations_listen,
+            tls,
+            docker,
         } => {
             if chaincodes.is_empty() && packages.is_empty() {
                 anyhow::bail!(
@@ -229,6 +307,8 @@ async fn main() -> anyhow::Result<()> {
                 execute_timeout: Duration::from_secs(execute_timeout),
                 operations_listen,
                 logspec,
+                tls,
+                docker: docker.config(),
             })
             .await?;
         }

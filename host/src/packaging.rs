@@ -1,12 +1,12 @@
 //! `cchost package`: builds a chaincode crate for `wasm32-wasip1` (release) and writes it as
-//! a Fabric-style package.
+//! a Fabric-style package; or packages a Node chaincode directory as Fabric's `node` type.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 use cchost::ids::PackageId;
-use cchost::package::{build_wasm_package, package_id};
+use cchost::package::{build_package, build_wasm_package, package_id};
 use serde::Deserialize;
 
 /// The parts of cargo's JSON messages that name a build's outputs.
@@ -114,4 +114,47 @@ fn build(manifest: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> 
             manifest.display()
         )
     })
+}
+
+/// Packages the Node chaincode in `dir` (its `package.json`, code and, unlike Fabric's
+/// `peer lifecycle chaincode package`, its `node_modules`: the image build then needs no
+/// network) as a `node` package: every regular file under `src/`, `.git` left out,
+/// symbolic links skipped (Fabric packages hold none). Returns the file count and id.
+pub(crate) fn package_node_dir(
+    dir: &Path,
+    label: &str,
+    output: &Path,
+) -> anyhow::Result<(usize, PackageId)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+        let mut entries = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .collect::<Result<Vec<_>, _>>()?;
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let kind = entry.file_type()?;
+            let path = entry.path();
+            if kind.is_dir() && entry.file_name() != ".git" {
+                walk(root, &path, out)?;
+            } else if kind.is_file() {
+                let relative = path
+                    .strip_prefix(root)?
+                    .to_str()
+                    .with_context(|| format!("{} is not a UTF-8 path", path.display()))?;
+                out.push((format!("src/{relative}"), std::fs::read(&path)?));
+            }
+        }
+        Ok(())
+    }
+    if !dir.join("package.json").is_file() {
+        bail!("no package.json in {}", dir.display());
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files)?;
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(path, bytes)| (path.as_str(), bytes.as_slice()))
+        .collect();
+    let package = build_package(label, "node", "", &refs)?;
+    std::fs::write(output, &package).with_context(|| format!("writing {}", output.display()))?;
+    Ok((files.len(), package_id(label, &package)))
 }

@@ -436,3 +436,90 @@ fn devnode_serves_the_operations_endpoints_when_asked() {
     drop(node.0.stdin.take());
     assert!(node.0.wait().unwrap().success());
 }
+
+#[test]
+fn devnode_runs_a_node_package_in_docker_over_tls_and_removes_the_container_at_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/node-asset");
+    let output = dir.path().join("node-asset.tar.gz");
+    let text = run(&[
+        "package",
+        example.to_str().unwrap(),
+        "--lang",
+        "node",
+        "--label",
+        "asset_cli",
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    let id = text
+        .lines()
+        .find_map(|line| line.strip_prefix("package id: "))
+        .unwrap()
+        .to_owned();
+    assert!(text.starts_with("node: "), "{text}");
+    let parsed =
+        cchost::package::ChaincodePackage::parse(&std::fs::read(&output).unwrap()).unwrap();
+    assert_eq!(parsed.metadata().kind, "node");
+    assert!(
+        parsed
+            .code_file("src/node_modules/fabric-shim/cli.js")
+            .is_some()
+    );
+
+    let container = cchost::runtime::docker::container_name(&cchost::ids::PackageId::new(&id));
+    // Cold: the image is built by this run (its progress goes to stderr).
+    let _ = Command::new("docker")
+        .args(["image", "rm", "-f", &container])
+        .output();
+    let mut node = Killed(
+        Command::new(env!("CARGO_BIN_EXE_cchost"))
+            .args(["devnode", "--listen", "127.0.0.1:0", "--tls", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args(["--node-image", "cchost/nodeenv:local", "--package"])
+            .arg(format!("asset={}", output.display()))
+            .env_remove("CCHOST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = node.0.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+    });
+    let mut stdin = node.0.stdin.take().unwrap();
+    writeln!(stdin, r#"["asset", "asset:put", "k1", "v1"]"#).unwrap();
+    writeln!(stdin, r#"["asset", "asset:get", "k1"]"#).unwrap();
+    writeln!(stdin, r#"["asset", "asset:whoami"]"#).unwrap();
+    drop(stdin);
+    let answers: Vec<serde_json::Value> = BufReader::new(node.0.stdout.take().unwrap())
+        .lines()
+        .map(|line| serde_json::from_str(&line.unwrap()).unwrap())
+        .collect();
+    assert!(node.0.wait().unwrap().success());
+    let log = log.join().unwrap().join("\n");
+    assert_eq!(answers.len(), 3, "{answers:?}\n{log}");
+    assert_eq!(answers[0]["status"], 200, "{log}");
+    assert_eq!(answers[0]["payload"], "ok");
+    assert_eq!(answers[1]["payload"], "v1");
+    let who: serde_json::Value =
+        serde_json::from_str(answers[2]["payload"].as_str().unwrap()).unwrap();
+    assert_eq!(who["mspid"], "Org1MSP");
+    // Progress of the image build is shown; the listener said it runs mutual TLS.
+    assert!(log.contains("building the chaincode image"), "{log}");
+    assert!(log.contains("(dev mode, mutual TLS)"), "{log}");
+    // The container went with the node.
+    let inspect = Command::new("docker")
+        .args(["container", "inspect", &container])
+        .output()
+        .unwrap();
+    assert!(
+        !inspect.status.success(),
+        "container {container} left behind"
+    );
+}

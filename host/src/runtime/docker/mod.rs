@@ -38,6 +38,9 @@ pub use platform::{BUILD_INPUT, BUILD_OUTPUT, BuilderStep, FABRIC_VERSION, Image
 
 /// The Node package type.
 pub const NODE_TYPE: &str = "node";
+/// The log target of image builds (`cchost devnode` shows it by default: builds take
+/// seconds to minutes).
+pub const BUILD_LOG: &str = "cchost::build";
 /// Log lines kept for the report of a container that exits early.
 const LOG_TAIL: usize = 20;
 
@@ -157,7 +160,7 @@ impl DockerRuntime {
             ("binpackage.tar", &binpackage),
         ])?;
         let tag = container_name(package.id());
-        info!(chaincode = %package.id(), image = tag, from = runtime_image, "building the chaincode image");
+        info!(target: BUILD_LOG, chaincode = %package.id(), image = tag, from = runtime_image, "building the chaincode image");
         let options = BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
             .t(&tag)
@@ -177,7 +180,7 @@ impl DockerRuntime {
                         .map(str::trim_end)
                         .filter(|l| !l.is_empty())
                     {
-                        info!(chaincode = %package.id(), "image build: {line}");
+                        info!(target: BUILD_LOG, chaincode = %package.id(), "image build: {line}");
                     }
                     if let Some(detail) = info.error_detail.and_then(|d| d.message) {
                         error = Some(detail);
@@ -216,7 +219,7 @@ impl DockerRuntime {
     ) -> Result<Vec<u8>, String> {
         self.require_image(&step.image).await?;
         let name = format!("{}-build", container_name(package.id()));
-        info!(chaincode = %package.id(), builder = step.image, "running the chaincode builder");
+        info!(target: BUILD_LOG, chaincode = %package.id(), builder = step.image, "running the chaincode builder");
         let remove = RemoveContainerOptionsBuilder::default().force(true).build();
         let _ = self
             .docker
@@ -294,7 +297,7 @@ impl DockerRuntime {
             .await
             .concat();
         for line in output.lines() {
-            info!(chaincode = %package.id(), "builder: {line}");
+            info!(target: BUILD_LOG, chaincode = %package.id(), "builder: {line}");
         }
         if code != 0 {
             return Err(format!(
@@ -472,6 +475,13 @@ impl RunningChaincode for DockerChaincode {
 
     fn exited(&self) -> BoxFuture<'_, String> {
         crate::launcher::wait_exited(&self.ended)
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        for task in &self.tasks {
+            task.abort();
+        }
+        Box::pin(self.runtime.remove_container(&self.package_id))
     }
 }
 
