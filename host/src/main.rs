@@ -68,7 +68,7 @@ enum Command {
         #[arg(long)]
         tls: bool,
         #[command(flatten)]
-        docker: DockerArgs,
+        docker: Box<DockerArgs>,
     },
     /// Build a chaincode crate for wasm32-wasip1 (release) and write it as a Fabric-style
     /// package: a .tar.gz with metadata.json ({"path","type":"wasm","label"}) and
