@@ -7,11 +7,12 @@
 //! CLI, JSON-RPC REST), so that unmodified Fabric software (the npm `fabric-shim`
 //! chaincode library, the `@hyperledger/fabric-gateway` client) works against it.
 //!
-//! **Status:** the foundation. What exists is the protocol: [`cchost_proto`] holds
-//! Fabric's messages and gRPC services with Fabric's exact wire format, and [`services`]
-//! lists the gRPC methods cchost will serve or call. The shim handler, ledger, wasm
-//! runtime, launcher and peer services are built in the issues that follow; nothing here
-//! pretends to do their work.
+//! **Status:** the chaincode side is built: [`support`] (the handler, registry and
+//! `execute`), [`ledger`] (redb state, history, read/write sets), [`runtime`] (wasm in
+//! wasmtime, Docker containers through bollard, chaincode-as-a-service), [`launcher`]
+//! (one launch path with startup timeouts and crash-loop back-off), [`tls`] (mutual TLS
+//! on the chaincode listener), [`metrics`] and [`operations`]. The endorser, block commit
+//! and the client APIs (Gateway, Deliver, CLI, REST) are not built yet.
 
 pub mod handler;
 pub mod ids;
