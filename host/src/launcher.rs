@@ -273,7 +273,10 @@ impl Launcher {
             return Err(LaunchError::CrashLoop {
                 package_id: package_id.clone(),
                 failures: record.count,
-                retry_in: Duration::from_millis((wait - elapsed).as_millis().max(1) as u64),
+                // Whole milliseconds, rounded up: waiting this long is always enough.
+                retry_in: Duration::from_millis(
+                    u64::try_from((wait - elapsed).as_micros().div_ceil(1000)).unwrap_or(u64::MAX),
+                ),
             });
         }
         Ok(())

@@ -212,7 +212,7 @@ async fn a_chaincode_that_keeps_failing_is_backed_off_then_retried() {
     );
     assert!(error.ends_with(" (crash-loop back-off)"), "{error}");
     // After the wait, a real start again (failure 3), then 500 ms (doubled, capped).
-    tokio::time::sleep(retry_in).await;
+    tokio::time::sleep(retry_in + Duration::from_millis(20)).await;
     assert!(attempt().await.unwrap().starts_with(&dial));
     let (failures, retry_in) = attempt().await.unwrap_err();
     assert_eq!(failures, 3);
