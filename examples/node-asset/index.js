@@ -93,4 +93,4 @@ class AssetContract extends Contract {
     }
 }
 
-module.exports.contracts = [AssetContract];
+module.exports.contracts = [AssetContract, require('./asset-transfer').AssetTransfer];
