@@ -14,6 +14,7 @@
 //! on the chaincode listener), [`metrics`] and [`operations`]. The endorser, block commit
 //! and the client APIs (Gateway, Deliver, CLI, REST) are not built yet.
 
+pub mod bench;
 pub mod handler;
 pub mod ids;
 pub mod launcher;

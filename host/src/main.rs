@@ -103,6 +103,42 @@ enum Command {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// Benchmark wasm against container chaincode in one run: the Rust asset-transfer
+    /// chaincode in wasm, its Node twin in a Docker container and as a process (dev
+    /// mode). Measures install, cold and warm launch to READY, the first invoke, warm
+    /// invoke latency and throughput (TransferAsset = 1 get + 1 put, ReadAsset) at each
+    /// concurrency, memory and artifact sizes. Prints a table with the wasm advantage and
+    /// writes bench.json, bench.csv and launch.svg into --out.
+    Bench {
+        /// Runtimes to measure, comma separated: wasm, docker, process.
+        #[arg(long, value_delimiter = ',', default_value = "wasm,docker,process")]
+        runtime: Vec<String>,
+        /// Install and launch repetitions per runtime.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        /// Measured transactions per transaction type and concurrency.
+        #[arg(long, default_value_t = 2000)]
+        transactions: usize,
+        /// Transactions in flight, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+        concurrency: Vec<usize>,
+        /// Where to write bench.json, bench.csv and launch.svg.
+        #[arg(long, default_value = "bench-results")]
+        out: PathBuf,
+        /// The asset-transfer wasm module (default: build examples/asset-transfer of this
+        /// source tree).
+        #[arg(long)]
+        wasm: Option<PathBuf>,
+        /// The Node chaincode directory, with node_modules (default: this source tree's
+        /// examples/node-asset).
+        #[arg(long)]
+        node_dir: Option<PathBuf>,
+        /// Seconds a launch may take.
+        #[arg(long, default_value_t = 120)]
+        startup_timeout: u64,
+        #[command(flatten)]
+        docker: Box<DockerArgs>,
+    },
     /// Install a chaincode package into a data directory: validate it and precompile it.
     /// Prints the package id.
     Install {
@@ -151,16 +187,16 @@ impl DockerArgs {
     }
 }
 
-/// Logs to stderr with the filter from `CCHOST_LOG` (default `warn`, and the progress
+/// Logs to stderr with the filter from `CCHOST_LOG` (default `level`, and the progress
 /// of chaincode image builds), which the operations endpoint `/logspec` can change while
 /// running.
-fn init_logging() -> Arc<LogSpec> {
+fn init_logging(level: &str) -> Arc<LogSpec> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, reload};
 
     let spec = std::env::var("CCHOST_LOG")
-        .unwrap_or_else(|_| format!("warn,{}=info", cchost::runtime::docker::BUILD_LOG));
+        .unwrap_or_else(|_| format!("{level},{}=info", cchost::runtime::docker::BUILD_LOG));
     let filter = EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new("warn"));
     let (filter, handle) = reload::Layer::new(filter);
     tracing_subscriber::registry()
@@ -196,8 +232,11 @@ fn parse_package(value: &str) -> Result<(String, PathBuf), String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let logspec = init_logging();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    // The benchmark stops chaincode on purpose all the time: only errors, and progress.
+    let quiet = matches!(command, Command::Bench { .. });
+    let logspec = init_logging(if quiet { "error" } else { "warn" });
+    match command {
         Command::Package {
             crate_dir,
             label,
@@ -260,6 +299,78 @@ async fn main() -> anyhow::Result<()> {
                 },
                 started.elapsed().as_millis(),
                 data_dir.display()
+            );
+        }
+        Command::Bench {
+            runtime,
+            rounds,
+            transactions,
+            concurrency,
+            out,
+            wasm,
+            node_dir,
+            startup_timeout,
+            docker,
+        } => {
+            let runtimes = runtime
+                .iter()
+                .map(|r| cchost::bench::Runtime::parse(r))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::msg)?;
+            let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let wasm = match wasm {
+                Some(wasm) => wasm,
+                None if runtimes.contains(&cchost::bench::Runtime::Wasm) => {
+                    eprintln!("building examples/asset-transfer for wasm32-wasip1");
+                    packaging::build_wasm(&source.join("examples/asset-transfer"), None)?
+                }
+                None => PathBuf::new(),
+            };
+            let config = cchost::bench::BenchConfig {
+                runtimes,
+                rounds,
+                transactions,
+                concurrency,
+                wasm,
+                node_dir: node_dir.unwrap_or_else(|| source.join("examples/node-asset")),
+                docker: docker.config(),
+                startup_timeout: Duration::from_secs(startup_timeout),
+            };
+            let started = std::time::Instant::now();
+            let report = cchost::bench::run(&config, &|line| eprintln!("{line}")).await?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let write = |name: &str, contents: &[u8]| {
+                let path = out.join(name);
+                std::fs::write(&path, contents)
+                    .with_context(|| format!("writing {}", path.display()))
+            };
+            write("bench.json", &serde_json::to_vec_pretty(&report)?)?;
+            write("bench.csv", report.csv().as_bytes())?;
+            write(
+                "launch.svg",
+                report
+                    .launch_chart()
+                    .map_err(anyhow::Error::msg)?
+                    .as_bytes(),
+            )?;
+            println!("{}", report.table());
+            if let Some(summary) = &report.summary {
+                println!(
+                    "wasm launches {:.0}× faster than a container (warm, p50 {:.0} µs vs {:.0} µs);\n TransferAsset at concurrency {}: {:.0} vs {:.0} tx/s ({:.1}×)",
+                    summary.launch_ratio,
+                    summary.wasm_warm_launch_p50_us,
+                    summary.container_warm_launch_p50_us,
+                    summary.at_concurrency,
+                    summary.wasm_invoke_tps_c32,
+                    summary.node_invoke_tps_c32,
+                    summary.invoke_ratio
+                );
+            }
+            println!(
+                "{} runtimes in {:.0} s; results in {}",
+                report.runtimes.len(),
+                started.elapsed().as_secs_f64(),
+                out.display()
             );
         }
         Command::Version => {

@@ -59,6 +59,16 @@ pub(crate) fn package_crate(
     })
 }
 
+/// Builds the crate in `crate_dir` (`cargo build --release --target wasm32-wasip1`) and
+/// returns its `.wasm`.
+pub(crate) fn build_wasm(crate_dir: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let manifest = crate_dir
+        .join("Cargo.toml")
+        .canonicalize()
+        .with_context(|| format!("no Cargo.toml in {}", crate_dir.display()))?;
+    build(&manifest, target_dir)
+}
+
 /// Runs `cargo build --release --target wasm32-wasip1` and returns the crate's `.wasm`.
 fn build(manifest: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

@@ -344,6 +344,57 @@ impl DockerRuntime {
             .map_err(|e| e.to_string())
     }
 
+    /// The memory the package's running container uses, bytes: its cgroup usage minus
+    /// the inactive file cache, as `docker stats` shows it.
+    pub async fn memory_usage(&self, package_id: &PackageId) -> Result<u64, String> {
+        let options = bollard::query_parameters::StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let stats = self
+            .docker
+            .stats(&container_name(package_id), Some(options))
+            .next()
+            .await
+            .ok_or_else(|| "no statistics for the container".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let memory = stats
+            .memory_stats
+            .ok_or_else(|| "the engine reports no memory statistics".to_owned())?;
+        let usage = memory.usage.unwrap_or(0);
+        let inactive = memory.stats.as_ref().and_then(|s| {
+            s.get("total_inactive_file")
+                .or_else(|| s.get("inactive_file"))
+                .copied()
+        });
+        Ok(usage.saturating_sub(inactive.unwrap_or(0)))
+    }
+
+    /// The host process id of the main process of the package's running container.
+    pub async fn container_pid(&self, package_id: &PackageId) -> Result<u32, String> {
+        let container = self
+            .docker
+            .inspect_container(&container_name(package_id), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        container
+            .state
+            .and_then(|s| s.pid)
+            .and_then(|pid| u32::try_from(pid).ok())
+            .filter(|pid| *pid > 0)
+            .ok_or_else(|| "the container is not running".to_owned())
+    }
+
+    /// The size of the package's image, bytes.
+    pub async fn image_size(&self, package_id: &PackageId) -> Result<u64, String> {
+        let image = self
+            .docker
+            .inspect_image(&container_name(package_id))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(image.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+    }
+
     /// Whether the package's container exists.
     pub async fn container_exists(&self, package_id: &PackageId) -> bool {
         self.docker

@@ -1,0 +1,701 @@
+//! `cchost bench`: wasm against container (and plain-process) chaincode, in one run, on
+//! one machine, with the same contract logic: the Rust `examples/asset-transfer` built for
+//! wasm, and its Node twin (`examples/node-asset`, contract `AssetTransfer`) in a Docker
+//! container and as a process started by hand (dev mode).
+//!
+//! Per runtime, in Caliper's terms: install, cold and warm launch to READY, the first
+//! invoke after a launch, warm invoke latency and throughput at several concurrencies for
+//! `TransferAsset` (1 get + 1 put) and `ReadAsset` (1 get), resident memory and artifact
+//! sizes. Every transaction is a real proposal (signed before the clock starts) executed by
+//! [`ChaincodeSupport::execute`], as the endorser will; nothing is committed but the
+//! seed assets, so every run reads the same state.
+
+pub mod process;
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::ids::PackageId;
+use crate::launcher::{Backoff, ChaincodeRuntime, Launcher};
+use crate::ledger::{CommitTx, Height, RedbStore, StateStore};
+use crate::package::{ChaincodePackage, PackageStore, build_package, build_wasm_package};
+use crate::proposal::{BuiltProposal, DevIdentity, ProposalBuilder};
+use crate::runtime::docker::{DockerConfig, DockerRuntime};
+use crate::runtime::wasm::{WasmConfig, WasmRuntime};
+use crate::support::{ChaincodeSupport, ExecuteResult, SupportConfig};
+
+pub use report::{InvokeRun, Report, RuntimeReport, Samples, Stats, Summary};
+
+const CHANNEL: &str = "mychannel";
+/// The chaincode name the package is defined under.
+const CHAINCODE: &str = "basic";
+/// Transactions run before each measured run (not recorded).
+const WARM_UP: usize = 100;
+
+/// A runtime the benchmark compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Runtime {
+    /// The Rust chaincode in wasmtime, in-process.
+    Wasm,
+    /// The Node chaincode in a Docker container.
+    Docker,
+    /// The Node chaincode as a local process (dev mode).
+    Process,
+}
+
+impl Runtime {
+    /// Its name in reports and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Wasm => "wasm",
+            Self::Docker => "docker",
+            Self::Process => "process",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "wasm" => Ok(Self::Wasm),
+            "docker" => Ok(Self::Docker),
+            "process" => Ok(Self::Process),
+            other => Err(format!(
+                "unknown runtime {other:?}: expected wasm, docker or process"
+            )),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// The runtimes, in order.
+    pub runtimes: Vec<Runtime>,
+    /// Install and launch repetitions.
+    pub rounds: usize,
+    /// Measured transactions per transaction type and concurrency.
+    pub transactions: usize,
+    /// Transactions in flight for the warm runs.
+    pub concurrency: Vec<usize>,
+    /// The asset-transfer module (`examples/asset-transfer` built for wasm32-wasip1).
+    pub wasm: PathBuf,
+    /// The Node chaincode directory (`examples/node-asset`, with `node_modules`).
+    pub node_dir: PathBuf,
+    /// The Docker engine and images (the peer address is set by the benchmark).
+    pub docker: DockerConfig,
+    /// How long a launch may take.
+    pub startup_timeout: Duration,
+}
+
+/// A one-node chaincode host: support, listener, in-memory ledger, a signing identity.
+struct Node {
+    support: ChaincodeSupport,
+    store: Arc<RedbStore>,
+    addr: SocketAddr,
+    identity: DevIdentity,
+    block: u64,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Node {
+    async fn start() -> anyhow::Result<Self> {
+        let store = Arc::new(RedbStore::in_memory()?);
+        let support = ChaincodeSupport::new(
+            SupportConfig::default(),
+            Arc::clone(&store) as Arc<dyn StateStore>,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = support.clone();
+        tokio::spawn(async move {
+            let _ = server
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(Self {
+            support,
+            store,
+            addr,
+            identity: DevIdentity::generate("Org1MSP", "Org1", "User1")?,
+            block: 1,
+            stop: Some(stop),
+        })
+    }
+
+    fn proposal(&self, args: &[&str]) -> anyhow::Result<BuiltProposal> {
+        Ok(ProposalBuilder::new(CHANNEL, CHAINCODE)
+            .args(args)
+            .build(&self.identity)?)
+    }
+
+    async fn execute(&self, proposal: &BuiltProposal) -> anyhow::Result<ExecuteResult> {
+        execute(&self.support, proposal).await
+    }
+
+    fn commit(&mut self, result: &ExecuteResult, proposal: &BuiltProposal) -> anyhow::Result<()> {
+        self.store.commit(
+            CHANNEL,
+            &[CommitTx {
+                height: Height::new(self.block, 0),
+                tx_id: result.txid.clone(),
+                timestamp: proposal.timestamp,
+                rwset: result.rwset.clone(),
+            }],
+        )?;
+        self.block += 1;
+        Ok(())
+    }
+
+    /// Waits until `id` is no longer registered (its stream ended).
+    async fn wait_gone(&self, id: &PackageId) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while self.support.is_ready(id) {
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("{id} is still registered 30 s after it was stopped");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn execute(
+    support: &ChaincodeSupport,
+    proposal: &BuiltProposal,
+) -> anyhow::Result<ExecuteResult> {
+    let result = support
+        .execute(
+            CHANNEL,
+            CHAINCODE,
+            proposal.input.clone(),
+            &proposal.signed_proposal,
+        )
+        .await?;
+    if result.response.status >= 400 {
+        bail!(
+            "the chaincode answered {}: {}",
+            result.response.status,
+            result.response.message
+        );
+    }
+    Ok(result)
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Resident memory of process `pid` (`self` for this one), bytes.
+fn rss(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                let kb = line.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?;
+                kb.trim().parse::<u64>().ok()
+            })
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// The seed transaction's arguments and the two measured ones.
+fn transfer_args(i: usize) -> [String; 3] {
+    [
+        "AssetTransfer:TransferAsset".to_owned(),
+        format!("asset{}", i % 6 + 1),
+        format!("owner{i}"),
+    ]
+}
+
+fn read_args(i: usize) -> [String; 2] {
+    [
+        "AssetTransfer:ReadAsset".to_owned(),
+        format!("asset{}", i % 6 + 1),
+    ]
+}
+
+/// Runs the benchmark; `progress` hears what is being measured.
+pub async fn run(config: &BenchConfig, progress: &(dyn Fn(&str) + Sync)) -> anyhow::Result<Report> {
+    if config.rounds == 0 || config.transactions == 0 || config.concurrency.is_empty() {
+        bail!("rounds, transactions and concurrency must be at least 1");
+    }
+    let mut report = Report {
+        machine: machine(config),
+        runtimes: BTreeMap::new(),
+        summary: None,
+    };
+    for runtime in &config.runtimes {
+        let name = runtime.name();
+        progress(&format!("[{name}] starting"));
+        let result = match runtime {
+            Runtime::Wasm => bench_wasm(config, progress).await,
+            Runtime::Docker => bench_docker(config, progress).await,
+            Runtime::Process => bench_process(config, progress).await,
+        }
+        .with_context(|| format!("benchmarking the {name} runtime"))?;
+        report.runtimes.insert(name.to_owned(), result);
+    }
+    report.summarize();
+    Ok(report)
+}
+
+/// The machine and the run's settings, for the report.
+fn machine(config: &BenchConfig) -> BTreeMap<String, String> {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_owned())
+        .unwrap_or_default();
+    let memory = read("/proc/meminfo")
+        .lines()
+        .next()
+        .map(|l| l.trim_start_matches("MemTotal:").trim().to_owned())
+        .unwrap_or_default();
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    BTreeMap::from([
+        ("cpu".to_owned(), model),
+        ("cpus".to_owned(), cpus.to_string()),
+        ("memory".to_owned(), memory),
+        (
+            "kernel".to_owned(),
+            read("/proc/sys/kernel/osrelease").trim().to_owned(),
+        ),
+        ("cchost".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
+        ("node".to_owned(), node),
+        ("rounds".to_owned(), config.rounds.to_string()),
+        ("transactions".to_owned(), config.transactions.to_string()),
+        (
+            "concurrency".to_owned(),
+            config
+                .concurrency
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        (
+            "started_unix".to_owned(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                .to_string(),
+        ),
+    ])
+}
+
+/// A launcher over `data` with one runtime and no back-off (failures are the run's end).
+fn launcher(
+    node: &Node,
+    data: &Path,
+    runtime: Arc<dyn ChaincodeRuntime>,
+    config: &BenchConfig,
+) -> anyhow::Result<Launcher> {
+    Ok(Launcher::new(
+        node.support.clone(),
+        PackageStore::open(data.join("chaincodes"))?,
+        vec![runtime],
+        config.startup_timeout,
+    )
+    .with_backoff(Backoff {
+        initial: Duration::ZERO,
+        max: Duration::ZERO,
+        stable_after: Duration::ZERO,
+    }))
+}
+
+/// Launches `id` and times it, then times its first transaction.
+async fn launch_and_first_invoke(
+    node: &Node,
+    launcher: &Launcher,
+    id: &PackageId,
+    round: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let first = node.proposal(&transfer_args(round).each_ref().map(String::as_str))?;
+    let started = Instant::now();
+    launcher.launch(id).await?;
+    let launch = micros(started.elapsed());
+    let started = Instant::now();
+    node.execute(&first).await?;
+    Ok((launch, micros(started.elapsed())))
+}
+
+/// Launches `id` (not timed), seeds the six assets (committed) and stops it again.
+async fn seed(node: &mut Node, launcher: &Launcher, id: &PackageId) -> anyhow::Result<()> {
+    launcher.launch(id).await?;
+    let proposal = node.proposal(&["AssetTransfer:InitLedger"])?;
+    let result = node.execute(&proposal).await?;
+    node.commit(&result, &proposal)?;
+    launcher.stop(id);
+    node.wait_gone(id).await
+}
+
+/// The warm runs: each transaction type at each concurrency.
+async fn warm_invokes(
+    node: &Node,
+    config: &BenchConfig,
+    label: &str,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<Vec<InvokeRun>> {
+    let mut runs = Vec::new();
+    for transaction in ["transfer", "read"] {
+        for &concurrency in &config.concurrency {
+            progress(&format!(
+                "[{label}] {transaction} × {} at concurrency {concurrency}",
+                config.transactions
+            ));
+            let build = |i: usize| match transaction {
+                "transfer" => node.proposal(&transfer_args(i).each_ref().map(String::as_str)),
+                _ => node.proposal(&read_args(i).each_ref().map(String::as_str)),
+            };
+            let warm_up: Vec<BuiltProposal> = (0..WARM_UP.min(config.transactions))
+                .map(build)
+                .collect::<Result<_, _>>()?;
+            run_concurrently(&node.support, warm_up, concurrency).await?;
+            let proposals: Vec<BuiltProposal> = (0..config.transactions)
+                .map(build)
+                .collect::<Result<_, _>>()?;
+            let started = Instant::now();
+            let samples = run_concurrently(&node.support, proposals, concurrency).await?;
+            let elapsed = started.elapsed().as_secs_f64();
+            runs.push(InvokeRun {
+                transaction: transaction.to_owned(),
+                concurrency,
+                tps: samples.len() as f64 / elapsed,
+                latency: Samples::new(samples),
+            });
+        }
+    }
+    Ok(runs)
+}
+
+/// Executes `proposals` with `concurrency` in flight; the latency of each, µs.
+async fn run_concurrently(
+    support: &ChaincodeSupport,
+    proposals: Vec<BuiltProposal>,
+    concurrency: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let proposals = Arc::new(proposals);
+    let next = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..concurrency.max(1))
+        .map(|_| {
+            let (support, proposals, next) =
+                (support.clone(), Arc::clone(&proposals), Arc::clone(&next));
+            tokio::spawn(async move {
+                let mut samples = Vec::new();
+                while let Some(proposal) = proposals.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let started = Instant::now();
+                    execute(&support, proposal).await?;
+                    samples.push(micros(started.elapsed()));
+                }
+                anyhow::Ok(samples)
+            })
+        })
+        .collect();
+    let mut samples = Vec::with_capacity(proposals.len());
+    for worker in workers {
+        samples.extend(worker.await??);
+    }
+    Ok(samples)
+}
+
+async fn bench_wasm(
+    config: &BenchConfig,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<RuntimeReport> {
+    let wasm = std::fs::read(&config.wasm)
+        .with_context(|| format!("reading the wasm module {}", config.wasm.display()))?;
+    let package = build_wasm_package("asset_transfer_wasm", "asset_transfer", &wasm)?;
+    let parsed = ChaincodePackage::parse(&package)?;
+    let mut node = Node::start().await?;
+    let scratch = tempfile::tempdir()?;
+    let wasm_config = |cache: &Path| WasmConfig {
+        cache_dir: Some(cache.to_owned()),
+        ..WasmConfig::default()
+    };
+
+    // Install: validate + compile + write the artifact, into an empty cache each time.
+    let mut install = Vec::new();
+    for round in 0..config.rounds {
+        progress(&format!("[wasm] install {}/{}", round + 1, config.rounds));
+        let cache = scratch.path().join(format!("install-{round}"));
+        let runtime = WasmRuntime::new(wasm_config(&cache))?;
+        let started = Instant::now();
+        runtime.install(&parsed)?;
+        install.push(micros(started.elapsed()));
+    }
+
+    // The data directory every launcher below shares: package installed, artifact cached.
+    let data = scratch.path().join("data");
+    let cache = data.join("wasm-cache");
+    let id = {
+        let runtime = Arc::new(WasmRuntime::new(wasm_config(&cache))?);
+        launcher(&node, &data, runtime, config)?.install(&package)?
+    };
+    node.support.define(CHAINCODE, id.clone());
+    {
+        let runtime = Arc::new(WasmRuntime::new(wasm_config(&cache))?);
+        let seeder = launcher(&node, &data, runtime, config)?;
+        seed(&mut node, &seeder, &id).await?;
+    }
+
+    let (mut cold, mut warm, mut first) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..config.rounds {
+        progress(&format!("[wasm] launches {}/{}", round + 1, config.rounds));
+        // Cold: a fresh runtime and launcher (as after a restart): the package and the
+        // artifact come from disk.
+        let runtime = Arc::new(WasmRuntime::new(wasm_config(&cache))?);
+        let launcher = launcher(&node, &data, runtime, config)?;
+        let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
+        cold.push(launch);
+        first.push(invoke);
+        // Warm: stopped and started again by the same launcher.
+        launcher.stop(&id);
+        node.wait_gone(&id).await?;
+        let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
+        warm.push(launch);
+        first.push(invoke);
+        launcher.stop(&id);
+        node.wait_gone(&id).await?;
+    }
+
+    let runtime = Arc::new(WasmRuntime::new(wasm_config(&cache))?);
+    let launcher = launcher(&node, &data, runtime, config)?;
+    let before = rss("self");
+    launcher.launch(&id).await?;
+    for i in 0..100 {
+        node.execute(&node.proposal(&transfer_args(i).each_ref().map(String::as_str))?)
+            .await?;
+    }
+    let memory = rss("self").saturating_sub(before);
+    let invoke = warm_invokes(&node, config, "wasm", progress).await?;
+    launcher.shutdown().await;
+
+    let artifact = std::fs::read_dir(&cache)?
+        .flatten()
+        .flat_map(|engine| {
+            std::fs::read_dir(engine.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .filter_map(|f| f.metadata().ok().map(|m| m.len()))
+        .sum::<u64>();
+    Ok(RuntimeReport {
+        install_is: "validate + compile + write the artifact (empty cache)".to_owned(),
+        install: Samples::new(install),
+        cold_launch: Samples::new(cold),
+        warm_launch: Samples::new(warm),
+        first_invoke: Samples::new(first),
+        invoke,
+        memory_bytes: memory,
+        memory_is: "growth of cchost's resident memory from launching the chaincode and running 100 TransferAsset".to_owned(),
+        artifact_bytes: BTreeMap::from([
+            ("package".to_owned(), package.len() as u64),
+            ("wasm".to_owned(), wasm.len() as u64),
+            ("compiled_artifact".to_owned(), artifact),
+        ]),
+    })
+}
+
+/// The Node chaincode directory as a `node` package (with its `node_modules`).
+fn node_package(dir: &Path, label: &str) -> anyhow::Result<Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+        let mut entries = std::fs::read_dir(dir)?.collect::<Result<Vec<_>, _>>()?;
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let kind = entry.file_type()?;
+            let path = entry.path();
+            if kind.is_dir() && entry.file_name() != ".git" {
+                walk(root, &path, out)?;
+            } else if kind.is_file() {
+                let relative = path
+                    .strip_prefix(root)?
+                    .to_str()
+                    .with_context(|| format!("{} is not UTF-8", path.display()))?;
+                out.push((format!("src/{relative}"), std::fs::read(&path)?));
+            }
+        }
+        Ok(())
+    }
+    if !dir.join("node_modules/fabric-shim/cli.js").is_file() {
+        bail!(
+            "{} has no node_modules/fabric-shim: run `npm ci` there (scripts/setup does)",
+            dir.display()
+        );
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files)?;
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
+    Ok(build_package(label, "node", "", &refs)?)
+}
+
+async fn bench_docker(
+    config: &BenchConfig,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<RuntimeReport> {
+    let package = node_package(&config.node_dir, "asset_transfer_node")?;
+    let parsed = ChaincodePackage::parse(&package)?;
+    let mut node = Node::start().await?;
+    let docker = DockerRuntime::connect(
+        DockerConfig {
+            peer_address: node.addr.to_string(),
+            ..config.docker.clone()
+        },
+        Some(Arc::clone(node.support.metrics())),
+    )
+    .map_err(anyhow::Error::msg)?;
+    docker.ping().await.map_err(anyhow::Error::msg)?;
+    let scratch = tempfile::tempdir()?;
+    let data = scratch.path().join("data");
+    let launcher = launcher(&node, &data, Arc::new(docker.clone()), config)?;
+    let id = launcher.install(&package)?;
+    node.support.define(CHAINCODE, id.clone());
+    seed(&mut node, &launcher, &id).await?;
+
+    let (mut install, mut cold, mut warm, mut first) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..config.rounds {
+        progress(&format!(
+            "[docker] image build and launches {}/{}",
+            round + 1,
+            config.rounds
+        ));
+        // Install: a cold image build (the previous image removed first).
+        docker.remove_image(&id).await;
+        let started = Instant::now();
+        docker.build_image(&parsed).await?;
+        install.push(micros(started.elapsed()));
+        // Cold: the first container of the new image.
+        let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
+        cold.push(launch);
+        first.push(invoke);
+        // Warm: a new container of the existing image.
+        launcher.stop(&id);
+        node.wait_gone(&id).await?;
+        let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
+        warm.push(launch);
+        first.push(invoke);
+        launcher.stop(&id);
+        node.wait_gone(&id).await?;
+    }
+
+    launcher.launch(&id).await?;
+    for i in 0..100 {
+        node.execute(&node.proposal(&transfer_args(i).each_ref().map(String::as_str))?)
+            .await?;
+    }
+    let pid = docker
+        .container_pid(&id)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let memory = rss(&pid.to_string());
+    let cgroup = docker.memory_usage(&id).await.map_err(anyhow::Error::msg)?;
+    let invoke = warm_invokes(&node, config, "docker", progress).await?;
+    let image = docker.image_size(&id).await.map_err(anyhow::Error::msg)?;
+    launcher.shutdown().await;
+    Ok(RuntimeReport {
+        install_is: "cold image build from the package (node_modules included: no network)"
+            .to_owned(),
+        install: Samples::new(install),
+        cold_launch: Samples::new(cold),
+        warm_launch: Samples::new(warm),
+        first_invoke: Samples::new(first),
+        invoke,
+        memory_bytes: memory,
+        memory_is: format!(
+            "the node process's resident memory after 100 TransferAsset (the container's cgroup: {cgroup} bytes without inactive file cache)"
+        ),
+        artifact_bytes: BTreeMap::from([
+            ("package".to_owned(), package.len() as u64),
+            ("image".to_owned(), image),
+        ]),
+    })
+}
+
+async fn bench_process(
+    config: &BenchConfig,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<RuntimeReport> {
+    let package = node_package(&config.node_dir, "asset_transfer_process")?;
+    let mut node = Node::start().await?;
+    let runtime = process::ProcessRuntime {
+        dir: config.node_dir.clone(),
+        peer_address: node.addr.to_string(),
+        last_pid: Arc::default(),
+    };
+    let scratch = tempfile::tempdir()?;
+    let data = scratch.path().join("data");
+    let launcher = launcher(&node, &data, Arc::new(runtime.clone()), config)?;
+    let id = launcher.install(&package)?;
+    node.support.define(CHAINCODE, id.clone());
+    seed(&mut node, &launcher, &id).await?;
+
+    let (mut cold, mut warm, mut first) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..config.rounds {
+        progress(&format!(
+            "[process] launches {}/{}",
+            round + 1,
+            config.rounds
+        ));
+        let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
+        cold.push(launch);
+        first.push(invoke);
+        launcher.stop(&id);
+        node.wait_gone(&id).await?;
+        let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
+        warm.push(launch);
+        first.push(invoke);
+        launcher.stop(&id);
+        node.wait_gone(&id).await?;
+    }
+
+    launcher.launch(&id).await?;
+    for i in 0..100 {
+        node.execute(&node.proposal(&transfer_args(i).each_ref().map(String::as_str))?)
+            .await?;
+    }
+    let pid = runtime.last_pid.load(Ordering::Relaxed);
+    let memory = rss(&pid.to_string());
+    let invoke = warm_invokes(&node, config, "process", progress).await?;
+    launcher.shutdown().await;
+    Ok(RuntimeReport {
+        install_is: "nothing: the operator starts the process from its directory".to_owned(),
+        install: Samples::new(Vec::new()),
+        cold_launch: Samples::new(cold),
+        warm_launch: Samples::new(warm),
+        first_invoke: Samples::new(first),
+        invoke,
+        memory_bytes: memory,
+        memory_is: "the node process's resident memory after 100 TransferAsset".to_owned(),
+        artifact_bytes: BTreeMap::from([("package".to_owned(), package.len() as u64)]),
+    })
+}
