@@ -16,6 +16,10 @@ use crate::package::{ChaincodePackage, PackageError, PackageStore};
 use crate::runtime::wasm::{WasmChaincode, WasmError, WasmRuntime};
 use crate::support::ChaincodeSupport;
 
+/// The largest package (code bytes) a launcher keeps parsed in memory; larger ones (a
+/// Node package with its `node_modules`) are read again at each launch.
+pub const PACKAGE_CACHE_LIMIT: usize = 4 * 1024 * 1024;
+
 /// Fabric's `chaincode.startuptimeout` default.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -219,6 +223,9 @@ pub struct Launcher {
     backoff: Backoff,
     running: Mutex<HashMap<PackageId, Started>>,
     failures: Mutex<HashMap<PackageId, Failures>>,
+    /// Parsed packages (up to [`PACKAGE_CACHE_LIMIT`] of code each): a relaunch reads
+    /// and unpacks nothing.
+    parsed: Mutex<HashMap<PackageId, Arc<ChaincodePackage>>>,
     /// One launch at a time per package.
     launching: Mutex<HashMap<PackageId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -240,6 +247,7 @@ impl Launcher {
             backoff: Backoff::default(),
             running: Mutex::default(),
             failures: Mutex::default(),
+            parsed: Mutex::default(),
             launching: Mutex::default(),
         }
     }
@@ -328,7 +336,7 @@ impl Launcher {
             }
         }
         self.check_backoff(package_id)?;
-        let package = self.packages.load(package_id)?;
+        let package = self.package(package_id)?;
         let runtime = self.runtime_for(&package)?;
         let metrics = self.support.metrics();
         metrics.set_runtime(package_id, runtime.name());
@@ -379,6 +387,20 @@ impl Launcher {
                 },
             );
         Ok(())
+    }
+
+    /// The parsed package: from memory when it was loaded before and is small enough to
+    /// keep.
+    fn package(&self, package_id: &PackageId) -> Result<Arc<ChaincodePackage>, LaunchError> {
+        let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(package) = parsed.get(package_id) {
+            return Ok(Arc::clone(package));
+        }
+        let package = Arc::new(self.packages.load(package_id)?);
+        if package.code_size() <= PACKAGE_CACHE_LIMIT {
+            parsed.insert(package_id.clone(), Arc::clone(&package));
+        }
+        Ok(package)
     }
 
     /// Stops `package_id` if this launcher started it.

@@ -122,6 +122,11 @@ impl ChaincodePackage {
         &self.hash
     }
 
+    /// The total size of the files in `code.tar.gz`, bytes.
+    pub fn code_size(&self) -> usize {
+        self.code.values().map(Vec::len).sum()
+    }
+
     /// `metadata.json`.
     pub fn metadata(&self) -> &PackageMetadata {
         &self.metadata

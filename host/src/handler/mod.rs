@@ -327,7 +327,7 @@ impl Handler {
     }
 
     /// COMPLETED or ERROR: hands the message to the transaction waiting for it.
-    fn notify(&self, message: ChaincodeMessage) {
+    pub(crate) fn notify(&self, message: ChaincodeMessage) {
         let key = TxKey::new(&message.channel_id, &message.txid);
         match self.context(&key) {
             Some(ctx) => {
@@ -340,6 +340,39 @@ impl Handler {
     }
 
     async fn handle_request(self: Arc<Self>, message: ChaincodeMessage, ty: Type) {
+        if let Some(reply) = self.answer(message, ty).await {
+            self.send(reply).await;
+        }
+    }
+
+    /// A request from chaincode running in this process, answered by a call rather than
+    /// through the stream: counted, measured and served exactly as one read from the
+    /// stream. `None` when it is dropped (a second concurrent request of a transaction).
+    pub(crate) async fn request(&self, message: ChaincodeMessage) -> Option<ChaincodeMessage> {
+        let ty = match Type::try_from(message.r#type) {
+            Ok(ty) if is_request(ty) => ty,
+            _ => {
+                return Some(ChaincodeMessage {
+                    r#type: Type::Error.into(),
+                    payload: format!("message type {} is not a request", message.r#type)
+                        .into_bytes(),
+                    txid: message.txid,
+                    channel_id: message.channel_id,
+                    ..Default::default()
+                });
+            }
+        };
+        self.support.count_request(ty);
+        if let Some(package_id) = self.package_id.get() {
+            self.support
+                .metrics
+                .request_received(package_id, &message.channel_id, ty.as_str_name());
+        }
+        self.answer(message, ty).await
+    }
+
+    /// Serves one request; its RESPONSE or ERROR (None: dropped without an answer).
+    async fn answer(&self, message: ChaincodeMessage, ty: Type) -> Option<ChaincodeMessage> {
         let started = std::time::Instant::now();
         let key = TxKey::new(&message.channel_id, &message.txid);
         let result = match self.context(&key) {
@@ -349,7 +382,7 @@ impl Handler {
                 // second concurrent one without an answer.
                 if !ctx.try_begin() {
                     debug!(tx = %key, request = ty.as_str_name(), "concurrent request dropped");
-                    return;
+                    return None;
                 }
                 let result = self.dispatch(&ctx, ty, &message.payload).await;
                 ctx.end();
@@ -386,7 +419,7 @@ impl Handler {
                 ..Default::default()
             },
         };
-        self.send(reply).await;
+        Some(reply)
     }
 
     async fn dispatch(&self, ctx: &Arc<TxContext>, ty: Type, payload: &[u8]) -> RequestResult {

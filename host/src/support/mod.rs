@@ -326,6 +326,20 @@ impl ChaincodeSupport {
         ReceiverStream::new(rx)
     }
 
+    /// [`ChaincodeSupport::connect`] for chaincode running in this process (wasm): the
+    /// handshake and TRANSACTION/INIT still flow through the streams, and the handler is
+    /// returned too, so that requests ([`Handler::request`]) and completions
+    /// ([`Handler::notify`]) are handed to it by a call instead of a channel hop.
+    pub(crate) fn connect_in_process(
+        &self,
+        inbound: MessageStream,
+    ) -> (Arc<Handler>, ReceiverStream<Result<ChaincodeMessage, Status>>) {
+        let (out, rx) = tokio::sync::mpsc::channel(OUTBOUND_QUEUE);
+        let handler = Handler::new(Arc::clone(&self.inner), out);
+        tokio::spawn(Arc::clone(&handler).serve(inbound));
+        (handler, ReceiverStream::new(rx))
+    }
+
     /// Runs a transaction of chaincode `chaincode` on `channel`: sends INIT (when
     /// `input.is_init`) or TRANSACTION with the full signed proposal, waits for the
     /// chaincode with the execute timeout, and returns its response, event and read/write

@@ -1,11 +1,12 @@
 //! Per-invocation store data and bounds-checked access to guest memory.
 
-use cchost_proto::protos::{ChaincodeEvent, ChaincodeMessage};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use cchost_proto::protos::ChaincodeEvent;
 use wasmtime::{Caller, Memory, StoreLimits};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use crate::handler::MessageSink;
+use crate::handler::Handler;
 
 /// What one invocation's store holds.
 pub(crate) struct GuestState {
@@ -29,18 +30,16 @@ pub(crate) struct TxCall {
     pub(crate) txid: String,
     pub(crate) signed_proposal: Vec<u8>,
     pub(crate) binding: Vec<u8>,
-    /// Requests to the handler (the chaincode's side of the stream).
-    pub(crate) to_handler: MessageSink,
-    /// The handler's RESPONSE or ERROR for this transaction.
-    pub(crate) replies: mpsc::Receiver<ChaincodeMessage>,
+    /// The handler serving this chaincode's stream: requests are handed to it by a call
+    /// ([`Handler::request`]), as ChaincodeMessages, and answered the same way. `None`
+    /// for a detached state.
+    pub(crate) handler: Option<Arc<Handler>>,
 }
 
 impl GuestState {
     /// A state that belongs to no transaction: for stores that never run guest code
     /// (listing the linker's functions).
     pub(crate) fn detached() -> Self {
-        let (to_handler, _) = mpsc::channel(1);
-        let (_, replies) = mpsc::channel(1);
         Self {
             wasi: wasmtime_wasi::WasiCtxBuilder::new().build_p1(),
             limits: StoreLimits::default(),
@@ -51,8 +50,7 @@ impl GuestState {
                 txid: String::new(),
                 signed_proposal: Vec::new(),
                 binding: Vec::new(),
-                to_handler,
-                replies,
+                handler: None,
             },
             input: Vec::new(),
             pending: None,

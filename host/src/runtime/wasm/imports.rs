@@ -32,7 +32,7 @@ fn charge(caller: &mut Caller<'_, GuestState>) -> wasmtime::Result<()> {
     caller.set_fuel(fuel - HOST_CALL_FUEL)
 }
 
-/// Sends a request for this transaction to the handler and waits for the answer: its
+/// Hands a request for this transaction to the handler and waits for the answer: its
 /// payload becomes the pending result. ERROR yields `Failed` with the text pending.
 async fn request(
     caller: &mut Caller<'_, GuestState>,
@@ -49,11 +49,11 @@ async fn request(
         ..Default::default()
     };
     let closed = || wasmtime::format_err!("the peer closed the chaincode stream");
-    call.to_handler
-        .send(Ok(message))
+    let handler = call.handler.clone().ok_or_else(closed)?;
+    let reply = handler
+        .request(message)
         .await
-        .map_err(|_| closed())?;
-    let reply = call.replies.recv().await.ok_or_else(closed)?;
+        .ok_or_else(|| wasmtime::format_err!("the peer dropped a concurrent request"))?;
     let state = caller.data_mut();
     match reply.r#type() {
         Type::Response => {

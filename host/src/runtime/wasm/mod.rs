@@ -131,6 +131,8 @@ pub struct WasmRuntime {
     cache: Option<ArtifactCache>,
     instances: Arc<Semaphore>,
     compilations: AtomicU64,
+    /// Modules loaded or compiled, by package hash: a relaunch starts at once.
+    modules: std::sync::Mutex<std::collections::HashMap<[u8; 32], WasmModule>>,
 }
 
 impl std::fmt::Debug for WasmRuntime {
@@ -165,6 +167,7 @@ impl WasmRuntime {
             cache,
             instances,
             compilations: AtomicU64::new(0),
+            modules: std::sync::Mutex::default(),
         })
     }
 
@@ -192,6 +195,23 @@ impl WasmRuntime {
     /// Installs a wasm package: validates it, compiles it and stores the artifact in the
     /// cache (when there is one). Installing an installed package changes nothing.
     pub fn install(&self, package: &ChaincodePackage) -> Result<WasmModule, WasmError> {
+        if let Some(module) = self
+            .modules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(package.hash())
+        {
+            return Ok(module.clone());
+        }
+        let module = self.install_uncached(package)?;
+        self.modules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(*package.hash(), module.clone());
+        Ok(module)
+    }
+
+    fn install_uncached(&self, package: &ChaincodePackage) -> Result<WasmModule, WasmError> {
         check_no_assets(package)?;
         let Some(cache) = &self.cache else {
             return self.compile(package.wasm()?);
@@ -211,8 +231,9 @@ impl WasmRuntime {
             .ok_or_else(|| WasmError::Cache("the artifact just written is gone".into()))
     }
 
-    /// Loads an installed package: from its cached artifact when there is one (no
-    /// compilation), else as [`WasmRuntime::install`] does.
+    /// Loads an installed package: from memory when this runtime loaded it before, else
+    /// from its cached artifact when there is one (no compilation), else as
+    /// [`WasmRuntime::install`] does.
     pub fn load(&self, package: &ChaincodePackage) -> Result<WasmModule, WasmError> {
         self.install(package)
     }

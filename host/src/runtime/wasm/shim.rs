@@ -3,8 +3,7 @@
 //! INIT/TRANSACTION in a fresh instance and routes the handler's replies to the
 //! invocation waiting for them.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cchost_proto::protos::chaincode_message::Type;
@@ -18,15 +17,15 @@ use wasmtime::{Store, StoreLimitsBuilder};
 
 use super::guest::{GuestAbort, GuestState, TxCall};
 use super::{WasmConfig, WasmModule, engine::EPOCH_TICK, wasi};
-use crate::handler::MessageSink;
-use crate::ids::{PackageId, TxKey};
+use crate::handler::Handler;
+use crate::ids::PackageId;
 use crate::proposal::{ParsedProposal, compute_binding};
 use crate::support::ChaincodeSupport;
 
-type Routes = Arc<Mutex<HashMap<TxKey, mpsc::Sender<ChaincodeMessage>>>>;
-
 /// Registers `package_id` with `support` over an in-process stream and serves it until
-/// the stream ends.
+/// the stream ends. The handshake and each INIT/TRANSACTION come through the stream;
+/// the invocation's requests and its COMPLETED go to the handler by direct calls, the
+/// same ChaincodeMessages a shim would send, without a channel hop each.
 pub(crate) async fn run(
     support: ChaincodeSupport,
     package_id: PackageId,
@@ -34,8 +33,10 @@ pub(crate) async fn run(
     config: WasmConfig,
     instances: Arc<Semaphore>,
 ) {
-    let (to_handler, inbound) = mpsc::channel(64);
-    let mut from_handler = support.connect(Box::pin(ReceiverStream::new(inbound)));
+    // Kept for as long as the chaincode runs: dropping it ends the stream.
+    let (to_handler, inbound) = mpsc::channel(4);
+    let (handler, mut from_handler) =
+        support.connect_in_process(Box::pin(ReceiverStream::new(inbound)));
     let register = ChaincodeMessage {
         r#type: Type::Register.into(),
         payload: ChaincodeId {
@@ -48,29 +49,21 @@ pub(crate) async fn run(
     if to_handler.send(Ok(register)).await.is_err() {
         return;
     }
-    let routes: Routes = Arc::default();
     let slots = Arc::new(Semaphore::new(config.max_concurrent));
+    let chaincode: Arc<str> = Arc::from(package_id.as_str());
     while let Some(Ok(message)) = from_handler.next().await {
-        let key = TxKey::new(&message.channel_id, &message.txid);
         match message.r#type() {
             Type::Init | Type::Transaction => {
-                let (replies_tx, replies) = mpsc::channel(1);
-                routes
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key.clone(), replies_tx);
-                let (module, config, to_handler, routes, slots, instances) = (
+                let (module, config, handler, slots, instances, chaincode) = (
                     module.clone(),
                     config.clone(),
-                    to_handler.clone(),
-                    Arc::clone(&routes),
+                    Arc::clone(&handler),
                     Arc::clone(&slots),
                     Arc::clone(&instances),
+                    Arc::clone(&chaincode),
                 );
-                let chaincode = package_id.to_string();
-                // The slots are taken inside the task: this loop must keep routing replies
-                // to the invocations that hold them, or they would never finish. The
-                // chaincode's own slot first, then one of the engine's pooled instances.
+                // The chaincode's own slot first, then one of the engine's pooled
+                // instances.
                 tokio::spawn(async move {
                     let Ok(slot) = slots.acquire_owned().await else {
                         return;
@@ -78,35 +71,10 @@ pub(crate) async fn run(
                     let Ok(instance) = instances.acquire_owned().await else {
                         return;
                     };
-                    let done = invoke(
-                        &module,
-                        &config,
-                        chaincode,
-                        message,
-                        to_handler.clone(),
-                        replies,
-                    )
-                    .await;
-                    routes
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&key);
-                    let _ = to_handler.send(Ok(done)).await;
+                    let done = invoke(&module, &config, &chaincode, message, &handler).await;
                     drop((instance, slot));
+                    handler.notify(done);
                 });
-            }
-            Type::Response | Type::Error => {
-                let route = routes
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&key)
-                    .cloned();
-                match route {
-                    Some(route) => {
-                        let _ = route.send(message).await;
-                    }
-                    None => debug!(tx = %key, "reply for a finished invocation dropped"),
-                }
             }
             Type::Registered | Type::Ready | Type::Keepalive => {}
             other => {
@@ -120,10 +88,9 @@ pub(crate) async fn run(
 async fn invoke(
     module: &WasmModule,
     config: &WasmConfig,
-    chaincode: String,
+    chaincode: &str,
     message: ChaincodeMessage,
-    to_handler: MessageSink,
-    replies: mpsc::Receiver<ChaincodeMessage>,
+    handler: &Arc<Handler>,
 ) -> ChaincodeMessage {
     let (channel, txid) = (message.channel_id.clone(), message.txid.clone());
     let reply = |ty: Type, payload: Vec<u8>, event| ChaincodeMessage {
@@ -167,7 +134,7 @@ async fn invoke(
             .build(),
         memory: None,
         call: TxCall {
-            chaincode: chaincode.clone(),
+            chaincode: chaincode.to_owned(),
             channel: channel.clone(),
             txid: txid.clone(),
             signed_proposal: message
@@ -176,8 +143,7 @@ async fn invoke(
                 .map(Message::encode_to_vec)
                 .unwrap_or_default(),
             binding,
-            to_handler,
-            replies,
+            handler: Some(Arc::clone(handler)),
         },
         input: message.payload,
         pending: None,
