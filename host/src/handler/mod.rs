@@ -36,8 +36,45 @@ pub(crate) use context::{TxContext, TxParams};
 /// Messages from a chaincode. A transport error ends the stream.
 pub type MessageStream = Pin<Box<dyn Stream<Item = Result<ChaincodeMessage, Status>> + Send>>;
 
-/// Messages to a chaincode; an `Err` ends the stream with that status.
-pub type MessageSink = mpsc::Sender<Result<ChaincodeMessage, Status>>;
+/// Where a handler's messages to its chaincode go.
+#[derive(Clone)]
+pub enum MessageSink {
+    /// A stream (gRPC, or an in-process channel); an `Err` ends it with that status.
+    Stream(mpsc::Sender<Result<ChaincodeMessage, Status>>),
+    /// Chaincode running in this process, handed each message by a call.
+    Direct(Arc<dyn DirectChaincode>),
+}
+
+/// Chaincode in this process that takes the peer's messages by a call (wasm): the same
+/// ChaincodeMessages a stream would carry, without a task hop for each.
+pub trait DirectChaincode: Send + Sync {
+    /// Takes one message from the peer; false once the chaincode is gone.
+    fn deliver(&self, message: ChaincodeMessage) -> bool;
+}
+
+impl fmt::Debug for MessageSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Stream(_) => "MessageSink::Stream",
+            Self::Direct(_) => "MessageSink::Direct",
+        })
+    }
+}
+
+impl MessageSink {
+    /// Sends one message (or, on a stream, the status that ends it). Err once the
+    /// chaincode is gone.
+    pub async fn send(&self, item: Result<ChaincodeMessage, Status>) -> Result<(), ()> {
+        match self {
+            Self::Stream(out) => out.send(item).await.map_err(drop),
+            Self::Direct(chaincode) => match item {
+                Ok(message) => chaincode.deliver(message).then_some(()).ok_or(()),
+                // A direct chaincode's stream ends from its own side.
+                Err(_) => Ok(()),
+            },
+        }
+    }
+}
 
 /// Where a handler is in the registration handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

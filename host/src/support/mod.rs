@@ -321,23 +321,30 @@ impl ChaincodeSupport {
         inbound: MessageStream,
     ) -> ReceiverStream<Result<ChaincodeMessage, Status>> {
         let (out, rx) = tokio::sync::mpsc::channel(OUTBOUND_QUEUE);
-        let handler = Handler::new(Arc::clone(&self.inner), out);
+        let handler = Handler::new(
+            Arc::clone(&self.inner),
+            crate::handler::MessageSink::Stream(out),
+        );
         tokio::spawn(handler.serve(inbound));
         ReceiverStream::new(rx)
     }
 
-    /// [`ChaincodeSupport::connect`] for chaincode running in this process (wasm): the
-    /// handshake and TRANSACTION/INIT still flow through the streams, and the handler is
-    /// returned too, so that requests ([`Handler::request`]) and completions
-    /// ([`Handler::notify`]) are handed to it by a call instead of a channel hop.
+    /// [`ChaincodeSupport::connect`] for chaincode running in this process (wasm):
+    /// REGISTER and the end of the stream come through `inbound`; the handler's messages
+    /// (REGISTERED, READY, INIT, TRANSACTION) are handed to `chaincode` by a call, and the
+    /// handler is returned so that requests ([`Handler::request`]) and completions
+    /// ([`Handler::notify`]) reach it by a call too.
     pub(crate) fn connect_in_process(
         &self,
         inbound: MessageStream,
-    ) -> (Arc<Handler>, ReceiverStream<Result<ChaincodeMessage, Status>>) {
-        let (out, rx) = tokio::sync::mpsc::channel(OUTBOUND_QUEUE);
-        let handler = Handler::new(Arc::clone(&self.inner), out);
+        chaincode: Arc<dyn crate::handler::DirectChaincode>,
+    ) -> Arc<Handler> {
+        let handler = Handler::new(
+            Arc::clone(&self.inner),
+            crate::handler::MessageSink::Direct(chaincode),
+        );
         tokio::spawn(Arc::clone(&handler).serve(inbound));
-        (handler, ReceiverStream::new(rx))
+        handler
     }
 
     /// Runs a transaction of chaincode `chaincode` on `channel`: sends INIT (when

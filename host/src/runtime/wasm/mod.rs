@@ -283,13 +283,18 @@ impl WasmRuntime {
         package_id: &PackageId,
         module: &WasmModule,
     ) -> WasmChaincode {
-        let task = tokio::spawn(shim::run(
-            support.clone(),
-            package_id.clone(),
+        let stream = shim::connect(
+            support,
+            package_id,
             module.clone(),
             self.config.clone(),
             Arc::clone(&self.instances),
-        ));
+        );
+        // The task only keeps the chaincode's side of the stream open until stopped.
+        let task = tokio::spawn(async move {
+            let _stream = stream;
+            std::future::pending::<()>().await;
+        });
         WasmChaincode { task }
     }
 }

@@ -3,67 +3,52 @@
 //! INIT/TRANSACTION in a fresh instance and routes the handler's replies to the
 //! invocation waiting for them.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use cchost_proto::protos::chaincode_message::Type;
 use cchost_proto::protos::{ChaincodeId, ChaincodeMessage, Response};
-use futures_util::StreamExt;
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
 use tracing::{debug, warn};
 use wasmtime::{Store, StoreLimitsBuilder};
 
 use super::guest::{GuestAbort, GuestState, TxCall};
 use super::{WasmConfig, WasmModule, engine::EPOCH_TICK, wasi};
-use crate::handler::Handler;
+use crate::handler::{DirectChaincode, Handler};
 use crate::ids::PackageId;
 use crate::proposal::{ParsedProposal, compute_binding};
 use crate::support::ChaincodeSupport;
 
-/// Registers `package_id` with `support` over an in-process stream and serves it until
-/// the stream ends. The handshake and each INIT/TRANSACTION come through the stream;
-/// the invocation's requests and its COMPLETED go to the handler by direct calls, the
-/// same ChaincodeMessages a shim would send, without a channel hop each.
-pub(crate) async fn run(
-    support: ChaincodeSupport,
-    package_id: PackageId,
+/// The chaincode side of a wasm chaincode's connection: the handler hands it INIT and
+/// TRANSACTION by a call, and each runs in a fresh instance in its own task.
+struct WasmPeer {
     module: WasmModule,
     config: WasmConfig,
+    chaincode: Arc<str>,
+    /// The chaincode's own bound on invocations in progress.
+    slots: Arc<Semaphore>,
+    /// The engine's pooled instances.
     instances: Arc<Semaphore>,
-) {
-    // Kept for as long as the chaincode runs: dropping it ends the stream.
-    let (to_handler, inbound) = mpsc::channel(4);
-    let (handler, mut from_handler) =
-        support.connect_in_process(Box::pin(ReceiverStream::new(inbound)));
-    let register = ChaincodeMessage {
-        r#type: Type::Register.into(),
-        payload: ChaincodeId {
-            name: package_id.to_string(),
-            ..Default::default()
-        }
-        .encode_to_vec(),
-        ..Default::default()
-    };
-    if to_handler.send(Ok(register)).await.is_err() {
-        return;
-    }
-    let slots = Arc::new(Semaphore::new(config.max_concurrent));
-    let chaincode: Arc<str> = Arc::from(package_id.as_str());
-    while let Some(Ok(message)) = from_handler.next().await {
+    handler: OnceLock<Weak<Handler>>,
+}
+
+impl DirectChaincode for WasmPeer {
+    fn deliver(&self, message: ChaincodeMessage) -> bool {
         match message.r#type() {
             Type::Init | Type::Transaction => {
-                let (module, config, handler, slots, instances, chaincode) = (
-                    module.clone(),
-                    config.clone(),
-                    Arc::clone(&handler),
-                    Arc::clone(&slots),
-                    Arc::clone(&instances),
-                    Arc::clone(&chaincode),
+                let Some(handler) = self.handler.get().and_then(Weak::upgrade) else {
+                    return false;
+                };
+                let (module, config, slots, instances, chaincode) = (
+                    self.module.clone(),
+                    self.config.clone(),
+                    Arc::clone(&self.slots),
+                    Arc::clone(&self.instances),
+                    Arc::clone(&self.chaincode),
                 );
-                // The chaincode's own slot first, then one of the engine's pooled
-                // instances.
                 tokio::spawn(async move {
                     let Ok(slot) = slots.acquire_owned().await else {
                         return;
@@ -75,13 +60,53 @@ pub(crate) async fn run(
                     drop((instance, slot));
                     handler.notify(done);
                 });
+                true
             }
-            Type::Registered | Type::Ready | Type::Keepalive => {}
+            Type::Registered | Type::Ready | Type::Keepalive => true,
             other => {
-                warn!(chaincode = %package_id, message = other.as_str_name(), "unexpected message from the peer")
+                warn!(chaincode = %self.chaincode, message = other.as_str_name(), "unexpected message from the peer");
+                true
             }
         }
     }
+}
+
+/// Connects `package_id` to `support` as chaincode in this process and registers it.
+/// Returns the chaincode's side of its stream: dropping it ends the stream (the handler
+/// deregisters; invocations in progress fail).
+pub(crate) fn connect(
+    support: &ChaincodeSupport,
+    package_id: &PackageId,
+    module: WasmModule,
+    config: WasmConfig,
+    instances: Arc<Semaphore>,
+) -> mpsc::Sender<Result<ChaincodeMessage, Status>> {
+    let (to_handler, inbound) = mpsc::channel(1);
+    let peer = Arc::new(WasmPeer {
+        module,
+        slots: Arc::new(Semaphore::new(config.max_concurrent)),
+        config,
+        chaincode: Arc::from(package_id.as_str()),
+        instances,
+        handler: OnceLock::new(),
+    });
+    let handler = support.connect_in_process(
+        Box::pin(ReceiverStream::new(inbound)),
+        Arc::clone(&peer) as Arc<dyn DirectChaincode>,
+    );
+    let _ = peer.handler.set(Arc::downgrade(&handler));
+    let register = ChaincodeMessage {
+        r#type: Type::Register.into(),
+        payload: ChaincodeId {
+            name: package_id.to_string(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        ..Default::default()
+    };
+    // The channel is new and holds one message: this cannot fail for lack of room.
+    let _ = to_handler.try_send(Ok(register));
+    to_handler
 }
 
 /// Runs one INIT or TRANSACTION in a fresh instance; returns COMPLETED or ERROR.
