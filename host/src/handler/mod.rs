@@ -50,6 +50,14 @@ pub enum MessageSink {
 pub trait DirectChaincode: Send + Sync {
     /// Takes one message from the peer; false once the chaincode is gone.
     fn deliver(&self, message: ChaincodeMessage) -> bool;
+
+    /// An INIT or TRANSACTION as a future that runs the invocation and resolves to its
+    /// COMPLETED or ERROR, for the caller to drive in its own task (no hand-off to
+    /// another task and back). `None` once the chaincode is gone.
+    fn invocation(
+        &self,
+        message: ChaincodeMessage,
+    ) -> Option<futures_util::future::BoxFuture<'static, ChaincodeMessage>>;
 }
 
 impl fmt::Debug for MessageSink {
@@ -201,6 +209,21 @@ impl Handler {
 
     fn context(&self, key: &TxKey) -> Option<Arc<TxContext>> {
         self.contexts().get(key).cloned()
+    }
+
+    /// For chaincode in this process: INIT or TRANSACTION `message` as a future that runs
+    /// it (see [`DirectChaincode::invocation`]). `Err` gives the message back when the
+    /// chaincode is behind a stream.
+    #[allow(clippy::result_large_err)] // the message is handed back, not an error
+    pub(crate) fn direct_invocation(
+        &self,
+        message: ChaincodeMessage,
+    ) -> Result<Option<futures_util::future::BoxFuture<'static, ChaincodeMessage>>, ChaincodeMessage>
+    {
+        match &self.out {
+            MessageSink::Direct(chaincode) => Ok(chaincode.invocation(message)),
+            MessageSink::Stream(_) => Err(message),
+        }
     }
 
     /// Sends a message to the chaincode; false once the stream is gone.

@@ -215,6 +215,23 @@ pub(crate) async fn execute_on(
         proposal: params.signed_proposal,
         ..Default::default()
     };
+    // Chaincode in this process runs the invocation right here, in the caller's task.
+    let message = match handler.direct_invocation(message) {
+        Ok(None) => return Err(ExecuteError::StreamTerminated),
+        Ok(Some(invocation)) => {
+            return match tokio::time::timeout(support.config.execute_timeout, invocation).await
+            {
+                Ok(reply) => Ok(reply),
+                Err(_) => {
+                    if let Some(package_id) = handler.package_id() {
+                        support.metrics.execute_timeout(package_id);
+                    }
+                    Err(ExecuteError::Timeout)
+                }
+            };
+        }
+        Err(message) => message,
+    };
     if !handler.send(message).await {
         return Err(ExecuteError::StreamTerminated);
     }

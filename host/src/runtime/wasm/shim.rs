@@ -11,6 +11,7 @@ use cchost_proto::protos::{ChaincodeId, ChaincodeMessage, Response};
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
+use futures_util::future::BoxFuture;
 use tonic::Status;
 use tracing::{debug, warn};
 use wasmtime::{Store, StoreLimitsBuilder};
@@ -22,8 +23,8 @@ use crate::ids::PackageId;
 use crate::proposal::{ParsedProposal, compute_binding};
 use crate::support::ChaincodeSupport;
 
-/// The chaincode side of a wasm chaincode's connection: the handler hands it INIT and
-/// TRANSACTION by a call, and each runs in a fresh instance in its own task.
+/// The chaincode side of a wasm chaincode's connection: each INIT or TRANSACTION becomes
+/// a future, driven by the task that executes the transaction, running a fresh instance.
 struct WasmPeer {
     module: WasmModule,
     config: WasmConfig,
@@ -38,36 +39,40 @@ struct WasmPeer {
 impl DirectChaincode for WasmPeer {
     fn deliver(&self, message: ChaincodeMessage) -> bool {
         match message.r#type() {
-            Type::Init | Type::Transaction => {
-                let Some(handler) = self.handler.get().and_then(Weak::upgrade) else {
-                    return false;
-                };
-                let (module, config, slots, instances, chaincode) = (
-                    self.module.clone(),
-                    self.config.clone(),
-                    Arc::clone(&self.slots),
-                    Arc::clone(&self.instances),
-                    Arc::clone(&self.chaincode),
-                );
-                tokio::spawn(async move {
-                    let Ok(slot) = slots.acquire_owned().await else {
-                        return;
-                    };
-                    let Ok(instance) = instances.acquire_owned().await else {
-                        return;
-                    };
-                    let done = invoke(&module, &config, &chaincode, message, &handler).await;
-                    drop((instance, slot));
-                    handler.notify(done);
-                });
-                true
-            }
             Type::Registered | Type::Ready | Type::Keepalive => true,
             other => {
                 warn!(chaincode = %self.chaincode, message = other.as_str_name(), "unexpected message from the peer");
                 true
             }
         }
+    }
+
+    fn invocation(&self, message: ChaincodeMessage) -> Option<BoxFuture<'static, ChaincodeMessage>> {
+        let handler = self.handler.get().and_then(Weak::upgrade)?;
+        let (module, config, slots, instances, chaincode) = (
+            self.module.clone(),
+            self.config.clone(),
+            Arc::clone(&self.slots),
+            Arc::clone(&self.instances),
+            Arc::clone(&self.chaincode),
+        );
+        Some(Box::pin(async move {
+            let busy = |what: &str| ChaincodeMessage {
+                r#type: Type::Error.into(),
+                payload: format!("the wasm runtime is shutting down ({what})").into_bytes(),
+                txid: message.txid.clone(),
+                channel_id: message.channel_id.clone(),
+                ..Default::default()
+            };
+            // The chaincode's own slot first, then one of the engine's pooled instances.
+            let Ok(_slot) = slots.acquire_owned().await else {
+                return busy("slots closed");
+            };
+            let Ok(_instance) = instances.acquire_owned().await else {
+                return busy("instances closed");
+            };
+            invoke(&module, &config, &chaincode, message, &handler).await
+        }))
     }
 }
 
