@@ -210,6 +210,11 @@ fn init_logging(level: &str) -> Arc<LogSpec> {
     }))
 }
 
+/// The benchmark's progress lines, on stderr.
+fn print_progress(line: &str) {
+    eprintln!("{line}");
+}
+
 /// `NAME=VALUE`, both non-empty; `form` and `example` go into the error.
 fn parse_named(value: &str, form: &str, example: &str) -> Result<(String, String), String> {
     match value.split_once('=') {
@@ -337,7 +342,11 @@ async fn main() -> anyhow::Result<()> {
                 startup_timeout: Duration::from_secs(startup_timeout),
             };
             let started = std::time::Instant::now();
-            let report = cchost::bench::run(&config, &|line| eprintln!("{line}")).await?;
+            // On a runtime worker, as a peer's launches and transactions run (a call from
+            // the main thread would add a cross-thread wake-up to every launch).
+            let report =
+                tokio::spawn(async move { cchost::bench::run(&config, &print_progress).await })
+                    .await??;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let write = |name: &str, contents: &[u8]| {
                 let path = out.join(name);

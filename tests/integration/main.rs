@@ -12,6 +12,7 @@
     clippy::indexing_slicing
 )]
 
+mod bench;
 mod ccaas;
 mod contracts;
 mod docker;

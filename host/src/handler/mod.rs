@@ -424,9 +424,11 @@ impl Handler {
         };
         self.support.count_request(ty);
         if let Some(package_id) = self.package_id.get() {
-            self.support
-                .metrics
-                .request_received(package_id, &message.channel_id, ty.as_str_name());
+            self.support.metrics.request_received(
+                package_id,
+                &message.channel_id,
+                ty.as_str_name(),
+            );
         }
         self.answer(message, ty).await
     }

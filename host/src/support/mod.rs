@@ -219,8 +219,7 @@ pub(crate) async fn execute_on(
     let message = match handler.direct_invocation(message) {
         Ok(None) => return Err(ExecuteError::StreamTerminated),
         Ok(Some(invocation)) => {
-            return match tokio::time::timeout(support.config.execute_timeout, invocation).await
-            {
+            return match tokio::time::timeout(support.config.execute_timeout, invocation).await {
                 Ok(reply) => Ok(reply),
                 Err(_) => {
                     if let Some(package_id) = handler.package_id() {

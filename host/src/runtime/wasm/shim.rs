@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use cchost_proto::protos::chaincode_message::Type;
 use cchost_proto::protos::{ChaincodeId, ChaincodeMessage, Response};
+use futures_util::future::BoxFuture;
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use futures_util::future::BoxFuture;
 use tonic::Status;
 use tracing::{debug, warn};
 use wasmtime::{Store, StoreLimitsBuilder};
@@ -47,7 +47,10 @@ impl DirectChaincode for WasmPeer {
         }
     }
 
-    fn invocation(&self, message: ChaincodeMessage) -> Option<BoxFuture<'static, ChaincodeMessage>> {
+    fn invocation(
+        &self,
+        message: ChaincodeMessage,
+    ) -> Option<BoxFuture<'static, ChaincodeMessage>> {
         let handler = self.handler.get().and_then(Weak::upgrade)?;
         let (module, config, slots, instances, chaincode) = (
             self.module.clone(),

@@ -1,0 +1,139 @@
+//! `cchost bench` in its reduced mode (what CI runs): every runtime on the real parts
+//! (wasm in wasmtime, the Node chaincode in a Docker container and as a process), and a
+//! report with every figure present and no NaN.
+
+use std::path::Path;
+use std::time::Duration;
+
+use cchost::bench::{BenchConfig, Runtime, run};
+use cchost::runtime::docker::{DockerConfig, Images};
+use serde_json::Value;
+
+/// Every number in `value` is finite (serde_json writes NaN and infinities as null).
+fn no_nulls(path: &str, value: &Value) {
+    match value {
+        Value::Null => panic!("{path} is null (NaN or missing)"),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                no_nulls(&format!("{path}[{i}]"), item);
+            }
+        }
+        Value::Object(fields) => {
+            for (name, field) in fields {
+                no_nulls(&format!("{path}.{name}"), field);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_measures_every_runtime_and_reports_every_figure() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let config = BenchConfig {
+        runtimes: vec![Runtime::Wasm, Runtime::Docker, Runtime::Process],
+        rounds: 2,
+        transactions: 40,
+        concurrency: vec![1, 8, 32],
+        wasm: env!("ASSET_TRANSFER_WASM").into(),
+        node_dir: root.join("examples/node-asset"),
+        docker: DockerConfig {
+            images: Images {
+                node: "cchost/nodeenv:local".to_owned(),
+                ..Images::default()
+            },
+            ..DockerConfig::default()
+        },
+        startup_timeout: Duration::from_secs(60),
+    };
+    let report = run(&config, &|line| eprintln!("{line}")).await.unwrap();
+    let json = serde_json::to_value(&report).unwrap();
+    no_nulls("report", &json);
+
+    for name in ["wasm", "docker", "process"] {
+        let r = &json["runtimes"][name];
+        let installs = if name == "process" { 0 } else { 2 };
+        assert_eq!(
+            r["install"]["samples_us"].as_array().unwrap().len(),
+            installs,
+            "{name}"
+        );
+        for figure in ["cold_launch", "warm_launch"] {
+            let samples = r[figure]["samples_us"].as_array().unwrap();
+            assert_eq!(samples.len(), 2, "{name} {figure}");
+            assert!(samples.iter().all(|s| s.as_f64().unwrap() > 0.0));
+            assert!(r[figure]["p50_us"].as_f64().unwrap() > 0.0);
+        }
+        assert_eq!(r["first_invoke"]["n"], 4, "{name}");
+        let runs = r["invoke"].as_array().unwrap();
+        let mut seen: Vec<(String, u64)> = runs
+            .iter()
+            .map(|run| {
+                assert_eq!(run["n"], 40, "{name} {run}");
+                assert!(run["tps"].as_f64().unwrap() > 0.0);
+                for p in ["p50_us", "p95_us", "p99_us", "max_us"] {
+                    assert!(run[p].as_f64().unwrap() > 0.0, "{name} {p}");
+                }
+                (
+                    run["transaction"].as_str().unwrap().to_owned(),
+                    run["concurrency"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("read".to_owned(), 1),
+                ("read".to_owned(), 8),
+                ("read".to_owned(), 32),
+                ("transfer".to_owned(), 1),
+                ("transfer".to_owned(), 8),
+                ("transfer".to_owned(), 32),
+            ]
+        );
+        assert!(r["memory_bytes"].as_u64().unwrap() > 0, "{name}");
+        assert!(r["artifact_bytes"]["package"].as_u64().unwrap() > 0);
+    }
+    assert!(
+        json["runtimes"]["wasm"]["artifact_bytes"]["compiled_artifact"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        json["runtimes"]["docker"]["artifact_bytes"]["image"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+
+    let summary = &json["summary"];
+    for key in [
+        "wasm_warm_launch_p50_us",
+        "container_warm_launch_p50_us",
+        "launch_ratio",
+        "wasm_invoke_tps_c32",
+        "node_invoke_tps_c32",
+        "invoke_ratio",
+    ] {
+        assert!(
+            summary[key].as_f64().unwrap() > 0.0,
+            "summary.{key}: {summary}"
+        );
+    }
+    assert_eq!(summary["at_concurrency"], 32);
+
+    let csv = report.csv();
+    assert!(csv.starts_with("runtime,figure,transaction,concurrency,index,value_us\n"));
+    // 2 installs × 2 runtimes, 2 + 2 launches and 4 first invokes × 3, 6 × 40 invokes × 3.
+    assert_eq!(csv.lines().count(), 1 + 4 + 3 * 8 + 3 * 240);
+    let svg = report.launch_chart().unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+    for label in ["wasm warm", "docker cold", "process warm"] {
+        assert!(svg.contains(label), "the chart labels {label}");
+    }
+    let table = report.table();
+    assert!(table.starts_with("figure"), "{table}");
+    assert!(table.contains("wasm advantage"), "{table}");
+}
