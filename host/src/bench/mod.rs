@@ -568,6 +568,7 @@ async fn bench_docker(
     let docker = DockerRuntime::connect(
         DockerConfig {
             peer_address: node.addr.to_string(),
+            build_cache: false,
             ..config.docker.clone()
         },
         Some(Arc::clone(node.support.metrics())),

@@ -59,6 +59,9 @@ pub struct DockerConfig {
     pub memory_bytes: i64,
     /// Process limit per container.
     pub pids_limit: i64,
+    /// Let image builds reuse the engine's build cache (Fabric does); off, every build
+    /// starts from the base image (`cchost bench` measures cold builds that way).
+    pub build_cache: bool,
     /// Where per-launch TLS material is written (a directory only the host user can
     /// enter); each launch's files are mounted read-only at `/etc/hyperledger/fabric`.
     pub state_dir: std::path::PathBuf,
@@ -73,6 +76,7 @@ impl Default for DockerConfig {
             msp_id: "Org1MSP".to_owned(),
             memory_bytes: 512 * 1024 * 1024,
             pids_limit: 512,
+            build_cache: true,
             state_dir: std::env::temp_dir().join("cchost-docker"),
         }
     }
@@ -166,6 +170,7 @@ impl DockerRuntime {
             .t(&tag)
             .rm(true)
             .forcerm(true)
+            .nocache(!self.config.build_cache)
             .build();
         let mut progress =
             self.docker
