@@ -483,3 +483,65 @@ async fn a_node_package_without_dependencies_is_built_by_npm_and_started_by_npm_
     );
     wait_gone(&docker, &id).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_that_cannot_start_is_reported_and_removed() {
+    // A runtime image with nothing in it: the image builds (ADD needs no shell), but the
+    // container's `node` cannot be executed.
+    let empty = "cchost/empty:test";
+    let mut import = std::process::Command::new("docker")
+        .args(["import", "-", empty])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        let mut tar = tar::Builder::new(import.stdin.take().unwrap());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(0);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "empty", &[][..]).unwrap();
+        tar.finish().unwrap();
+    }
+    assert!(import.wait().unwrap().success());
+
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let docker = runtime_with(&host, |c| c.images.node = empty.to_owned());
+    let files = vec![
+        (
+            "src/package.json".to_owned(),
+            br#"{"name":"nonode"}"#.to_vec(),
+        ),
+        (
+            "src/node_modules/fabric-shim/cli.js".to_owned(),
+            b"// never run\n".to_vec(),
+        ),
+    ];
+    let (package, id) = node_package("nonode_docker", &files);
+    let launcher = launcher_for(
+        &host,
+        &docker,
+        dir.path(),
+        &package,
+        Duration::from_secs(60),
+    );
+    docker.remove_image(&id).await;
+    let error = launcher.launch(&id).await.unwrap_err().to_string();
+    assert!(
+        error.starts_with(&format!(
+            "starting chaincode {id}: starting container {}: ",
+            container_name(&id)
+        )),
+        "{error}"
+    );
+    assert!(
+        error.contains("\"node\": executable file not found"),
+        "{error}"
+    );
+    assert!(
+        !docker.container_exists(&id).await,
+        "the created container was left behind"
+    );
+}

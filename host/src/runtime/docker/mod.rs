@@ -627,10 +627,12 @@ impl ChaincodeRuntime for DockerRuntime {
                 .create_container(Some(options), body)
                 .await
                 .map_err(|e| fail(format!("creating container {name}: {e}")))?;
-            self.docker
-                .start_container(&name, None)
-                .await
-                .map_err(|e| fail(format!("starting container {name}: {e}")))?;
+            if let Err(e) = self.docker.start_container(&name, None).await {
+                // Created but not started (e.g. its command is not in the image): it
+                // must not be left behind.
+                self.remove_container(&id).await;
+                return Err(fail(format!("starting container {name}: {e}")));
+            }
             let tail = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_TAIL)));
             let logs = {
                 let (docker, name, id, tail) = (
