@@ -392,13 +392,22 @@ impl Launcher {
     /// The parsed package: from memory when it was loaded before and is small enough to
     /// keep.
     fn package(&self, package_id: &PackageId) -> Result<Arc<ChaincodePackage>, LaunchError> {
-        let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(package) = parsed.get(package_id) {
-            return Ok(Arc::clone(package));
+        let cached = self
+            .parsed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(package_id)
+            .cloned();
+        if let Some(package) = cached {
+            return Ok(package);
         }
+        // Read and unpacked outside the lock: other packages' launches do not wait on it.
         let package = Arc::new(self.packages.load(package_id)?);
         if package.code_size() <= PACKAGE_CACHE_LIMIT {
-            parsed.insert(package_id.clone(), Arc::clone(&package));
+            self.parsed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(package_id.clone(), Arc::clone(&package));
         }
         Ok(package)
     }

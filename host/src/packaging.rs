@@ -128,38 +128,17 @@ fn build(manifest: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> 
 
 /// Packages the Node chaincode in `dir` (its `package.json`, code and, unlike Fabric's
 /// `peer lifecycle chaincode package`, its `node_modules`: the image build then needs no
-/// network) as a `node` package: every regular file under `src/`, `.git` left out,
-/// symbolic links skipped (Fabric packages hold none). Returns the file count and id.
+/// network) as a `node` package ([`cchost::bench::node_source_files`]). Returns the file
+/// count and id.
 pub(crate) fn package_node_dir(
     dir: &Path,
     label: &str,
     output: &Path,
 ) -> anyhow::Result<(usize, PackageId)> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
-        let mut entries = std::fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .collect::<Result<Vec<_>, _>>()?;
-        entries.sort_by_key(std::fs::DirEntry::file_name);
-        for entry in entries {
-            let kind = entry.file_type()?;
-            let path = entry.path();
-            if kind.is_dir() && entry.file_name() != ".git" {
-                walk(root, &path, out)?;
-            } else if kind.is_file() {
-                let relative = path
-                    .strip_prefix(root)?
-                    .to_str()
-                    .with_context(|| format!("{} is not a UTF-8 path", path.display()))?;
-                out.push((format!("src/{relative}"), std::fs::read(&path)?));
-            }
-        }
-        Ok(())
-    }
     if !dir.join("package.json").is_file() {
         bail!("no package.json in {}", dir.display());
     }
-    let mut files = Vec::new();
-    walk(dir, dir, &mut files)?;
+    let files = cchost::bench::node_source_files(dir)?;
     let refs: Vec<(&str, &[u8])> = files
         .iter()
         .map(|(path, bytes)| (path.as_str(), bytes.as_slice()))

@@ -523,10 +523,14 @@ async fn bench_wasm(
     })
 }
 
-/// The Node chaincode directory as a `node` package (with its `node_modules`).
-fn node_package(dir: &Path, label: &str) -> anyhow::Result<Vec<u8>> {
+/// Every regular file under the Node chaincode directory `dir`, as `src/<relative
+/// path>` in path order: `.git` left out, symbolic links skipped (Fabric packages hold
+/// none), `node_modules` kept (the image build then needs no network).
+pub fn node_source_files(dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
-        let mut entries = std::fs::read_dir(dir)?.collect::<Result<Vec<_>, _>>()?;
+        let mut entries = std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .collect::<Result<Vec<_>, _>>()?;
         entries.sort_by_key(std::fs::DirEntry::file_name);
         for entry in entries {
             let kind = entry.file_type()?;
@@ -537,20 +541,26 @@ fn node_package(dir: &Path, label: &str) -> anyhow::Result<Vec<u8>> {
                 let relative = path
                     .strip_prefix(root)?
                     .to_str()
-                    .with_context(|| format!("{} is not UTF-8", path.display()))?;
+                    .with_context(|| format!("{} is not a UTF-8 path", path.display()))?;
                 out.push((format!("src/{relative}"), std::fs::read(&path)?));
             }
         }
         Ok(())
     }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files)?;
+    Ok(files)
+}
+
+/// The Node chaincode directory as a `node` package (with its `node_modules`).
+fn node_package(dir: &Path, label: &str) -> anyhow::Result<Vec<u8>> {
     if !dir.join("node_modules/fabric-shim/cli.js").is_file() {
         bail!(
             "{} has no node_modules/fabric-shim: run `npm ci` there (scripts/setup does)",
             dir.display()
         );
     }
-    let mut files = Vec::new();
-    walk(dir, dir, &mut files)?;
+    let files = node_source_files(dir)?;
     let refs: Vec<(&str, &[u8])> = files
         .iter()
         .map(|(p, b)| (p.as_str(), b.as_slice()))

@@ -295,14 +295,7 @@ impl Handler {
                     self.notify(message);
                 }
                 HandlerState::Ready if is_request(ty) => {
-                    self.support.count_request(ty);
-                    if let Some(package_id) = self.package_id.get() {
-                        self.support.metrics.request_received(
-                            package_id,
-                            &message.channel_id,
-                            ty.as_str_name(),
-                        );
-                    }
+                    self.received(ty, &message.channel_id);
                     // Bounded: past the limit, reading the stream waits (back-pressure).
                     let Ok(permit) = Arc::clone(&self.requests).acquire_owned().await else {
                         return Ok(());
@@ -422,15 +415,18 @@ impl Handler {
                 });
             }
         };
+        self.received(ty, &message.channel_id);
+        self.answer(message, ty).await
+    }
+
+    /// Counts a request from the chaincode, however it arrived.
+    fn received(&self, ty: Type, channel: &str) {
         self.support.count_request(ty);
         if let Some(package_id) = self.package_id.get() {
-            self.support.metrics.request_received(
-                package_id,
-                &message.channel_id,
-                ty.as_str_name(),
-            );
+            self.support
+                .metrics
+                .request_received(package_id, channel, ty.as_str_name());
         }
-        self.answer(message, ty).await
     }
 
     /// Serves one request; its RESPONSE or ERROR (None: dropped without an answer).
