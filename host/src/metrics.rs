@@ -69,6 +69,48 @@ struct VersionLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// The request metrics of one chaincode, channel and request type (see
+/// [`Metrics::requests`]). The completion series of an outcome is created at its first
+/// use, so `/metrics` shows only outcomes that happened.
+#[derive(Debug)]
+pub(crate) struct RequestMetrics {
+    received: Counter,
+    completed: Family<CompletedLabels, Counter>,
+    duration: HistogramFamily<CompletedLabels>,
+    labels: RequestLabels,
+    /// Counter and histogram of ERROR (0) and RESPONSE (1).
+    outcomes: [std::sync::OnceLock<(Counter, Histogram)>; 2],
+}
+
+impl RequestMetrics {
+    /// A request arrived.
+    pub(crate) fn received(&self) {
+        self.received.inc();
+    }
+
+    /// It was answered after `elapsed`, with RESPONSE (`ok`) or ERROR.
+    pub(crate) fn completed(&self, ok: bool, elapsed: Duration) {
+        let Some(slot) = self.outcomes.get(usize::from(ok)) else {
+            return;
+        };
+        let (count, duration) = slot.get_or_init(|| {
+            let labels = CompletedLabels {
+                r#type: self.labels.r#type.clone(),
+                channel: self.labels.channel.clone(),
+                chaincode: self.labels.chaincode.clone(),
+                success: success(ok),
+                runtime: self.labels.runtime.clone(),
+            };
+            (
+                self.completed.get_or_create(&labels).clone(),
+                self.duration.get_or_create(&labels).clone(),
+            )
+        });
+        count.inc();
+        duration.observe(elapsed.as_secs_f64());
+    }
+}
+
 /// The chaincode metrics of one host.
 #[derive(Debug)]
 pub struct Metrics {
@@ -220,14 +262,7 @@ impl Metrics {
 
     /// A shim request of type `ty` arrived.
     pub fn request_received(&self, package_id: &PackageId, channel: &str, ty: &str) {
-        self.requests_received
-            .get_or_create(&RequestLabels {
-                r#type: ty.to_owned(),
-                channel: channel.to_owned(),
-                chaincode: package_id.to_string(),
-                runtime: self.runtime(package_id),
-            })
-            .inc();
+        self.requests(package_id, channel, ty).received();
     }
 
     /// A shim request was answered after `elapsed`, with RESPONSE (`ok`) or ERROR.
@@ -239,17 +274,31 @@ impl Metrics {
         ok: bool,
         elapsed: Duration,
     ) {
-        let labels = CompletedLabels {
+        self.requests(package_id, channel, ty)
+            .completed(ok, elapsed);
+    }
+
+    /// The request metrics of one chaincode, channel and request type, resolved once:
+    /// a handler keeps them rather than building label sets for every request.
+    pub(crate) fn requests(
+        &self,
+        package_id: &PackageId,
+        channel: &str,
+        ty: &str,
+    ) -> RequestMetrics {
+        let labels = RequestLabels {
             r#type: ty.to_owned(),
             channel: channel.to_owned(),
             chaincode: package_id.to_string(),
-            success: success(ok),
             runtime: self.runtime(package_id),
         };
-        self.requests_completed.get_or_create(&labels).inc();
-        self.request_duration
-            .get_or_create(&labels)
-            .observe(elapsed.as_secs_f64());
+        RequestMetrics {
+            received: self.requests_received.get_or_create(&labels).clone(),
+            completed: self.requests_completed.clone(),
+            duration: self.request_duration.clone(),
+            labels,
+            outcomes: Default::default(),
+        }
     }
 
     /// An image build ended after `elapsed`.
@@ -306,6 +355,31 @@ mod tests {
             r#"chaincode_shim_requests_completed_total{type="GET_STATE",channel="ch",chaincode="asset_1:ab",success="true",runtime="wasm"} 1"#,
             r#"chaincode_execute_timeouts_total{chaincode="other:cd",runtime="dev"} 1"#,
             r#"fabric_version{version="0.1.0"} 1"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn resolved_request_metrics_count_into_the_same_series_and_add_an_outcome_at_first_use() {
+        let metrics = Metrics::new();
+        let id = PackageId::new("asset_1:ab");
+        metrics.set_runtime(&id, "wasm");
+        let requests = metrics.requests(&id, "ch", "PUT_STATE");
+        requests.received();
+        requests.received();
+        requests.completed(true, Duration::from_micros(10));
+        let failed = r#"chaincode_shim_requests_completed_total{type="PUT_STATE",channel="ch",chaincode="asset_1:ab",success="false",runtime="wasm"}"#;
+        assert!(!metrics.encode().contains(failed), "no failure yet");
+        requests.completed(false, Duration::from_micros(10));
+        // The unresolved path lands in the same series.
+        metrics.request_received(&id, "ch", "PUT_STATE");
+        let text = metrics.encode();
+        for line in [
+            r#"chaincode_shim_requests_received_total{type="PUT_STATE",channel="ch",chaincode="asset_1:ab",runtime="wasm"} 3"#,
+            r#"chaincode_shim_requests_completed_total{type="PUT_STATE",channel="ch",chaincode="asset_1:ab",success="true",runtime="wasm"} 1"#,
+            &format!("{failed} 1"),
+            r#"chaincode_shim_request_duration_count{type="PUT_STATE",channel="ch",chaincode="asset_1:ab",success="false",runtime="wasm"} 1"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

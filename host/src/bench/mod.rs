@@ -216,6 +216,20 @@ fn rss(pid: &str) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// CPU time this process has used, all threads, user and system (10 ms resolution).
+fn cpu_time() -> Duration {
+    // utime and stime are fields 14 and 15, after the parenthesised command name, in
+    // USER_HZ ticks (100 per second on Linux).
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+            Some(ticks(11)? + ticks(12)?)
+        })
+        .map_or(Duration::ZERO, |ticks| Duration::from_millis(ticks * 10))
+}
+
 /// The seed transaction's arguments and the two measured ones.
 fn transfer_args(i: usize) -> [String; 3] {
     [
@@ -380,13 +394,15 @@ async fn warm_invokes(
             let proposals: Vec<BuiltProposal> = (0..config.transactions)
                 .map(build)
                 .collect::<Result<_, _>>()?;
-            let started = Instant::now();
+            let (started, cpu) = (Instant::now(), cpu_time());
             let samples = run_concurrently(&node.support, proposals, concurrency).await?;
             let elapsed = started.elapsed().as_secs_f64();
+            let cpu = cpu_time().saturating_sub(cpu);
             runs.push(InvokeRun {
                 transaction: transaction.to_owned(),
                 concurrency,
                 tps: samples.len() as f64 / elapsed,
+                host_cpu_us_per_tx: micros(cpu) / samples.len().max(1) as f64,
                 latency: Samples::new(samples),
             });
         }

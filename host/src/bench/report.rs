@@ -80,6 +80,10 @@ pub struct InvokeRun {
     pub latency: Samples,
     /// Transactions per second over the run.
     pub tps: f64,
+    /// CPU time (user and system, every thread) this process spent per transaction
+    /// over the run, µs: all of a wasm transaction's cost, only the peer's share of a
+    /// Node one.
+    pub host_cpu_us_per_tx: f64,
 }
 
 /// Everything measured for one runtime.
@@ -228,15 +232,24 @@ impl Report {
         runs.sort();
         runs.dedup();
         for (tx, c) in runs {
-            for (what, lower) in [("p50", true), ("p99", true), ("tx/s", false)] {
+            for (what, lower) in [
+                ("p50", true),
+                ("p99", true),
+                ("tx/s", false),
+                ("host CPU/tx", true),
+            ] {
                 let (tx2, what2) = (tx.clone(), what);
                 row(
-                    format!("{tx} c{c} {what}{}", if lower { " (µs)" } else { "" }),
+                    format!(
+                        "{tx} c{c} {what}{}",
+                        if what == "tx/s" { "" } else { " (µs)" }
+                    ),
                     &move |r| {
                         r.run(&tx2, c).map(|run| match what2 {
                             "p50" => run.latency.stats.p50_us,
                             "p99" => run.latency.stats.p99_us,
-                            _ => run.tps,
+                            "tx/s" => run.tps,
+                            _ => run.host_cpu_us_per_tx,
                         })
                     },
                     lower,

@@ -11,6 +11,17 @@ use tokio::sync::oneshot;
 use super::query::QueryIterator;
 use crate::ids::TxKey;
 use crate::ledger::TxSimulator;
+use crate::proposal::ParsedProposal;
+
+/// The client's proposal a transaction runs for: as signed (what a chaincode's stub is
+/// given) and decoded once (what the peer and in-process chaincode read from it).
+#[derive(Debug)]
+pub struct TxProposal {
+    /// As the client signed it.
+    pub signed: SignedProposal,
+    /// Its decoded layers.
+    pub parsed: ParsedProposal,
+}
 
 /// What a transaction sent to a chaincode runs with.
 #[derive(Debug, Clone)]
@@ -22,7 +33,7 @@ pub(crate) struct TxParams {
     /// Shared with chaincode it invokes on the same channel.
     pub(crate) simulator: Arc<Mutex<TxSimulator>>,
     /// The client's proposal, given to the chaincode's stub.
-    pub(crate) signed_proposal: Option<SignedProposal>,
+    pub(crate) proposal: Option<Arc<TxProposal>>,
     /// INIT rather than TRANSACTION.
     pub(crate) is_init: bool,
     /// The invocation arguments.
@@ -33,7 +44,7 @@ pub(crate) struct TxContext {
     pub(crate) key: TxKey,
     pub(crate) namespace: String,
     pub(crate) simulator: Arc<Mutex<TxSimulator>>,
-    pub(crate) signed_proposal: Option<SignedProposal>,
+    pub(crate) proposal: Option<Arc<TxProposal>>,
     pub(crate) is_init: bool,
     pub(crate) iterators: Mutex<HashMap<String, QueryIterator>>,
     completion: Mutex<Option<oneshot::Sender<ChaincodeMessage>>>,
@@ -47,7 +58,7 @@ impl TxContext {
             key: params.key.clone(),
             namespace: params.namespace.clone(),
             simulator: Arc::clone(&params.simulator),
-            signed_proposal: params.signed_proposal.clone(),
+            proposal: params.proposal.clone(),
             is_init: params.is_init,
             iterators: Mutex::new(HashMap::new()),
             completion: Mutex::new(Some(tx)),

@@ -51,7 +51,7 @@ pub(super) async fn invoke_chaincode(
         key: TxKey::new(channel, ctx.key.txid.clone()),
         namespace: name.to_owned(),
         simulator,
-        signed_proposal: ctx.signed_proposal.clone(),
+        proposal: ctx.proposal.clone(),
         is_init: false,
         input: spec.input.unwrap_or_default(),
     };

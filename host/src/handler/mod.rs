@@ -29,8 +29,10 @@ use tonic::Status;
 use tracing::{debug, info, warn};
 
 use crate::ids::{PackageId, TxKey};
+use crate::metrics::RequestMetrics;
 use crate::support::Inner;
 
+pub use context::TxProposal;
 pub(crate) use context::{TxContext, TxParams};
 
 /// Messages from a chaincode. A transport error ends the stream.
@@ -53,10 +55,12 @@ pub trait DirectChaincode: Send + Sync {
 
     /// An INIT or TRANSACTION as a future that runs the invocation and resolves to its
     /// COMPLETED or ERROR, for the caller to drive in its own task (no hand-off to
-    /// another task and back). `None` once the chaincode is gone.
+    /// another task and back). `None` once the chaincode is gone. The proposal comes
+    /// beside the message, already decoded, rather than in its `proposal` field.
     fn invocation(
         &self,
         message: ChaincodeMessage,
+        proposal: Option<Arc<TxProposal>>,
     ) -> Option<futures_util::future::BoxFuture<'static, ChaincodeMessage>>;
 }
 
@@ -181,6 +185,8 @@ pub(crate) struct Handler {
     package_id: OnceLock<PackageId>,
     contexts: Mutex<HashMap<TxKey, Arc<TxContext>>>,
     requests: Arc<Semaphore>,
+    /// The request metrics of this chaincode, by request type and channel.
+    request_metrics: Mutex<Vec<(Type, String, Arc<RequestMetrics>)>>,
 }
 
 impl fmt::Debug for Handler {
@@ -200,6 +206,7 @@ impl Handler {
             package_id: OnceLock::new(),
             contexts: Mutex::new(HashMap::new()),
             requests,
+            request_metrics: Mutex::new(Vec::new()),
         })
     }
 
@@ -218,10 +225,11 @@ impl Handler {
     pub(crate) fn direct_invocation(
         &self,
         message: ChaincodeMessage,
+        proposal: Option<&Arc<TxProposal>>,
     ) -> Result<Option<futures_util::future::BoxFuture<'static, ChaincodeMessage>>, ChaincodeMessage>
     {
         match &self.out {
-            MessageSink::Direct(chaincode) => Ok(chaincode.invocation(message)),
+            MessageSink::Direct(chaincode) => Ok(chaincode.invocation(message, proposal.cloned())),
             MessageSink::Stream(_) => Err(message),
         }
     }
@@ -295,14 +303,16 @@ impl Handler {
                     self.notify(message);
                 }
                 HandlerState::Ready if is_request(ty) => {
-                    self.received(ty, &message.channel_id);
+                    let metrics = self.received(ty, &message.channel_id);
                     // Bounded: past the limit, reading the stream waits (back-pressure).
                     let Ok(permit) = Arc::clone(&self.requests).acquire_owned().await else {
                         return Ok(());
                     };
                     let handler = Arc::clone(&self);
                     tokio::spawn(async move {
-                        handler.handle_request(message, ty).await;
+                        if let Some(reply) = handler.answer(message, ty, metrics).await {
+                            handler.send(reply).await;
+                        }
                         drop(permit);
                     });
                 }
@@ -392,12 +402,6 @@ impl Handler {
         }
     }
 
-    async fn handle_request(self: Arc<Self>, message: ChaincodeMessage, ty: Type) {
-        if let Some(reply) = self.answer(message, ty).await {
-            self.send(reply).await;
-        }
-    }
-
     /// A request from chaincode running in this process, answered by a call rather than
     /// through the stream: counted, measured and served exactly as one read from the
     /// stream. `None` when it is dropped (a second concurrent request of a transaction).
@@ -415,22 +419,45 @@ impl Handler {
                 });
             }
         };
-        self.received(ty, &message.channel_id);
-        self.answer(message, ty).await
+        let metrics = self.received(ty, &message.channel_id);
+        self.answer(message, ty, metrics).await
     }
 
-    /// Counts a request from the chaincode, however it arrived.
-    fn received(&self, ty: Type, channel: &str) {
+    /// Counts a request from the chaincode, however it arrived; the metrics its
+    /// completion is recorded in (none before registration).
+    fn received(&self, ty: Type, channel: &str) -> Option<Arc<RequestMetrics>> {
         self.support.count_request(ty);
-        if let Some(package_id) = self.package_id.get() {
-            self.support
-                .metrics
-                .request_received(package_id, channel, ty.as_str_name());
+        let metrics = self.request_metrics(ty, channel)?;
+        metrics.received();
+        Some(metrics)
+    }
+
+    /// The metrics of requests of type `ty` on `channel`, resolved at the first one.
+    fn request_metrics(&self, ty: Type, channel: &str) -> Option<Arc<RequestMetrics>> {
+        let package_id = self.package_id.get()?;
+        let mut cache = self
+            .request_metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((_, _, metrics)) = cache.iter().find(|(t, c, _)| *t == ty && c == channel) {
+            return Some(Arc::clone(metrics));
         }
+        let metrics = Arc::new(self.support.metrics.requests(
+            package_id,
+            channel,
+            ty.as_str_name(),
+        ));
+        cache.push((ty, channel.to_owned(), Arc::clone(&metrics)));
+        Some(metrics)
     }
 
     /// Serves one request; its RESPONSE or ERROR (None: dropped without an answer).
-    async fn answer(&self, message: ChaincodeMessage, ty: Type) -> Option<ChaincodeMessage> {
+    async fn answer(
+        &self,
+        message: ChaincodeMessage,
+        ty: Type,
+        metrics: Option<Arc<RequestMetrics>>,
+    ) -> Option<ChaincodeMessage> {
         let started = std::time::Instant::now();
         let key = TxKey::new(&message.channel_id, &message.txid);
         let result = match self.context(&key) {
@@ -447,14 +474,8 @@ impl Handler {
                 result
             }
         };
-        if let Some(package_id) = self.package_id.get() {
-            self.support.metrics.request_completed(
-                package_id,
-                &message.channel_id,
-                ty.as_str_name(),
-                result.is_ok(),
-                started.elapsed(),
-            );
+        if let Some(metrics) = metrics {
+            metrics.completed(result.is_ok(), started.elapsed());
         }
         let reply = match result {
             Ok(payload) => ChaincodeMessage {

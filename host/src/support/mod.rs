@@ -6,6 +6,7 @@ mod registry;
 mod server;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use prost::Message;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::handler::{Handler, MessageStream, TxParams};
+use crate::handler::{Handler, MessageStream, TxParams, TxProposal};
 use crate::ids::{PackageId, TxKey};
 use crate::ledger::{LedgerError, StateStore, TxSimulator};
 use crate::metrics::Metrics;
@@ -36,6 +37,9 @@ pub const DEFAULT_TOTAL_QUERY_LIMIT: usize = 100_000;
 /// Fabric's default gRPC message size limit (`peer.maxRecvMsgSize`, `maxSendMsgSize`):
 /// a chaincode may legitimately write values this large.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 100 * 1024 * 1024;
+/// Message type numbers counted by [`ChaincodeSupport::requests_received`] (the
+/// protocol's types end at `GET_STATE_MULTIPLE` = 25).
+const REQUEST_TYPES: usize = 32;
 /// Messages queued to one chaincode before senders wait.
 const OUTBOUND_QUEUE: usize = 64;
 
@@ -139,7 +143,8 @@ pub(crate) struct Inner {
     pub(crate) ledger: Arc<dyn StateStore>,
     pub(crate) registry: Registry,
     definitions: RwLock<HashMap<String, PackageId>>,
-    requests_received: Mutex<HashMap<Type, u64>>,
+    /// Requests received, by message type number.
+    requests_received: [AtomicU64; REQUEST_TYPES],
     /// Fabric's chaincode metrics.
     pub(crate) metrics: Arc<Metrics>,
     /// Set once at shutdown: every handler ends its stream.
@@ -149,12 +154,12 @@ pub(crate) struct Inner {
 impl Inner {
     /// Counts a request from a chaincode by message type.
     pub(crate) fn count_request(&self, ty: Type) {
-        *self
-            .requests_received
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(ty)
-            .or_default() += 1;
+        if let Some(count) = usize::try_from(i32::from(ty))
+            .ok()
+            .and_then(|i| self.requests_received.get(i))
+        {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The registered handler serving chaincode `name`.
@@ -212,11 +217,11 @@ pub(crate) async fn execute_on(
         payload: params.input.encode_to_vec(),
         txid: params.key.txid.clone(),
         channel_id: params.key.channel.clone(),
-        proposal: params.signed_proposal,
         ..Default::default()
     };
-    // Chaincode in this process runs the invocation right here, in the caller's task.
-    let message = match handler.direct_invocation(message) {
+    // Chaincode in this process runs the invocation right here, in the caller's task,
+    // with the proposal as decoded; a stream carries it as signed.
+    let mut message = match handler.direct_invocation(message, params.proposal.as_ref()) {
         Ok(None) => return Err(ExecuteError::StreamTerminated),
         Ok(Some(invocation)) => {
             return match tokio::time::timeout(support.config.execute_timeout, invocation).await {
@@ -231,6 +236,7 @@ pub(crate) async fn execute_on(
         }
         Err(message) => message,
     };
+    message.proposal = params.proposal.map(|p| p.signed.clone());
     if !handler.send(message).await {
         return Err(ExecuteError::StreamTerminated);
     }
@@ -269,7 +275,7 @@ impl ChaincodeSupport {
                 ledger,
                 registry: Registry::default(),
                 definitions: RwLock::new(HashMap::new()),
-                requests_received: Mutex::new(HashMap::new()),
+                requests_received: std::array::from_fn(|_| AtomicU64::new(0)),
                 metrics: Arc::new(Metrics::new()),
                 closing: tokio::sync::watch::Sender::new(false),
             }),
@@ -321,13 +327,10 @@ impl ChaincodeSupport {
     /// How many requests of type `ty` chaincode has sent, over all streams (the
     /// per-chaincode counts are the `chaincode_shim_requests_*` metrics).
     pub fn requests_received(&self, ty: Type) -> u64 {
-        self.inner
-            .requests_received
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&ty)
-            .copied()
-            .unwrap_or(0)
+        usize::try_from(i32::from(ty))
+            .ok()
+            .and_then(|i| self.inner.requests_received.get(i))
+            .map_or(0, |count| count.load(Ordering::Relaxed))
     }
 
     /// Serves one chaincode stream: `inbound` is what the chaincode sends, the returned
@@ -374,7 +377,8 @@ impl ChaincodeSupport {
         input: ChaincodeInput,
         signed_proposal: &SignedProposal,
     ) -> Result<ExecuteResult, ExecuteError> {
-        let txid = ParsedProposal::parse(signed_proposal)?.channel_header.tx_id;
+        let parsed = ParsedProposal::parse(signed_proposal)?;
+        let txid = parsed.channel_header.tx_id.clone();
         let handler = self.inner.handler_for(chaincode)?;
         let simulator = Arc::new(Mutex::new(TxSimulator::new(
             self.inner.ledger.snapshot(channel)?,
@@ -383,7 +387,10 @@ impl ChaincodeSupport {
             key: TxKey::new(channel, txid.clone()),
             namespace: chaincode.to_owned(),
             simulator: Arc::clone(&simulator),
-            signed_proposal: Some(signed_proposal.clone()),
+            proposal: Some(Arc::new(TxProposal {
+                signed: signed_proposal.clone(),
+                parsed,
+            })),
             is_init: input.is_init,
             input,
         };

@@ -10,6 +10,9 @@ use super::WasmConfig;
 /// How often the epoch advances: the granularity of the wall-clock backstop.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Set to `1` to have the engine write a perf map of compiled guest code.
+pub(crate) const PERFMAP_ENV: &str = "CCHOST_WASM_PERFMAP";
+
 /// Largest wasm stack, in bytes: deep recursion traps with `StackOverflow`.
 const MAX_WASM_STACK: usize = 512 * 1024;
 
@@ -56,6 +59,11 @@ pub(crate) fn engine(limits: &WasmConfig) -> wasmtime::Result<Engine> {
     config.wasm_relaxed_simd(false);
     config.wasm_gc(false);
     config.wasm_component_model(false);
+    // A profiling aid: `CCHOST_WASM_PERFMAP=1` writes /tmp/perf-<pid>.map, so `perf`
+    // names the guest's compiled functions.
+    if std::env::var_os(PERFMAP_ENV).is_some_and(|v| v == "1") {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config)
 }
 

@@ -1,16 +1,22 @@
 //! Per-invocation store data and bounds-checked access to guest memory.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use cchost_proto::protos::ChaincodeEvent;
 use wasmtime::{Caller, Memory, StoreLimits};
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use crate::handler::Handler;
+use super::wasi;
+use crate::handler::{Handler, TxProposal};
 
 /// What one invocation's store holds.
 pub(crate) struct GuestState {
-    pub(crate) wasi: WasiP1Ctx,
+    /// WASI, built at the guest's first WASI call: most transactions make none.
+    wasi: Option<WasiP1Ctx>,
+    /// The guest's captured stdout and stderr, once WASI is built.
+    pub(crate) output: Option<(MemoryOutputPipe, MemoryOutputPipe)>,
     pub(crate) limits: StoreLimits,
     pub(crate) memory: Option<Memory>,
     pub(crate) call: TxCall,
@@ -28,8 +34,10 @@ pub(crate) struct TxCall {
     pub(crate) chaincode: String,
     pub(crate) channel: String,
     pub(crate) txid: String,
-    pub(crate) signed_proposal: Vec<u8>,
-    pub(crate) binding: Vec<u8>,
+    /// The proposal's timestamp: what both WASI clocks read.
+    pub(crate) timestamp: Duration,
+    /// The client's proposal (none for a detached state).
+    pub(crate) proposal: Option<Arc<TxProposal>>,
     /// The handler serving this chaincode's stream: requests are handed to it by a call
     /// ([`Handler::request`]), as ChaincodeMessages, and answered the same way. `None`
     /// for a detached state.
@@ -37,26 +45,43 @@ pub(crate) struct TxCall {
 }
 
 impl GuestState {
-    /// A state that belongs to no transaction: for stores that never run guest code
-    /// (listing the linker's functions).
-    pub(crate) fn detached() -> Self {
+    /// A fresh invocation's state.
+    pub(crate) fn new(call: TxCall, input: Vec<u8>, limits: StoreLimits) -> Self {
         Self {
-            wasi: wasmtime_wasi::WasiCtxBuilder::new().build_p1(),
-            limits: StoreLimits::default(),
+            wasi: None,
+            output: None,
+            limits,
             memory: None,
-            call: TxCall {
-                chaincode: String::new(),
-                channel: String::new(),
-                txid: String::new(),
-                signed_proposal: Vec::new(),
-                binding: Vec::new(),
-                handler: None,
-            },
-            input: Vec::new(),
+            call,
+            input,
             pending: None,
             response: None,
             event: None,
         }
+    }
+
+    /// A state that belongs to no transaction: for stores that never run guest code
+    /// (listing the linker's functions).
+    pub(crate) fn detached() -> Self {
+        let call = TxCall {
+            chaincode: String::new(),
+            channel: String::new(),
+            txid: String::new(),
+            timestamp: Duration::ZERO,
+            proposal: None,
+            handler: None,
+        };
+        Self::new(call, Vec::new(), StoreLimits::default())
+    }
+
+    /// The invocation's deterministic WASI context, built at first use.
+    pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
+        let (call, output) = (&self.call, &mut self.output);
+        self.wasi.get_or_insert_with(|| {
+            let (ctx, stdout, stderr) = wasi::context(&call.channel, &call.txid, call.timestamp);
+            *output = Some((stdout, stderr));
+            ctx
+        })
     }
 }
 

@@ -16,6 +16,7 @@ use prost::Message;
 use wasmtime::{Caller, Linker};
 
 use super::guest::{GuestAbort, GuestState, abi_violation, read, read_str, write};
+use crate::proposal::compute_binding;
 
 /// Fuel charged per host call, on top of the guest's own instructions: a loop of cheap
 /// host calls still runs out.
@@ -160,10 +161,17 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
             let bytes = match TxField::from_raw(field) {
                 Some(TxField::TxId) => call.txid.clone().into_bytes(),
                 Some(TxField::ChannelId) => call.channel.clone().into_bytes(),
-                Some(TxField::SignedProposal) if !call.signed_proposal.is_empty() => {
-                    call.signed_proposal.clone()
+                Some(TxField::SignedProposal) if let Some(proposal) = &call.proposal => {
+                    proposal.signed.encode_to_vec()
                 }
-                Some(TxField::Binding) if !call.binding.is_empty() => call.binding.clone(),
+                Some(TxField::Binding) if let Some(proposal) = &call.proposal => {
+                    let parsed = &proposal.parsed;
+                    compute_binding(
+                        &parsed.signature_header.nonce,
+                        &parsed.signature_header.creator,
+                        parsed.channel_header.epoch,
+                    )
+                }
                 Some(_) => return Ok(Status::NotFound as i64),
                 None => {
                     return Err(abi_violation(&format!(

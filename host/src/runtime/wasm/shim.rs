@@ -17,10 +17,9 @@ use tracing::{debug, warn};
 use wasmtime::{Store, StoreLimitsBuilder};
 
 use super::guest::{GuestAbort, GuestState, TxCall};
-use super::{WasmConfig, WasmModule, engine::EPOCH_TICK, wasi};
-use crate::handler::{DirectChaincode, Handler};
+use super::{WasmConfig, WasmModule, engine::EPOCH_TICK};
+use crate::handler::{DirectChaincode, Handler, TxProposal};
 use crate::ids::PackageId;
-use crate::proposal::{ParsedProposal, compute_binding};
 use crate::support::ChaincodeSupport;
 
 /// The chaincode side of a wasm chaincode's connection: each INIT or TRANSACTION becomes
@@ -50,6 +49,7 @@ impl DirectChaincode for WasmPeer {
     fn invocation(
         &self,
         message: ChaincodeMessage,
+        proposal: Option<Arc<TxProposal>>,
     ) -> Option<BoxFuture<'static, ChaincodeMessage>> {
         let handler = self.handler.get().and_then(Weak::upgrade)?;
         let (module, config, slots, instances, chaincode) = (
@@ -74,7 +74,7 @@ impl DirectChaincode for WasmPeer {
             let Ok(_instance) = instances.acquire_owned().await else {
                 return busy("instances closed");
             };
-            invoke(&module, &config, &chaincode, message, &handler).await
+            invoke(&module, &config, &chaincode, message, proposal, &handler).await
         }))
     }
 }
@@ -123,6 +123,7 @@ async fn invoke(
     config: &WasmConfig,
     chaincode: &str,
     message: ChaincodeMessage,
+    proposal: Option<Arc<TxProposal>>,
     handler: &Arc<Handler>,
 ) -> ChaincodeMessage {
     let (channel, txid) = (message.channel_id.clone(), message.txid.clone());
@@ -139,50 +140,29 @@ async fn invoke(
     } else {
         cchost_abi::ENTRY_INVOKE
     };
-    let (timestamp, binding) = match message.proposal.as_ref().map(ParsedProposal::parse) {
-        Some(Ok(parsed)) => {
-            let ts = parsed.channel_header.timestamp.unwrap_or_default();
-            let timestamp = Duration::new(
-                u64::try_from(ts.seconds).unwrap_or(0),
-                u32::try_from(ts.nanos).unwrap_or(0),
-            );
-            let header = &parsed.signature_header;
-            (
-                timestamp,
-                compute_binding(&header.nonce, &header.creator, parsed.channel_header.epoch),
-            )
-        }
-        Some(Err(e)) => return reply(Type::Error, e.to_string().into_bytes(), None),
-        None => (Duration::ZERO, Vec::new()),
+    let timestamp = proposal.as_ref().map_or(Duration::ZERO, |proposal| {
+        let ts = proposal.parsed.channel_header.timestamp.unwrap_or_default();
+        Duration::new(
+            u64::try_from(ts.seconds).unwrap_or(0),
+            u32::try_from(ts.nanos).unwrap_or(0),
+        )
+    });
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(config.max_memory)
+        .table_elements(config.max_table_elements)
+        .instances(1)
+        .memories(1)
+        .tables(1)
+        .build();
+    let call = TxCall {
+        chaincode: chaincode.to_owned(),
+        channel: channel.clone(),
+        txid: txid.clone(),
+        timestamp,
+        proposal,
+        handler: Some(Arc::clone(handler)),
     };
-    let (wasi, stdout, stderr) = wasi::context(&channel, &txid, timestamp);
-    let state = GuestState {
-        wasi,
-        limits: StoreLimitsBuilder::new()
-            .memory_size(config.max_memory)
-            .table_elements(config.max_table_elements)
-            .instances(1)
-            .memories(1)
-            .tables(1)
-            .build(),
-        memory: None,
-        call: TxCall {
-            chaincode: chaincode.to_owned(),
-            channel: channel.clone(),
-            txid: txid.clone(),
-            signed_proposal: message
-                .proposal
-                .as_ref()
-                .map(Message::encode_to_vec)
-                .unwrap_or_default(),
-            binding,
-            handler: Some(Arc::clone(handler)),
-        },
-        input: message.payload,
-        pending: None,
-        response: None,
-        event: None,
-    };
+    let state = GuestState::new(call, message.payload, limits);
     let input_len = u32::try_from(state.input.len()).unwrap_or(u32::MAX);
     let mut store = Store::new(module.pre.module().engine(), state);
     store.limiter(|s| &mut s.limits);
@@ -196,7 +176,12 @@ async fn invoke(
         entry.call_async(&mut store, input_len).await
     }
     .await;
-    for (stream, pipe) in [("stdout", &stdout), ("stderr", &stderr)] {
+    let state = store.into_data();
+    for (stream, pipe) in state
+        .output
+        .iter()
+        .flat_map(|(stdout, stderr)| [("stdout", stdout), ("stderr", stderr)])
+    {
         let text = pipe.contents();
         if !text.is_empty() {
             debug!(
@@ -208,7 +193,6 @@ async fn invoke(
             );
         }
     }
-    let state = store.into_data();
     match outcome {
         Ok(status) if status == cchost_abi::Status::Ok as i32 => match state.response {
             Some(response) => reply(Type::Completed, response, state.event),

@@ -68,7 +68,7 @@ pub(crate) fn context(
 /// WASI p1 (async, as the store runs inside tokio), with `poll_oneoff` replaced by a trap
 /// and `sched_yield` by a no-op.
 pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p1::add_to_linker_async(linker, |s: &mut GuestState| &mut s.wasi)?;
+    wasmtime_wasi::p1::add_to_linker_async(linker, GuestState::wasi)?;
     linker.allow_shadowing(true);
     linker.func_wrap(
         "wasi_snapshot_preview1",
