@@ -71,6 +71,10 @@ async fn the_benchmark_measures_every_runtime_and_reports_every_figure() {
             .map(|run| {
                 assert_eq!(run["n"], 40, "{name} {run}");
                 assert!(run["tps"].as_f64().unwrap() > 0.0);
+                assert!(
+                    run["host_cpu_us_per_tx"].as_f64().unwrap() > 0.0,
+                    "{name} {run}"
+                );
                 for p in ["p50_us", "p95_us", "p99_us", "max_us"] {
                     assert!(run[p].as_f64().unwrap() > 0.0, "{name} {p}");
                 }
@@ -136,4 +140,12 @@ async fn the_benchmark_measures_every_runtime_and_reports_every_figure() {
     let table = report.table();
     assert!(table.starts_with("figure"), "{table}");
     assert!(table.contains("wasm advantage"), "{table}");
+    // Host CPU per transaction is shown but given no ratio: it is all of a wasm
+    // transaction's cost and only the peer's share of a Node one.
+    let cpu_row = table
+        .lines()
+        .find(|l| l.starts_with("transfer c32 host CPU/tx (µs)"))
+        .unwrap_or_else(|| panic!("no CPU row in\n{table}"));
+    assert_eq!(cpu_row.split_whitespace().count(), 5 + 3, "{cpu_row}");
+    assert!(!cpu_row.contains('×'), "{cpu_row}");
 }

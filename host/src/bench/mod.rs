@@ -216,18 +216,13 @@ fn rss(pid: &str) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// CPU time this process has used, all threads, user and system (10 ms resolution).
+/// CPU time this process has used, all threads, user and system.
 fn cpu_time() -> Duration {
-    // utime and stime are fields 14 and 15, after the parenthesised command name, in
-    // USER_HZ ticks (100 per second on Linux).
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|stat| {
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
-            Some(ticks(11)? + ticks(12)?)
-        })
-        .map_or(Duration::ZERO, |ticks| Duration::from_millis(ticks * 10))
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// The seed transaction's arguments and the two measured ones.

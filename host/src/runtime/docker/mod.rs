@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -24,7 +24,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::ids::PackageId;
 use crate::launcher::{ChaincodeRuntime, LaunchError, RunningChaincode};
@@ -43,6 +43,8 @@ pub const NODE_TYPE: &str = "node";
 pub const BUILD_LOG: &str = "cchost::build";
 /// Log lines kept for the report of a container that exits early.
 const LOG_TAIL: usize = 20;
+/// How long a removal may take before a start goes ahead anyway.
+const REMOVAL_WAIT: Duration = Duration::from_secs(30);
 
 /// How containers are built and run.
 #[derive(Debug, Clone)]
@@ -321,13 +323,21 @@ impl DockerRuntime {
         Ok(tar)
     }
 
-    /// Removes the package's container, if any.
+    /// Removes the package's container, if any, and waits until its name is free (at
+    /// most [`REMOVAL_WAIT`]): a removal still in progress from a stop would otherwise
+    /// make the next start's create fail with a name conflict.
     pub async fn remove_container(&self, package_id: &PackageId) {
+        let name = container_name(package_id);
         let options = RemoveContainerOptionsBuilder::default().force(true).build();
-        let _ = self
-            .docker
-            .remove_container(&container_name(package_id), Some(options))
-            .await;
+        let _ = self.docker.remove_container(&name, Some(options)).await;
+        let started = Instant::now();
+        while self.docker.inspect_container(&name, None).await.is_ok() {
+            if started.elapsed() > REMOVAL_WAIT {
+                warn!(container = %name, "container still present {REMOVAL_WAIT:?} after its removal");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Removes the package's image, if any (the next launch builds it again).
