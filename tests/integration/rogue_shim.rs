@@ -372,6 +372,30 @@ async fn completed_for_an_unknown_transaction_is_ignored() {
 }
 
 #[tokio::test]
+async fn requests_naming_endless_channels_are_each_answered_and_counted() {
+    let host = dev_host().await;
+    let mut shim = registered(&host, "channels").await;
+    // More channels than a handler keeps resolved metrics for (64).
+    for i in 0..100 {
+        let channel = format!("nochannel{i}");
+        shim.send_type(Type::GetState, get_state("k", ""), "t", &channel)
+            .await;
+        let reply = shim.expect(Type::Error).await;
+        assert_eq!(reply.channel_id, channel);
+    }
+    let metrics = host.support.metrics().encode();
+    for line in [
+        r#"chaincode_shim_requests_received_total{type="GET_STATE",channel="nochannel99",chaincode="channels:0000",runtime="dev"} 1"#,
+        r#"chaincode_shim_requests_completed_total{type="GET_STATE",channel="nochannel99",chaincode="channels:0000",success="false",runtime="dev"} 1"#,
+        r#"chaincode_shim_requests_received_total{type="GET_STATE",channel="nochannel0",chaincode="channels:0000",runtime="dev"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line}");
+    }
+    assert_eq!(host.support.requests_received(Type::GetState), 100);
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
 async fn requests_with_a_wrong_txid_or_channel_get_no_ledger_context() {
     let host = dev_host().await;
     let mut shim = registered(&host, "lost").await;

@@ -156,6 +156,9 @@ impl From<prost::DecodeError> for RequestError {
 
 type RequestResult = Result<Vec<u8>, RequestError>;
 
+/// (request type, channel) pairs whose metrics one handler keeps resolved.
+const REQUEST_METRICS_CACHED: usize = 64;
+
 /// Requests a chaincode may send while ready; each runs in its own task.
 fn is_request(ty: Type) -> bool {
     matches!(
@@ -447,7 +450,11 @@ impl Handler {
             channel,
             ty.as_str_name(),
         ));
-        cache.push((ty, channel.to_owned(), Arc::clone(&metrics)));
+        // The channel comes from the chaincode: a bounded cache, so that a chaincode
+        // naming endless channels cannot make every request's lookup longer.
+        if cache.len() < REQUEST_METRICS_CACHED {
+            cache.push((ty, channel.to_owned(), Arc::clone(&metrics)));
+        }
         Some(metrics)
     }
 
