@@ -340,24 +340,37 @@ fn launcher_for(
     launcher
 }
 
+/// Installs a Node package of `files` with a fresh image, launches it and returns the
+/// launch error (the launch must fail).
+async fn failed_first_launch(
+    host: &TestHost,
+    docker: &DockerRuntime,
+    dir: &Path,
+    label: &str,
+    files: &[(String, Vec<u8>)],
+) -> (PackageId, String) {
+    let (package, id) = node_package(label, files);
+    let launcher = launcher_for(host, docker, dir, &package, Duration::from_secs(60));
+    docker.remove_image(&id).await;
+    let error = launcher.launch(&id).await.unwrap_err().to_string();
+    (id, error)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_runtime_image_is_a_clear_error_at_once_and_nothing_is_left_behind() {
     let dir = tempfile::tempdir().unwrap();
     let host = TestHost::start(SupportConfig::default()).await;
     let docker = runtime_with(&host, |c| c.images.node = "cchost/absent:1".to_owned());
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node-asset");
-    let (package, id) = node_package("absent_docker", &src_files(&example));
-    let launcher = launcher_for(
+    let started = Instant::now();
+    let (id, error) = failed_first_launch(
         &host,
         &docker,
         dir.path(),
-        &package,
-        Duration::from_secs(60),
-    );
-    docker.remove_image(&id).await;
-
-    let started = Instant::now();
-    let error = launcher.launch(&id).await.unwrap_err().to_string();
+        "absent_docker",
+        &src_files(&example),
+    )
+    .await;
     assert_eq!(
         error,
         format!(
@@ -466,17 +479,8 @@ async fn a_node_package_without_dependencies_is_built_by_npm_and_started_by_npm_
             b"const fs = require('fs');\nconsole.log('built.txt: ' + fs.readFileSync('built.txt', 'utf8'));\nconsole.log('args: ' + process.argv.slice(2).join(' '));\nprocess.exit(3);\n".to_vec(),
         ),
     ];
-    let (package, id) = node_package("built_docker", &files);
-    let launcher = launcher_for(
-        &host,
-        &docker,
-        dir.path(),
-        &package,
-        Duration::from_secs(60),
-    );
-    docker.remove_image(&id).await;
     let started = Instant::now();
-    let error = launcher.launch(&id).await.unwrap_err().to_string();
+    let (id, error) = failed_first_launch(&host, &docker, dir.path(), "built_docker", &files).await;
     eprintln!("npm build + start: {:?}", started.elapsed());
     assert!(
         error.starts_with(&format!(
@@ -531,16 +535,8 @@ async fn a_container_that_cannot_start_is_reported_and_removed() {
             b"// never run\n".to_vec(),
         ),
     ];
-    let (package, id) = node_package("nonode_docker", &files);
-    let launcher = launcher_for(
-        &host,
-        &docker,
-        dir.path(),
-        &package,
-        Duration::from_secs(60),
-    );
-    docker.remove_image(&id).await;
-    let error = launcher.launch(&id).await.unwrap_err().to_string();
+    let (id, error) =
+        failed_first_launch(&host, &docker, dir.path(), "nonode_docker", &files).await;
     assert!(
         error.starts_with(&format!(
             "starting chaincode {id}: starting container {}: ",
