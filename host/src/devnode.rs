@@ -80,6 +80,7 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
     } else {
         None
     };
+    store.create_channel(&config.channel)?;
     let support = ChaincodeSupport::new(
         SupportConfig {
             dev_mode: true,
@@ -88,7 +89,7 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
             ..SupportConfig::default()
         },
         Arc::clone(&store),
-    );
+    )?;
     for (name, package_id) in &config.chaincodes {
         support.define(name.clone(), package_id.clone());
     }
@@ -192,7 +193,6 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
         }
         let node = Node {
             support: &support,
-            launcher: launcher.as_ref(),
             launched: &launched,
             config: &config,
             identity: &identity,
@@ -224,7 +224,6 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
 /// What an invocation needs.
 struct Node<'a> {
     support: &'a ChaincodeSupport,
-    launcher: Option<&'a Launcher>,
     launched: &'a [(String, PackageId)],
     config: &'a DevnodeConfig,
     identity: &'a DevIdentity,
@@ -235,7 +234,6 @@ impl Node<'_> {
     async fn invoke(&self, line: &str, block: u64) -> anyhow::Result<(Value, bool)> {
         let Self {
             support,
-            launcher,
             launched,
             config,
             identity,
@@ -249,10 +247,9 @@ impl Node<'_> {
         let Some((chaincode, args)) = words.split_first() else {
             anyhow::bail!("the array is empty: name the chaincode first");
         };
-        let installed = launched.iter().find(|(name, _)| name == chaincode);
-        if let (Some(launcher), Some((_, package_id))) = (launcher, installed) {
-            launcher.launch(package_id).await?;
-        } else {
+        // Packages the node installed are launched on demand by `execute`; chaincode
+        // started by hand is waited for.
+        if !launched.iter().any(|(name, _)| name == chaincode) {
             let package_id = config
                 .chaincodes
                 .iter()
@@ -276,14 +273,7 @@ impl Node<'_> {
         let proposal = ProposalBuilder::new(&config.channel, chaincode)
             .args(args)
             .build(identity)?;
-        let result = support
-            .execute(
-                &config.channel,
-                chaincode,
-                proposal.input.clone(),
-                &proposal.signed_proposal,
-            )
-            .await?;
+        let result = support.execute(&proposal.signed_proposal).await?;
         let committed = result.response.status < 400;
         if committed {
             store.commit(

@@ -6,15 +6,18 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tracing::warn;
 
 use futures_util::future::BoxFuture;
 
 use crate::ids::PackageId;
 use crate::metrics::LaunchOutcome;
 use crate::package::{ChaincodePackage, PackageError, PackageStore};
-use crate::runtime::wasm::{WasmChaincode, WasmError, WasmRuntime};
-use crate::support::ChaincodeSupport;
+use crate::runtime::wasm::WasmError;
+use crate::support::{ChaincodeSupport, LaunchOnDemand};
 
 /// The largest package (code bytes) a launcher keeps parsed in memory; larger ones (a
 /// Node package with its `node_modules`) are read again at each launch.
@@ -22,6 +25,9 @@ pub const PACKAGE_CACHE_LIMIT: usize = 4 * 1024 * 1024;
 
 /// Fabric's `chaincode.startuptimeout` default.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long [`Launcher::stop`] waits for a stopped chaincode's stream to deregister.
+const DEREGISTER_WAIT: Duration = Duration::from_secs(10);
 
 /// Why a package could not be installed or started.
 #[derive(Debug, thiserror::Error)]
@@ -179,40 +185,6 @@ pub trait ChaincodeRuntime: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<Box<dyn RunningChaincode>, LaunchError>>;
 }
 
-impl RunningChaincode for WasmChaincode {
-    fn stop(&self) {
-        WasmChaincode::stop(self);
-    }
-}
-
-impl ChaincodeRuntime for WasmRuntime {
-    fn name(&self) -> &'static str {
-        "wasm"
-    }
-
-    fn handles(&self, kind: &str) -> bool {
-        kind == crate::package::WASM_TYPE
-    }
-
-    fn install(&self, package: &ChaincodePackage) -> Result<(), LaunchError> {
-        WasmRuntime::install(self, package)?;
-        Ok(())
-    }
-
-    fn start<'a>(
-        &'a self,
-        package: &'a ChaincodePackage,
-        support: &'a ChaincodeSupport,
-    ) -> BoxFuture<'a, Result<Box<dyn RunningChaincode>, LaunchError>> {
-        Box::pin(async move {
-            let module = self.load(package)?;
-            let running: Box<dyn RunningChaincode> =
-                Box::new(WasmRuntime::start(self, support, package.id(), &module));
-            Ok(running)
-        })
-    }
-}
-
 /// Installs packages and starts them on demand.
 #[derive(Debug)]
 pub struct Launcher {
@@ -232,31 +204,45 @@ pub struct Launcher {
 
 impl Launcher {
     /// A launcher over `packages` that starts chaincode with the first of `runtimes` that
-    /// handles its type.
+    /// handles its type, with the default crash-loop back-off. `support` launches through
+    /// it the chaincode a client or another chaincode invokes while it is not running.
     pub fn new(
         support: ChaincodeSupport,
         packages: PackageStore,
         runtimes: Vec<Arc<dyn ChaincodeRuntime>>,
         startup_timeout: Duration,
-    ) -> Self {
-        Self {
+    ) -> Arc<Self> {
+        Self::with_backoff(
             support,
             packages,
             runtimes,
             startup_timeout,
-            backoff: Backoff::default(),
+            Backoff::default(),
+        )
+    }
+
+    /// [`Launcher::new`] with another crash-loop back-off.
+    pub fn with_backoff(
+        support: ChaincodeSupport,
+        packages: PackageStore,
+        runtimes: Vec<Arc<dyn ChaincodeRuntime>>,
+        startup_timeout: Duration,
+        backoff: Backoff,
+    ) -> Arc<Self> {
+        let launcher = Arc::new(Self {
+            support,
+            packages,
+            runtimes,
+            startup_timeout,
+            backoff,
             running: Mutex::default(),
             failures: Mutex::default(),
             parsed: Mutex::default(),
             launching: Mutex::default(),
-        }
-    }
-
-    /// The same launcher with another crash-loop back-off.
-    #[must_use]
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
+        });
+        let weak = Arc::downgrade(&launcher);
+        launcher.support.set_launcher(weak);
+        launcher
     }
 
     fn record_failure(&self, package_id: &PackageId) {
@@ -302,18 +288,14 @@ impl Launcher {
     }
 
     /// Makes sure `package_id` runs and is READY: starts it when it is not, and waits for
-    /// its registration up to the startup timeout.
+    /// its registration up to the startup timeout. Cancel-safe: when the returned future
+    /// is dropped, or the launch fails or times out, what was started is stopped and the
+    /// package id may no longer register.
     pub async fn launch(&self, package_id: &PackageId) -> Result<(), LaunchError> {
         if self.support.is_ready(package_id) {
             return Ok(());
         }
-        let lock = Arc::clone(
-            self.launching
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(package_id.clone())
-                .or_default(),
-        );
+        let lock = self.lock(package_id);
         let _launching = lock.lock().await;
         if self.support.is_ready(package_id) {
             return Ok(());
@@ -325,7 +307,7 @@ impl Launcher {
             .unwrap_or_else(|e| e.into_inner())
             .remove(package_id);
         if let Some(ended) = ended {
-            ended.chaincode.stop();
+            ended.chaincode.shutdown().await;
             if ended.ready_at.elapsed() < self.backoff.stable_after {
                 self.record_failure(package_id);
             } else {
@@ -340,10 +322,10 @@ impl Launcher {
         let runtime = self.runtime_for(&package)?;
         let metrics = self.support.metrics();
         metrics.set_runtime(package_id, runtime.name());
-        let started = std::time::Instant::now();
-        self.support.expect_registration(package_id);
+        let started = Instant::now();
+        let mut attempt = Attempt::new(&self.support, package_id);
         let running = match runtime.start(&package, &self.support).await {
-            Ok(running) => running,
+            Ok(running) => attempt.started(running),
             Err(e) => {
                 metrics.launch(package_id, started.elapsed(), LaunchOutcome::Failed);
                 self.record_failure(package_id);
@@ -354,39 +336,54 @@ impl Launcher {
             ready = self.support.wait_ready(package_id, self.startup_timeout) => Ok(ready),
             reason = running.exited() => Err(reason),
         };
-        match ready {
-            Ok(true) => {}
-            Ok(false) => {
-                running.stop();
-                metrics.launch(package_id, started.elapsed(), LaunchOutcome::TimedOut);
-                self.record_failure(package_id);
-                return Err(LaunchError::StartupTimeout {
+        let failure = match ready {
+            Ok(true) => None,
+            Ok(false) => Some((
+                LaunchOutcome::TimedOut,
+                LaunchError::StartupTimeout {
                     package_id: package_id.clone(),
                     timeout: self.startup_timeout,
-                });
-            }
-            Err(reason) => {
-                running.stop();
-                metrics.launch(package_id, started.elapsed(), LaunchOutcome::Failed);
-                self.record_failure(package_id);
-                return Err(LaunchError::Start {
+                },
+            )),
+            Err(reason) => Some((
+                LaunchOutcome::Failed,
+                LaunchError::Start {
                     package_id: package_id.clone(),
                     reason: format!("it ended before registering: {reason}"),
-                });
-            }
+                },
+            )),
+        };
+        if let Some((outcome, error)) = failure {
+            attempt.abandon().await;
+            metrics.launch(package_id, started.elapsed(), outcome);
+            self.record_failure(package_id);
+            return Err(error);
         }
         metrics.launch(package_id, started.elapsed(), LaunchOutcome::Ready);
-        self.running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                package_id.clone(),
-                Started {
-                    chaincode: running,
-                    ready_at: Instant::now(),
-                },
-            );
+        if let Some(running) = attempt.ready() {
+            self.running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    package_id.clone(),
+                    Started {
+                        chaincode: running,
+                        ready_at: Instant::now(),
+                    },
+                );
+        }
         Ok(())
+    }
+
+    /// The lock that makes launches and stops of one package take turns.
+    fn lock(&self, package_id: &PackageId) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(
+            self.launching
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(package_id.clone())
+                .or_default(),
+        )
     }
 
     /// The parsed package: from memory when it was loaded before and is small enough to
@@ -412,15 +409,26 @@ impl Launcher {
         Ok(package)
     }
 
-    /// Stops `package_id` if this launcher started it.
-    pub fn stop(&self, package_id: &PackageId) {
+    /// Stops `package_id` if this launcher started it, and waits until it is gone: what
+    /// it used released (a container removed) and its stream deregistered, so that a
+    /// launch right after starts it afresh.
+    pub async fn stop(&self, package_id: &PackageId) {
+        let lock = self.lock(package_id);
+        let _launching = lock.lock().await;
         let running = self
             .running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(package_id);
         if let Some(running) = running {
-            running.chaincode.stop();
+            running.chaincode.shutdown().await;
+            if !self
+                .support
+                .wait_deregistered(package_id, DEREGISTER_WAIT)
+                .await
+            {
+                warn!(chaincode = %package_id, "still registered {DEREGISTER_WAIT:?} after it was stopped");
+            }
         }
     }
 
@@ -442,6 +450,59 @@ impl Launcher {
         package: &ChaincodePackage,
     ) -> Result<&Arc<dyn ChaincodeRuntime>, LaunchError> {
         runtime_for(&self.runtimes, package)
+    }
+}
+
+/// One launch in progress: until it is [`ready`](Attempt::ready), dropping it (a failed,
+/// timed-out or cancelled launch) stops what was started and withdraws the expected
+/// registration, whichever runtime started it.
+struct Attempt<'a> {
+    support: &'a ChaincodeSupport,
+    package_id: &'a PackageId,
+    running: Option<Box<dyn RunningChaincode>>,
+    armed: bool,
+}
+
+impl<'a> Attempt<'a> {
+    fn new(support: &'a ChaincodeSupport, package_id: &'a PackageId) -> Self {
+        support.expect_registration(package_id);
+        Self {
+            support,
+            package_id,
+            running: None,
+            armed: true,
+        }
+    }
+
+    /// The runtime started the chaincode: it is now what a failure stops.
+    fn started(&mut self, running: Box<dyn RunningChaincode>) -> &dyn RunningChaincode {
+        &**self.running.insert(running)
+    }
+
+    /// Stops what was started and waits until it is released.
+    async fn abandon(mut self) {
+        self.armed = false;
+        self.support.withdraw_registration(self.package_id);
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+
+    /// The chaincode is READY: what was started is the caller's to keep.
+    fn ready(mut self) -> Option<Box<dyn RunningChaincode>> {
+        self.armed = false;
+        self.running.take()
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.support.withdraw_registration(self.package_id);
+            if let Some(running) = self.running.take() {
+                running.stop();
+            }
+        }
     }
 }
 
@@ -467,6 +528,12 @@ fn runtime_for<'a>(
         .iter()
         .find(|r| r.handles(kind))
         .ok_or_else(|| LaunchError::UnknownType(kind.clone()))
+}
+
+impl LaunchOnDemand for Launcher {
+    fn launch<'a>(&'a self, package_id: &'a PackageId) -> BoxFuture<'a, Result<(), LaunchError>> {
+        Box::pin(Launcher::launch(self, package_id))
+    }
 }
 
 impl Drop for Launcher {

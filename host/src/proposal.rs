@@ -32,6 +32,9 @@ pub enum ProposalError {
     /// A layer of the proposal does not decode or is missing.
     #[error("malformed proposal: {0}")]
     Malformed(String),
+    /// The proposal decodes but does not name what to invoke (Fabric's texts).
+    #[error("{0}")]
+    Incomplete(&'static str),
 }
 
 /// A signing identity: MSP id, PEM certificate and P-256 private key.
@@ -289,6 +292,10 @@ pub struct ParsedProposal {
     pub signature_header: SignatureHeader,
     /// The invocation payload (input and transient map).
     pub payload: ChaincodeProposalPayload,
+    /// The chaincode invoked, from the channel header's extension.
+    pub chaincode_name: String,
+    /// The invocation input, from the payload's `ChaincodeInvocationSpec`.
+    pub input: ChaincodeInput,
 }
 
 impl ParsedProposal {
@@ -305,11 +312,37 @@ impl ParsedProposal {
             .map_err(|e| bad("signature header", e))?;
         let payload = ChaincodeProposalPayload::decode(proposal.payload.as_slice())
             .map_err(|e| bad("chaincode proposal payload", e))?;
+        // Fabric's `UnpackProposal`: the chaincode from the header extension, the input
+        // from the invocation spec.
+        let extension = ChaincodeHeaderExtension::decode(channel_header.extension.as_slice())
+            .map_err(|e| bad("chaincode header extension", e))?;
+        let chaincode_name = extension
+            .chaincode_id
+            .ok_or(ProposalError::Incomplete(
+                "ChaincodeHeaderExtension.ChaincodeId is nil",
+            ))?
+            .name;
+        if chaincode_name.is_empty() {
+            return Err(ProposalError::Incomplete(
+                "ChaincodeHeaderExtension.ChaincodeId.Name is empty",
+            ));
+        }
+        let spec = ChaincodeInvocationSpec::decode(payload.input.as_slice())
+            .map_err(|e| bad("chaincode invocation spec", e))?
+            .chaincode_spec
+            .ok_or(ProposalError::Incomplete(
+                "chaincode invocation spec did not contain chaincode spec",
+            ))?;
+        let input = spec.input.ok_or(ProposalError::Incomplete(
+            "chaincode input did not contain any input",
+        ))?;
         Ok(Self {
             proposal,
             channel_header,
             signature_header,
             payload,
+            chaincode_name,
+            input,
         })
     }
 }

@@ -42,6 +42,9 @@ pub enum HarnessError {
     /// The peer could not run the transaction (trap, timeout, stream ended).
     #[error(transparent)]
     Execute(#[from] ExecuteError),
+    /// The host's configuration was refused.
+    #[error(transparent)]
+    Config(#[from] crate::support::ConfigError),
     /// The chaincode did not register in time.
     #[error("the chaincode did not register within {0:?}")]
     NotReady(Duration),
@@ -84,10 +87,11 @@ impl WasmHarness {
     /// Like [`load`](Self::load), with `config`.
     pub async fn with_config(wasm: &[u8], config: WasmConfig) -> Result<Self, HarnessError> {
         let store = Arc::new(RedbStore::in_memory()?);
+        store.create_channel(CHANNEL)?;
         let support = ChaincodeSupport::new(
             SupportConfig::default(),
             Arc::clone(&store) as Arc<dyn StateStore>,
-        );
+        )?;
         let runtime = WasmRuntime::new(config)?;
         let module = runtime.compile(wasm)?;
         let package_id = PackageId::new(format!("{CHAINCODE}_1.0:harness"));
@@ -121,15 +125,7 @@ impl WasmHarness {
         let proposal = ProposalBuilder::new(CHANNEL, CHAINCODE)
             .args(args)
             .build(&self.identity)?;
-        let result = self
-            .support
-            .execute(
-                CHANNEL,
-                CHAINCODE,
-                proposal.input.clone(),
-                &proposal.signed_proposal,
-            )
-            .await?;
+        let result = self.support.execute(&proposal.signed_proposal).await?;
         let committed = commit && result.response.status < 400;
         if committed {
             let height = Height::new(self.next_block.fetch_add(1, Ordering::SeqCst), 0);

@@ -107,10 +107,11 @@ struct Node {
 impl Node {
     async fn start() -> anyhow::Result<Self> {
         let store = Arc::new(RedbStore::in_memory()?);
+        store.create_channel(CHANNEL)?;
         let support = ChaincodeSupport::new(
             SupportConfig::default(),
             Arc::clone(&store) as Arc<dyn StateStore>,
-        );
+        )?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -155,18 +156,6 @@ impl Node {
         self.block += 1;
         Ok(())
     }
-
-    /// Waits until `id` is no longer registered (its stream ended).
-    async fn wait_gone(&self, id: &PackageId) -> anyhow::Result<()> {
-        let started = Instant::now();
-        while self.support.is_ready(id) {
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!("{id} is still registered 30 s after it was stopped");
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        Ok(())
-    }
 }
 
 impl Drop for Node {
@@ -181,14 +170,7 @@ async fn execute(
     support: &ChaincodeSupport,
     proposal: &BuiltProposal,
 ) -> anyhow::Result<ExecuteResult> {
-    let result = support
-        .execute(
-            CHANNEL,
-            CHAINCODE,
-            proposal.input.clone(),
-            &proposal.signed_proposal,
-        )
-        .await?;
+    let result = support.execute(&proposal.signed_proposal).await?;
     if result.response.status >= 400 {
         bail!(
             "the chaincode answered {}: {}",
@@ -324,18 +306,18 @@ fn launcher(
     data: &Path,
     runtime: Arc<dyn ChaincodeRuntime>,
     config: &BenchConfig,
-) -> anyhow::Result<Launcher> {
-    Ok(Launcher::new(
+) -> anyhow::Result<Arc<Launcher>> {
+    Ok(Launcher::with_backoff(
         node.support.clone(),
         PackageStore::open(data.join("chaincodes"))?,
         vec![runtime],
         config.startup_timeout,
-    )
-    .with_backoff(Backoff {
-        initial: Duration::ZERO,
-        max: Duration::ZERO,
-        stable_after: Duration::ZERO,
-    }))
+        Backoff {
+            initial: Duration::ZERO,
+            max: Duration::ZERO,
+            stable_after: Duration::ZERO,
+        },
+    ))
 }
 
 /// Launches `id` and times it, then times its first transaction.
@@ -360,8 +342,8 @@ async fn seed(node: &mut Node, launcher: &Launcher, id: &PackageId) -> anyhow::R
     let proposal = node.proposal(&["AssetTransfer:InitLedger"])?;
     let result = node.execute(&proposal).await?;
     node.commit(&result, &proposal)?;
-    launcher.stop(id);
-    node.wait_gone(id).await
+    launcher.stop(id).await;
+    Ok(())
 }
 
 /// The warm runs: each transaction type at each concurrency.
@@ -486,13 +468,11 @@ async fn bench_wasm(
         cold.push(launch);
         first.push(invoke);
         // Warm: stopped and started again by the same launcher.
-        launcher.stop(&id);
-        node.wait_gone(&id).await?;
+        launcher.stop(&id).await;
         let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
         warm.push(launch);
         first.push(invoke);
-        launcher.stop(&id);
-        node.wait_gone(&id).await?;
+        launcher.stop(&id).await;
     }
 
     let runtime = Arc::new(WasmRuntime::new(wasm_config(&cache))?);
@@ -621,13 +601,11 @@ async fn bench_docker(
         cold.push(launch);
         first.push(invoke);
         // Warm: a new container of the existing image.
-        launcher.stop(&id);
-        node.wait_gone(&id).await?;
+        launcher.stop(&id).await;
         let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
         warm.push(launch);
         first.push(invoke);
-        launcher.stop(&id);
-        node.wait_gone(&id).await?;
+        launcher.stop(&id).await;
     }
 
     launcher.launch(&id).await?;
@@ -691,13 +669,11 @@ async fn bench_process(
         let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
         cold.push(launch);
         first.push(invoke);
-        launcher.stop(&id);
-        node.wait_gone(&id).await?;
+        launcher.stop(&id).await;
         let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
         warm.push(launch);
         first.push(invoke);
-        launcher.stop(&id);
-        node.wait_gone(&id).await?;
+        launcher.stop(&id).await;
     }
 
     launcher.launch(&id).await?;

@@ -36,6 +36,8 @@ pub(crate) struct TxParams {
     pub(crate) proposal: Option<Arc<TxProposal>>,
     /// INIT rather than TRANSACTION.
     pub(crate) is_init: bool,
+    /// Called by another chaincode within its transaction.
+    pub(crate) nested: bool,
     /// The invocation arguments.
     pub(crate) input: ChaincodeInput,
 }
@@ -95,12 +97,18 @@ impl TxContext {
         self.iterators().clear();
     }
 
-    /// Marks a request in progress; false if one already is.
-    pub(crate) fn try_begin(&self) -> bool {
-        !self.busy.swap(true, Ordering::AcqRel)
+    /// Marks a request in progress until the guard drops (however the request ends);
+    /// `None` if one already is.
+    pub(crate) fn begin_request(self: &Arc<Self>) -> Option<RequestGuard> {
+        (!self.busy.swap(true, Ordering::AcqRel)).then(|| RequestGuard(Arc::clone(self)))
     }
+}
 
-    pub(crate) fn end(&self) {
-        self.busy.store(false, Ordering::Release);
+/// A transaction's request in progress; see [`TxContext::begin_request`].
+pub(crate) struct RequestGuard(Arc<TxContext>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
     }
 }

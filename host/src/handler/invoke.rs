@@ -8,7 +8,7 @@ use prost::Message;
 use super::{RequestError, RequestResult, TxContext, TxParams};
 use crate::ids::TxKey;
 use crate::ledger::TxSimulator;
-use crate::support::{Inner, execute_on};
+use crate::support::{Inner, InvokeError, execute_on};
 
 /// Splits Fabric's target forms `name`, `name/channel` and `name:version/channel` (the
 /// version is ignored) into name and channel; no channel means the caller's.
@@ -22,10 +22,11 @@ fn parse_target<'a>(target: &'a str, caller_channel: &'a str) -> (&'a str, &'a s
     (name, channel)
 }
 
-/// Runs the callee with the caller's txid and proposal. On the same channel it shares the
-/// caller's simulator (its reads and writes join the transaction); on another channel it
-/// gets a fresh one whose writes are discarded, as in Fabric. The reply carries the
-/// callee's COMPLETED (or ERROR) message.
+/// Runs the callee with the caller's txid and proposal; a callee defined but not running
+/// is launched first. On the same channel it shares the caller's simulator (its reads
+/// and writes join the transaction); on another channel it gets a fresh one whose writes
+/// are discarded, as in Fabric, and that channel must have a ledger here. The reply
+/// carries the callee's COMPLETED (or ERROR) message.
 pub(super) async fn invoke_chaincode(
     support: &Arc<Inner>,
     ctx: &TxContext,
@@ -37,27 +38,32 @@ pub(super) async fn invoke_chaincode(
     if name.is_empty() {
         return Err(RequestError::new("the chaincode to invoke has no name"));
     }
-    let handler = support
-        .handler_for(name)
-        .map_err(|e| RequestError::new(e.to_string()))?;
     let simulator = if channel == ctx.key.channel {
         Arc::clone(&ctx.simulator)
     } else {
-        Arc::new(Mutex::new(TxSimulator::new(
-            support.ledger.snapshot(channel)?,
-        )))
+        let snapshot = support.ledger.snapshot(channel)?;
+        Arc::new(Mutex::new(
+            TxSimulator::new(snapshot, ctx.key.txid.clone())
+                .with_max_bytes(support.config.max_rwset_bytes),
+        ))
     };
+    let execute_failed = |e: InvokeError| RequestError::new(format!("execute failed: {e}"));
+    let handler = support
+        .handler_for(channel, name)
+        .await
+        .map_err(execute_failed)?;
     let params = TxParams {
         key: TxKey::new(channel, ctx.key.txid.clone()),
         namespace: name.to_owned(),
         simulator,
         proposal: ctx.proposal.clone(),
         is_init: false,
+        nested: true,
         input: spec.input.unwrap_or_default(),
     };
     let reply = execute_on(support, &handler, params)
         .await
-        .map_err(|e| RequestError::new(format!("execute failed: {e}")))?;
+        .map_err(execute_failed)?;
     Ok(reply.encode_to_vec())
 }
 

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Instant;
 
 use cchost_proto::protos::chaincode_message::Type;
 use cchost_proto::protos::{ChaincodeId, ChaincodeMessage};
@@ -33,7 +34,7 @@ use crate::metrics::RequestMetrics;
 use crate::support::Inner;
 
 pub use context::TxProposal;
-pub(crate) use context::{TxContext, TxParams};
+pub(crate) use context::{RequestGuard, TxContext, TxParams};
 
 /// Messages from a chaincode. A transport error ends the stream.
 pub type MessageStream = Pin<Box<dyn Stream<Item = Result<ChaincodeMessage, Status>> + Send>>;
@@ -55,13 +56,23 @@ pub trait DirectChaincode: Send + Sync {
 
     /// An INIT or TRANSACTION as a future that runs the invocation and resolves to its
     /// COMPLETED or ERROR, for the caller to drive in its own task (no hand-off to
-    /// another task and back). `None` once the chaincode is gone. The proposal comes
-    /// beside the message, already decoded, rather than in its `proposal` field.
+    /// another task and back). `None` once the chaincode is gone.
     fn invocation(
         &self,
-        message: ChaincodeMessage,
-        proposal: Option<Arc<TxProposal>>,
+        invocation: Invocation,
     ) -> Option<futures_util::future::BoxFuture<'static, ChaincodeMessage>>;
+}
+
+/// An INIT or TRANSACTION for chaincode in this process. The proposal comes beside the
+/// message, already decoded, rather than in its `proposal` field.
+#[derive(Debug)]
+pub struct Invocation {
+    /// The INIT or TRANSACTION message.
+    pub message: ChaincodeMessage,
+    /// The client's proposal.
+    pub proposal: Option<Arc<TxProposal>>,
+    /// Called by another chaincode (INVOKE_CHAINCODE), within its transaction.
+    pub nested: bool,
 }
 
 impl fmt::Debug for MessageSink {
@@ -123,6 +134,9 @@ pub enum HandlerError {
     /// The transport failed.
     #[error("chaincode stream failed: {0}")]
     Transport(String),
+    /// The stream did not send REGISTER in time.
+    #[error("no REGISTER within {0:?} of connecting")]
+    RegisterTimeout(std::time::Duration),
 }
 
 /// Why a request from the chaincode failed; its text follows Fabric's
@@ -190,6 +204,8 @@ pub(crate) struct Handler {
     requests: Arc<Semaphore>,
     /// The request metrics of this chaincode, by request type and channel.
     request_metrics: Mutex<Vec<(Type, String, Arc<RequestMetrics>)>>,
+    /// Set when the stream has ended: tasks serving it (keepalive) end too.
+    ended: tokio::sync::watch::Sender<bool>,
 }
 
 impl fmt::Debug for Handler {
@@ -210,6 +226,7 @@ impl Handler {
             contexts: Mutex::new(HashMap::new()),
             requests,
             request_metrics: Mutex::new(Vec::new()),
+            ended: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -221,19 +238,18 @@ impl Handler {
         self.contexts().get(key).cloned()
     }
 
-    /// For chaincode in this process: INIT or TRANSACTION `message` as a future that runs
-    /// it (see [`DirectChaincode::invocation`]). `Err` gives the message back when the
-    /// chaincode is behind a stream.
-    #[allow(clippy::result_large_err)] // the message is handed back, not an error
+    /// For chaincode in this process: the invocation as a future that runs it (see
+    /// [`DirectChaincode::invocation`]). `Err` gives it back when the chaincode is behind
+    /// a stream.
+    #[allow(clippy::result_large_err)] // the invocation is handed back, not an error
     pub(crate) fn direct_invocation(
         &self,
-        message: ChaincodeMessage,
-        proposal: Option<&Arc<TxProposal>>,
-    ) -> Result<Option<futures_util::future::BoxFuture<'static, ChaincodeMessage>>, ChaincodeMessage>
+        invocation: Invocation,
+    ) -> Result<Option<futures_util::future::BoxFuture<'static, ChaincodeMessage>>, Invocation>
     {
         match &self.out {
-            MessageSink::Direct(chaincode) => Ok(chaincode.invocation(message, proposal.cloned())),
-            MessageSink::Stream(_) => Err(message),
+            MessageSink::Direct(chaincode) => Ok(chaincode.invocation(invocation)),
+            MessageSink::Stream(_) => Err(invocation),
         }
     }
 
@@ -262,6 +278,7 @@ impl Handler {
                 let _ = self.out.send(Err(Status::unknown(e.to_string()))).await;
             }
         }
+        self.ended.send_replace(true);
         if let Some(package_id) = self.package_id.get() {
             self.support.registry.deregister(package_id, &self);
         }
@@ -274,10 +291,16 @@ impl Handler {
     async fn run(self: Arc<Self>, inbound: &mut MessageStream) -> Result<(), HandlerError> {
         let mut state = HandlerState::Created;
         let mut closing = self.support.closing.subscribe();
+        let register_timeout = self.support.config.register_timeout;
+        let register_by = tokio::time::sleep(register_timeout);
+        tokio::pin!(register_by);
         loop {
             let item = tokio::select! {
                 item = inbound.next() => item,
                 _ = closing.wait_for(|closing| *closing) => return Ok(()),
+                () = &mut register_by, if state == HandlerState::Created => {
+                    return Err(HandlerError::RegisterTimeout(register_timeout));
+                }
             };
             let Some(item) = item else {
                 return Ok(());
@@ -305,20 +328,7 @@ impl Handler {
                 HandlerState::Ready if matches!(ty, Type::Completed | Type::Error) => {
                     self.notify(message);
                 }
-                HandlerState::Ready if is_request(ty) => {
-                    let metrics = self.received(ty, &message.channel_id);
-                    // Bounded: past the limit, reading the stream waits (back-pressure).
-                    let Ok(permit) = Arc::clone(&self.requests).acquire_owned().await else {
-                        return Ok(());
-                    };
-                    let handler = Arc::clone(&self);
-                    tokio::spawn(async move {
-                        if let Some(reply) = handler.answer(message, ty, metrics).await {
-                            handler.send(reply).await;
-                        }
-                        drop(permit);
-                    });
-                }
+                HandlerState::Ready if is_request(ty) => self.accept(message, ty).await,
                 _ => return Err(unexpected(state)),
             }
         }
@@ -370,17 +380,23 @@ impl Handler {
     }
 
     /// KEEPALIVE every `chaincode.keepalive` when configured (off by default: the Node
-    /// shim exits on a KEEPALIVE).
+    /// shim exits on a KEEPALIVE), on streams only (chaincode in this process cannot
+    /// lose its connection), until the stream ends.
     fn start_keepalive(&self) {
-        let Some(period) = self.support.config.keepalive else {
+        let (Some(period), MessageSink::Stream(out)) = (self.support.config.keepalive, &self.out)
+        else {
             return;
         };
-        let out = self.out.clone();
+        let out = out.clone();
+        let mut ended = self.ended.subscribe();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(period);
             ticks.tick().await;
             loop {
-                ticks.tick().await;
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = ended.wait_for(|ended| *ended) => break,
+                }
                 let keepalive = ChaincodeMessage {
                     r#type: Type::Keepalive.into(),
                     ..Default::default()
@@ -405,6 +421,41 @@ impl Handler {
         }
     }
 
+    /// A request read from the stream. The stream is never left unread because of it:
+    /// COMPLETED and ERROR behind it must get through (a transaction in progress may be
+    /// waiting on a chaincode this same stream serves). A request with no transaction is
+    /// answered at once, a second concurrent one of a transaction is dropped (as Fabric
+    /// does), and the rest are served in a task of their own: at most one per
+    /// transaction in progress, so their number is bounded by what the peer sent. Of
+    /// those, at most `max_concurrent_requests` touch the ledger at once; INVOKE_CHAINCODE
+    /// only waits on another chaincode and takes no turn (it would hold one that its
+    /// callee's requests need).
+    async fn accept(self: &Arc<Self>, message: ChaincodeMessage, ty: Type) {
+        let (ctx, busy, metrics) = match self.begin(&message, ty) {
+            Begin::Unknown(metrics) => {
+                let reply = reply(message, ty, Err(no_context(ty)), metrics, Instant::now());
+                self.send(reply).await;
+                return;
+            }
+            Begin::Busy => return,
+            Begin::Started(ctx, busy, metrics) => (ctx, busy, metrics),
+        };
+        let handler = Arc::clone(self);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let _turn = if ty == Type::InvokeChaincode {
+                None
+            } else {
+                Arc::clone(&handler.requests).acquire_owned().await.ok()
+            };
+            let result = handler.dispatch(&ctx, ty, &message.payload).await;
+            drop(busy);
+            handler
+                .send(reply(message, ty, result, metrics, started))
+                .await;
+        });
+    }
+
     /// A request from chaincode running in this process, answered by a call rather than
     /// through the stream: counted, measured and served exactly as one read from the
     /// stream. `None` when it is dropped (a second concurrent request of a transaction).
@@ -422,17 +473,42 @@ impl Handler {
                 });
             }
         };
-        let metrics = self.received(ty, &message.channel_id);
-        self.answer(message, ty, metrics).await
+        let started = Instant::now();
+        match self.begin(&message, ty) {
+            Begin::Unknown(metrics) => Some(reply(message, ty, Err(no_context(ty)), metrics, started)),
+            Begin::Busy => None,
+            Begin::Started(ctx, busy, metrics) => {
+                let result = self.dispatch(&ctx, ty, &message.payload).await;
+                drop(busy);
+                Some(reply(message, ty, result, metrics, started))
+            }
+        }
     }
 
-    /// Counts a request from the chaincode, however it arrived; the metrics its
-    /// completion is recorded in (none before registration).
-    fn received(&self, ty: Type, channel: &str) -> Option<Arc<RequestMetrics>> {
+    /// Counts a request and finds its transaction. The metrics carry the transaction's
+    /// channel, which the peer chose; requests naming no transaction in progress are
+    /// counted under [`NO_CONTEXT_CHANNEL`], so a chaincode cannot add series at will.
+    fn begin(&self, message: &ChaincodeMessage, ty: Type) -> Begin {
         self.support.count_request(ty);
-        let metrics = self.request_metrics(ty, channel)?;
-        metrics.received();
-        Some(metrics)
+        let key = TxKey::new(&message.channel_id, &message.txid);
+        let Some(ctx) = self.context(&key) else {
+            let metrics = self.request_metrics(ty, NO_CONTEXT_CHANNEL);
+            if let Some(metrics) = &metrics {
+                metrics.received();
+            }
+            return Begin::Unknown(metrics);
+        };
+        // The shims send one request at a time per transaction; Fabric drops a second
+        // concurrent one without an answer (and without counting it).
+        let Some(busy) = ctx.begin_request() else {
+            debug!(tx = %key, request = ty.as_str_name(), "concurrent request dropped");
+            return Begin::Busy;
+        };
+        let metrics = self.request_metrics(ty, &ctx.key.channel);
+        if let Some(metrics) = &metrics {
+            metrics.received();
+        }
+        Begin::Started(ctx, busy, metrics)
     }
 
     /// The metrics of requests of type `ty` on `channel`, resolved at the first one.
@@ -450,62 +526,10 @@ impl Handler {
             channel,
             ty.as_str_name(),
         ));
-        // The channel comes from the chaincode: a bounded cache, so that a chaincode
-        // naming endless channels cannot make every request's lookup longer.
         if cache.len() < REQUEST_METRICS_CACHED {
             cache.push((ty, channel.to_owned(), Arc::clone(&metrics)));
         }
         Some(metrics)
-    }
-
-    /// Serves one request; its RESPONSE or ERROR (None: dropped without an answer).
-    async fn answer(
-        &self,
-        message: ChaincodeMessage,
-        ty: Type,
-        metrics: Option<Arc<RequestMetrics>>,
-    ) -> Option<ChaincodeMessage> {
-        let started = std::time::Instant::now();
-        let key = TxKey::new(&message.channel_id, &message.txid);
-        let result = match self.context(&key) {
-            None => Err(RequestError::new("no ledger context")),
-            Some(ctx) => {
-                // The shims send one request at a time per transaction; Fabric drops a
-                // second concurrent one without an answer.
-                if !ctx.try_begin() {
-                    debug!(tx = %key, request = ty.as_str_name(), "concurrent request dropped");
-                    return None;
-                }
-                let result = self.dispatch(&ctx, ty, &message.payload).await;
-                ctx.end();
-                result
-            }
-        };
-        if let Some(metrics) = metrics {
-            metrics.completed(result.is_ok(), started.elapsed());
-        }
-        let reply = match result {
-            Ok(payload) => ChaincodeMessage {
-                r#type: Type::Response.into(),
-                payload,
-                txid: message.txid,
-                channel_id: message.channel_id,
-                ..Default::default()
-            },
-            Err(e) => ChaincodeMessage {
-                r#type: Type::Error.into(),
-                payload: format!(
-                    "{} failed: transaction ID: {}: {e}",
-                    ty.as_str_name(),
-                    message.txid
-                )
-                .into_bytes(),
-                txid: message.txid,
-                channel_id: message.channel_id,
-                ..Default::default()
-            },
-        };
-        Some(reply)
     }
 
     async fn dispatch(&self, ctx: &Arc<TxContext>, ty: Type, payload: &[u8]) -> RequestResult {
@@ -550,5 +574,62 @@ impl Handler {
     /// Forgets a transaction: later requests for it get "no ledger context".
     pub(crate) fn remove_context(&self, key: &TxKey) {
         self.contexts().remove(key);
+    }
+}
+
+/// The channel label of requests that name no transaction in progress (not a valid
+/// channel name, so never confused with one).
+pub(crate) const NO_CONTEXT_CHANNEL: &str = "(none)";
+
+/// What a request found.
+enum Begin {
+    /// No transaction in progress has its channel and txid.
+    Unknown(Option<Arc<RequestMetrics>>),
+    /// Its transaction has a request in progress already.
+    Busy,
+    /// Its transaction, marked busy until the guard drops.
+    Started(Arc<TxContext>, RequestGuard, Option<Arc<RequestMetrics>>),
+}
+
+/// Fabric's text for a request with no transaction context.
+fn no_context(ty: Type) -> RequestError {
+    RequestError::new(if ty == Type::InvokeChaincode {
+        "could not get valid transaction"
+    } else {
+        "no ledger context"
+    })
+}
+
+/// The RESPONSE or ERROR to `message`, recorded in its metrics.
+fn reply(
+    message: ChaincodeMessage,
+    ty: Type,
+    result: RequestResult,
+    metrics: Option<Arc<RequestMetrics>>,
+    started: Instant,
+) -> ChaincodeMessage {
+    if let Some(metrics) = metrics {
+        metrics.completed(result.is_ok(), started.elapsed());
+    }
+    match result {
+        Ok(payload) => ChaincodeMessage {
+            r#type: Type::Response.into(),
+            payload,
+            txid: message.txid,
+            channel_id: message.channel_id,
+            ..Default::default()
+        },
+        Err(e) => ChaincodeMessage {
+            r#type: Type::Error.into(),
+            payload: format!(
+                "{} failed: transaction ID: {}: {e}",
+                ty.as_str_name(),
+                message.txid
+            )
+            .into_bytes(),
+            txid: message.txid,
+            channel_id: message.channel_id,
+            ..Default::default()
+        },
     }
 }

@@ -4,8 +4,8 @@
 //! `query_batch_size` (100) results; `has_more = true` only when one more result has
 //! already been read, so the next batch is never empty (the Node shim crashes on an empty
 //! one); the last batch closes the iterator; a paginated query answers in one reply with
-//! `QueryResponseMetadata` and its bookmark. Every range result read from the ledger is
-//! recorded in the transaction's `RangeQueryInfo`.
+//! `QueryResponseMetadata` and its bookmark. Every range result read from the ledger,
+//! paginated or not, is recorded in the transaction's `RangeQueryInfo`.
 
 use cchost_proto::protos::{
     GetHistoryForKey, GetQueryResult, GetStateByRange, QueryMetadata, QueryResponse,
@@ -89,14 +89,13 @@ pub(super) fn get_state_by_range(
 ) -> RequestResult {
     let req = GetStateByRange::decode(payload)?;
     check_collection(ctx, &req.collection)?;
-    if !req.metadata.is_empty() {
-        let metadata = QueryMetadata::decode(req.metadata.as_slice())?;
+    if let Some(metadata) = pagination(&req.metadata)? {
         return paginated_range(config, ctx, &req, &metadata);
     }
     let id = new_iterator_id(ctx, config)?;
     let record = ctx
         .sim()
-        .begin_range_query(&ctx.namespace, &req.start_key, &req.end_key);
+        .begin_range_query(&ctx.namespace, &req.start_key, &req.end_key)?;
     let mut iter = RangeIter {
         next_from: req.start_key,
         end: req.end_key,
@@ -127,7 +126,7 @@ fn next_range_batch(
             Vec::new()
         };
         for (key, value) in &fetched {
-            sim.record_range_read(iter.record, key, value.version);
+            sim.record_range_read(iter.record, key, value.version)?;
         }
         if fetched.len() < wanted {
             sim.set_range_exhausted(iter.record);
@@ -172,8 +171,20 @@ fn cut_batch<T>(
     }
 }
 
-/// One page from the bookmark (or the start key); the bookmark of the next page is the
-/// key after it, or empty at the end. Marks the transaction read-only.
+/// The query's `QueryMetadata` when it asks for a page: Fabric's
+/// `isMetadataSetForPagination` (a page size or a bookmark set).
+fn pagination(metadata: &[u8]) -> Result<Option<QueryMetadata>, RequestError> {
+    if metadata.is_empty() {
+        return Ok(None);
+    }
+    let metadata = QueryMetadata::decode(metadata)?;
+    Ok((metadata.page_size != 0 || !metadata.bookmark.is_empty()).then_some(metadata))
+}
+
+/// One page from the bookmark (or the start key), answered in one reply; the bookmark
+/// of the next page is the key after it, or empty at the end. Like any range it is
+/// recorded: a full page ends at its last key, a short one read to the end of the range.
+/// Refused after a write; afterwards the transaction is read-only.
 fn paginated_range(
     config: &SupportConfig,
     ctx: &TxContext,
@@ -185,21 +196,25 @@ fn paginated_range(
     } else {
         &metadata.bookmark
     };
-    let page = usize::try_from(metadata.page_size)
+    // Fabric's `calculateTotalReturnLimit`.
+    let limit = usize::try_from(metadata.page_size)
         .ok()
         .filter(|&p| p > 0)
         .map_or(config.total_query_limit, |p| {
             p.min(config.total_query_limit)
         });
     let mut sim = ctx.sim();
-    sim.mark_paginated_query();
-    let mut fetched = sim.range(&ctx.namespace, start, &req.end_key, page.saturating_add(1))?;
+    let record = sim.begin_paginated_range_query(&ctx.namespace, start, &req.end_key)?;
+    let mut fetched = sim.range(&ctx.namespace, start, &req.end_key, limit.saturating_add(1))?;
+    let next = (fetched.len() > limit).then(|| fetched.pop()).flatten();
+    for (key, value) in &fetched {
+        sim.record_range_read(record, key, value.version)?;
+    }
+    if fetched.len() < limit {
+        sim.set_range_exhausted(record);
+    }
     drop(sim);
-    let bookmark = if fetched.len() > page {
-        fetched.pop().map(|(key, _)| key).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let bookmark = next.map(|(key, _)| key).unwrap_or_default();
     let count = i32::try_from(fetched.len()).unwrap_or(i32::MAX);
     Ok(QueryResponse {
         results: fetched
@@ -220,6 +235,11 @@ fn paginated_range(
 pub(super) fn get_query_result(ctx: &TxContext, payload: &[u8]) -> RequestResult {
     let req = GetQueryResult::decode(payload)?;
     check_collection(ctx, &req.collection)?;
+    // As in Fabric, asking for a page makes the transaction read-only even though the
+    // state database then refuses the query.
+    if pagination(&req.metadata)?.is_some() {
+        ctx.sim().check_paginated_query()?;
+    }
     Err(RequestError::new(
         "rich queries (GetQueryResult) are not supported by this state database (redb); \
          use key-range or partial composite-key queries",

@@ -9,10 +9,11 @@
 //! - [`StateStore::commit`] applies the write sets of valid transactions at their heights;
 //!   later snapshots see them, and the history index records every write.
 
+mod range_read;
 mod simulator;
 mod store;
 
-pub use simulator::{RangeQueryId, TxSimulator};
+pub use simulator::{DEFAULT_MAX_RWSET_BYTES, RangeQueryId, TxSimulator};
 pub use store::{CommitTx, RedbStore, StateSnapshot, StateStore};
 
 use std::collections::BTreeMap;
@@ -59,6 +60,9 @@ pub enum LedgerError {
     /// The embedded database failed (I/O, corruption). The operation did not happen.
     #[error("state database error: {0}")]
     Storage(String),
+    /// This node has no ledger for the channel (Fabric's text).
+    #[error("failed to find ledger for channel: {0}")]
+    NoLedger(String),
     /// A stored record does not decode: the database is corrupt.
     #[error("corrupt state database record: {0}")]
     Corrupt(String),
@@ -71,8 +75,27 @@ pub enum LedgerError {
         reason: String,
     },
     /// A write after a paginated query: Fabric allows those only in read-only transactions.
-    #[error("Transaction has already performed a paginated query. Writes are not allowed")]
-    WriteAfterPaginatedQuery,
+    #[error(
+        "txid [{txid}]: unsuppored transaction. Transaction has already performed a paginated query. Writes are not allowed"
+    )]
+    WriteAfterPaginatedQuery {
+        /// The transaction.
+        txid: String,
+    },
+    /// A paginated query after a write (Fabric's text, its spelling included).
+    #[error(
+        "txid [{txid}]: unsuppored transaction. Paginated queries are supported only in a read-only transaction"
+    )]
+    PaginatedQueryAfterWrite {
+        /// The transaction.
+        txid: String,
+    },
+    /// The transaction's read/write set would pass its bound.
+    #[error("the transaction's read/write set exceeds its limit of {limit} bytes")]
+    RwSetTooLarge {
+        /// The bound, bytes.
+        limit: usize,
+    },
 }
 
 impl LedgerError {

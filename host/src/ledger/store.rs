@@ -24,6 +24,7 @@ use super::{Height, LedgerError, VersionedValue};
 
 const STATE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state");
 const HISTORY: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("history");
+const CHANNELS: TableDefinition<'_, &str, ()> = TableDefinition::new("channels");
 
 /// A valid transaction's writes, applied at its height.
 #[derive(Debug, Clone)]
@@ -38,9 +39,16 @@ pub struct CommitTx {
     pub rwset: TxReadWriteSet,
 }
 
-/// The committed state of every channel.
+/// The committed state of every channel this node has a ledger for.
 pub trait StateStore: Send + Sync + fmt::Debug {
-    /// A consistent, read-only view of `channel`'s state as of now.
+    /// Creates the ledger of `channel` (empty state); nothing if it exists.
+    fn create_channel(&self, channel: &str) -> Result<(), LedgerError>;
+
+    /// Whether this node has a ledger for `channel`.
+    fn has_channel(&self, channel: &str) -> Result<bool, LedgerError>;
+
+    /// A consistent, read-only view of `channel`'s state as of now;
+    /// [`LedgerError::NoLedger`] if there is no such ledger.
     fn snapshot(&self, channel: &str) -> Result<Box<dyn StateSnapshot>, LedgerError>;
 
     /// Applies the writes of valid transactions, in order, atomically: all or none.
@@ -194,14 +202,43 @@ impl RedbStore {
         let write = db.begin_write().map_err(LedgerError::storage)?;
         write.open_table(STATE).map_err(LedgerError::storage)?;
         write.open_table(HISTORY).map_err(LedgerError::storage)?;
+        write.open_table(CHANNELS).map_err(LedgerError::storage)?;
         write.commit().map_err(LedgerError::storage)?;
         Ok(Self { db })
+    }
+
+    fn require_channel(&self, txn: &ReadTransaction, channel: &str) -> Result<(), LedgerError> {
+        let channels = txn.open_table(CHANNELS).map_err(LedgerError::storage)?;
+        match channels.get(channel).map_err(LedgerError::storage)? {
+            Some(_) => Ok(()),
+            None => Err(LedgerError::NoLedger(channel.to_owned())),
+        }
     }
 }
 
 impl StateStore for RedbStore {
+    fn create_channel(&self, channel: &str) -> Result<(), LedgerError> {
+        let write = self.db.begin_write().map_err(LedgerError::storage)?;
+        write
+            .open_table(CHANNELS)
+            .map_err(LedgerError::storage)?
+            .insert(channel, ())
+            .map_err(LedgerError::storage)?;
+        write.commit().map_err(LedgerError::storage)
+    }
+
+    fn has_channel(&self, channel: &str) -> Result<bool, LedgerError> {
+        let txn = self.db.begin_read().map_err(LedgerError::storage)?;
+        match self.require_channel(&txn, channel) {
+            Ok(()) => Ok(true),
+            Err(LedgerError::NoLedger(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     fn snapshot(&self, channel: &str) -> Result<Box<dyn StateSnapshot>, LedgerError> {
         let txn = self.db.begin_read().map_err(LedgerError::storage)?;
+        self.require_channel(&txn, channel)?;
         Ok(Box::new(RedbSnapshot {
             channel: channel.to_owned(),
             txn,
@@ -211,6 +248,10 @@ impl StateStore for RedbStore {
     fn commit(&self, channel: &str, txs: &[CommitTx]) -> Result<(), LedgerError> {
         let write = self.db.begin_write().map_err(LedgerError::storage)?;
         {
+            let channels = write.open_table(CHANNELS).map_err(LedgerError::storage)?;
+            if channels.get(channel).map_err(LedgerError::storage)?.is_none() {
+                return Err(LedgerError::NoLedger(channel.to_owned()));
+            }
             let mut state = write.open_table(STATE).map_err(LedgerError::storage)?;
             let mut history = write.open_table(HISTORY).map_err(LedgerError::storage)?;
             for tx in txs {

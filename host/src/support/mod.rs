@@ -7,19 +7,19 @@ mod server;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use cchost_proto::protos::chaincode_message::Type;
 use cchost_proto::protos::{
-    ChaincodeEvent, ChaincodeInput, ChaincodeMessage, Response, SignedProposal,
+    ChaincodeEvent, ChaincodeMessage, Response, SignedProposal,
 };
 use cchost_proto::rwset::TxReadWriteSet;
 use prost::Message;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::handler::{Handler, MessageStream, TxParams, TxProposal};
+use crate::handler::{Handler, Invocation, MessageStream, TxParams, TxProposal};
 use crate::ids::{PackageId, TxKey};
 use crate::ledger::{LedgerError, StateStore, TxSimulator};
 use crate::metrics::Metrics;
@@ -37,6 +37,8 @@ pub const DEFAULT_TOTAL_QUERY_LIMIT: usize = 100_000;
 /// Fabric's default gRPC message size limit (`peer.maxRecvMsgSize`, `maxSendMsgSize`):
 /// a chaincode may legitimately write values this large.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 100 * 1024 * 1024;
+/// How long a chaincode stream may stay open without registering.
+pub const DEFAULT_REGISTER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Message type numbers counted by [`ChaincodeSupport::requests_received`] (the
 /// protocol's types end at `GET_STATE_MULTIPLE` = 25).
 const REQUEST_TYPES: usize = 32;
@@ -68,6 +70,13 @@ pub struct SupportConfig {
     /// Mutual TLS on the chaincode listener (`peer.tls.enabled`): the CA that issues the
     /// listener's and every launched chaincode's certificate. Off by default.
     pub tls: Option<Arc<crate::tls::ChaincodeCa>>,
+    /// Bytes a transaction's read/write set may reach (100 MiB, the largest message a
+    /// client could be sent): past it the request that would grow it fails with a fixed
+    /// error. Not in Fabric.
+    pub max_rwset_bytes: usize,
+    /// How long a chaincode stream may stay open without registering (60 s). Not in
+    /// Fabric, where an idle connection is kept forever.
+    pub register_timeout: Duration,
 }
 
 impl Default for SupportConfig {
@@ -83,45 +92,124 @@ impl Default for SupportConfig {
             keepalive: None,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             tls: None,
+            max_rwset_bytes: crate::ledger::DEFAULT_MAX_RWSET_BYTES,
+            register_timeout: DEFAULT_REGISTER_TIMEOUT,
         }
     }
 }
 
-/// Why a transaction did not produce a chaincode response.
+/// A configuration value that would make the host hang or fail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl SupportConfig {
+    /// Refuses values that would hang or break the host: zero durations, limits and
+    /// concurrency bounds.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            (
+                "execute_timeout (chaincode.executetimeout)",
+                !self.execute_timeout.is_zero(),
+            ),
+            ("register_timeout", !self.register_timeout.is_zero()),
+            (
+                "keepalive (chaincode.keepalive; leave it unset to turn it off)",
+                self.keepalive.is_none_or(|period| !period.is_zero()),
+            ),
+            ("query_batch_size", self.query_batch_size > 0),
+            (
+                "total_query_limit (ledger.state.totalQueryLimit)",
+                self.total_query_limit > 0,
+            ),
+            ("max_iterators_per_tx", self.max_iterators_per_tx > 0),
+            ("max_concurrent_requests", self.max_concurrent_requests > 0),
+            ("max_message_size", self.max_message_size > 0),
+            ("max_rwset_bytes", self.max_rwset_bytes > 0),
+        ];
+        match positive.iter().find(|(_, ok)| !ok) {
+            Some((name, _)) => Err(ConfigError(format!("{name} must be greater than zero"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why a transaction did not produce a chaincode response. The texts are Fabric's
+/// peer's (`chaincode_support.go`).
 #[derive(Debug, thiserror::Error)]
 pub enum ExecuteError {
-    /// No chaincode of that name is defined.
-    #[error("chaincode {0} is not defined")]
-    NotDefined(String),
-    /// The chaincode is defined but no instance is registered.
-    #[error("chaincode {name} ({package_id}) is not running")]
-    NotRunning {
-        /// Chaincode name.
-        name: String,
-        /// Its package id.
-        package_id: PackageId,
+    /// The proposal's channel has no ledger on this node.
+    #[error("channel '{0}' not found")]
+    ChannelNotFound(String),
+    /// The chaincode could not be invoked, started or reached.
+    #[error("failed to execute transaction {txid}: {cause}")]
+    Failed {
+        /// The transaction.
+        txid: String,
+        /// What failed.
+        cause: InvokeError,
     },
-    /// The same transaction is already running on this chaincode.
-    #[error("txid: {0} exists")]
-    DuplicateTransaction(TxKey),
-    /// The chaincode did not answer within the execute timeout.
-    #[error("timeout expired while executing transaction")]
-    Timeout,
-    /// The chaincode's stream ended before it answered.
-    #[error("chaincode stream terminated")]
-    StreamTerminated,
     /// The chaincode answered ERROR.
     #[error("transaction returned with failure: {0}")]
     ChaincodeFailed(String),
     /// The chaincode's COMPLETED does not hold a Response.
-    #[error("failed to unmarshal chaincode response: {0}")]
-    BadResponse(String),
-    /// The proposal does not decode.
+    #[error("failed to unmarshal response for transaction {txid}: {reason}")]
+    BadResponse {
+        /// The transaction.
+        txid: String,
+        /// The decode error.
+        reason: String,
+    },
+    /// The proposal does not decode or lacks a part.
     #[error(transparent)]
     Proposal(#[from] ProposalError),
     /// The ledger failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+}
+
+impl ExecuteError {
+    /// What failed when the chaincode could not be invoked, started or reached.
+    pub fn cause(&self) -> Option<&InvokeError> {
+        match self {
+            Self::Failed { cause, .. } => Some(cause),
+            _ => None,
+        }
+    }
+}
+
+/// Why invoking a chaincode failed, as Fabric's `ChaincodeSupport.Invoke` words it: the
+/// cause of [`ExecuteError::Failed`], and what a chaincode calling another sees after
+/// `execute failed: `.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// No chaincode of that name is defined on the channel.
+    #[error(
+        "invalid invocation: [channel {channel}] failed to get chaincode container info for {name}: chaincode {name} not found"
+    )]
+    NotDefined {
+        /// The channel.
+        channel: String,
+        /// The chaincode name.
+        name: String,
+    },
+    /// The chaincode is defined, not running, and could not be started.
+    #[error("could not launch chaincode {package_id}: {reason}")]
+    Launch {
+        /// Its package id.
+        package_id: PackageId,
+        /// Why.
+        reason: String,
+    },
+    /// The same transaction is already running on this chaincode.
+    #[error("error sending: txid: {0} exists")]
+    DuplicateTransaction(TxKey),
+    /// The chaincode did not answer within the execute timeout.
+    #[error("error sending: timeout expired while executing transaction")]
+    Timeout,
+    /// The chaincode's stream ended before it answered.
+    #[error("error sending: chaincode stream terminated")]
+    StreamTerminated,
 }
 
 /// What a chaincode returned for a transaction.
@@ -149,6 +237,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Arc<Metrics>,
     /// Set once at shutdown: every handler ends its stream.
     pub(crate) closing: tokio::sync::watch::Sender<bool>,
+    /// Starts chaincode that is defined but not running.
+    launcher: RwLock<Option<Weak<dyn LaunchOnDemand>>>,
 }
 
 impl Inner {
@@ -162,22 +252,65 @@ impl Inner {
         }
     }
 
-    /// The registered handler serving chaincode `name`.
-    pub(crate) fn handler_for(&self, name: &str) -> Result<Arc<Handler>, ExecuteError> {
+    /// The READY handler serving chaincode `name` on `channel`, started first (by the
+    /// launcher, when there is one) if it is not running.
+    pub(crate) async fn handler_for(
+        &self,
+        channel: &str,
+        name: &str,
+    ) -> Result<Arc<Handler>, InvokeError> {
         let package_id = self
             .definitions
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(name)
             .cloned()
-            .ok_or_else(|| ExecuteError::NotDefined(name.to_owned()))?;
+            .ok_or_else(|| InvokeError::NotDefined {
+                channel: channel.to_owned(),
+                name: name.to_owned(),
+            })?;
+        if let Some(handler) = self.registry.get(&package_id) {
+            return Ok(handler);
+        }
+        let launcher = self
+            .launcher
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(Weak::upgrade);
+        let Some(launcher) = launcher else {
+            return Err(InvokeError::Launch {
+                reason: format!(
+                    "it is not running, and nothing launches it here (start it and let it \
+                     register as {package_id})"
+                ),
+                package_id,
+            });
+        };
+        launcher
+            .launch(&package_id)
+            .await
+            .map_err(|e| InvokeError::Launch {
+                package_id: package_id.clone(),
+                reason: e.to_string(),
+            })?;
         self.registry
             .get(&package_id)
-            .ok_or_else(|| ExecuteError::NotRunning {
-                name: name.to_owned(),
+            .ok_or_else(|| InvokeError::Launch {
+                reason: "it was launched but is no longer registered".to_owned(),
                 package_id,
             })
     }
+}
+
+/// What starts chaincode on demand: the [`Launcher`](crate::launcher::Launcher), as
+/// [`ChaincodeSupport`] sees it.
+pub trait LaunchOnDemand: Send + Sync {
+    /// Makes sure `package_id` runs and is READY.
+    fn launch<'a>(
+        &'a self,
+        package_id: &'a PackageId,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), crate::launcher::LaunchError>>;
 }
 
 /// Removes a transaction's context however `execute_on` ends (also when cancelled).
@@ -199,10 +332,10 @@ pub(crate) async fn execute_on(
     support: &Inner,
     handler: &Handler,
     params: TxParams,
-) -> Result<ChaincodeMessage, ExecuteError> {
+) -> Result<ChaincodeMessage, InvokeError> {
     let (_ctx, done) = handler
         .create_context(&params)
-        .ok_or_else(|| ExecuteError::DuplicateTransaction(params.key.clone()))?;
+        .ok_or_else(|| InvokeError::DuplicateTransaction(params.key.clone()))?;
     let _guard = ContextGuard {
         handler,
         key: params.key.clone(),
@@ -219,35 +352,40 @@ pub(crate) async fn execute_on(
         channel_id: params.key.channel.clone(),
         ..Default::default()
     };
-    // Chaincode in this process runs the invocation right here, in the caller's task,
-    // with the proposal as decoded; a stream carries it as signed.
-    let mut message = match handler.direct_invocation(message, params.proposal.as_ref()) {
-        Ok(None) => return Err(ExecuteError::StreamTerminated),
-        Ok(Some(invocation)) => {
-            return match tokio::time::timeout(support.config.execute_timeout, invocation).await {
-                Ok(reply) => Ok(reply),
-                Err(_) => {
-                    if let Some(package_id) = handler.package_id() {
-                        support.metrics.execute_timeout(package_id);
-                    }
-                    Err(ExecuteError::Timeout)
-                }
-            };
-        }
-        Err(message) => message,
+    let invocation = Invocation {
+        message,
+        proposal: params.proposal,
+        nested: params.nested,
     };
-    message.proposal = params.proposal.map(|p| p.signed.clone());
-    if !handler.send(message).await {
-        return Err(ExecuteError::StreamTerminated);
-    }
-    match tokio::time::timeout(support.config.execute_timeout, done).await {
-        Ok(Ok(reply)) => Ok(reply),
-        Ok(Err(_)) => Err(ExecuteError::StreamTerminated),
+    // The execute timeout bounds the whole execution: chaincode in this process runs the
+    // invocation right here, in the caller's task, with the proposal as decoded (a guest
+    // yields at every epoch tick, so the timeout can fire); a stream carries it as signed,
+    // and the timeout covers sending it too (a chaincode that stops reading cannot hold
+    // `execute` past it).
+    let run = async {
+        match handler.direct_invocation(invocation) {
+            Ok(None) => Err(InvokeError::StreamTerminated),
+            Ok(Some(running)) => Ok(running.await),
+            Err(Invocation {
+                mut message,
+                proposal,
+                ..
+            }) => {
+                message.proposal = proposal.map(|p| p.signed.clone());
+                if !handler.send(message).await {
+                    return Err(InvokeError::StreamTerminated);
+                }
+                done.await.map_err(|_| InvokeError::StreamTerminated)
+            }
+        }
+    };
+    match tokio::time::timeout(support.config.execute_timeout, run).await {
+        Ok(result) => result,
         Err(_) => {
             if let Some(package_id) = handler.package_id() {
                 support.metrics.execute_timeout(package_id);
             }
-            Err(ExecuteError::Timeout)
+            Err(InvokeError::Timeout)
         }
     }
 }
@@ -267,9 +405,11 @@ impl std::fmt::Debug for ChaincodeSupport {
 }
 
 impl ChaincodeSupport {
-    /// Chaincode support over `ledger`.
-    pub fn new(config: SupportConfig, ledger: Arc<dyn StateStore>) -> Self {
-        Self {
+    /// Chaincode support over `ledger`; refuses a configuration that would hang or fail
+    /// ([`SupportConfig::validate`]).
+    pub fn new(config: SupportConfig, ledger: Arc<dyn StateStore>) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 ledger,
@@ -278,8 +418,9 @@ impl ChaincodeSupport {
                 requests_received: std::array::from_fn(|_| AtomicU64::new(0)),
                 metrics: Arc::new(Metrics::new()),
                 closing: tokio::sync::watch::Sender::new(false),
+                launcher: RwLock::new(None),
             }),
-        }
+        })
     }
 
     /// The configuration in force.
@@ -306,6 +447,23 @@ impl ChaincodeSupport {
     /// before it starts the chaincode.
     pub fn expect_registration(&self, package_id: &PackageId) {
         self.inner.registry.expect(package_id);
+    }
+
+    /// Withdraws [`expect_registration`](Self::expect_registration) when the launch it
+    /// was for failed or was dropped.
+    pub fn withdraw_registration(&self, package_id: &PackageId) {
+        self.inner.registry.withdraw(package_id);
+    }
+
+    /// Whether a launch is waiting for `package_id` to register.
+    pub fn awaiting_registration(&self, package_id: &PackageId) -> bool {
+        self.inner.registry.is_expected(package_id)
+    }
+
+    /// Waits until no stream is registered as `package_id` (a stopped chaincode's handler
+    /// has deregistered); false after `timeout`.
+    pub async fn wait_deregistered(&self, package_id: &PackageId, timeout: Duration) -> bool {
+        self.inner.registry.wait_deregistered(package_id, timeout).await
     }
 
     /// Waits until `package_id` is registered and ready; false after `timeout`.
@@ -366,36 +524,54 @@ impl ChaincodeSupport {
         handler
     }
 
-    /// Runs a transaction of chaincode `chaincode` on `channel`: sends INIT (when
-    /// `input.is_init`) or TRANSACTION with the full signed proposal, waits for the
-    /// chaincode with the execute timeout, and returns its response, event and read/write
-    /// set.
+    /// Runs the transaction `signed_proposal` asks for: the chaincode it names (started
+    /// first if it is defined but not running), on its channel, with its input (INIT when
+    /// `input.is_init`), sent with the full signed proposal; waits for the chaincode with
+    /// the execute timeout, and returns its response, event and read/write set. The
+    /// signature and the client's rights are the endorser's to check, not this.
     pub async fn execute(
         &self,
-        channel: &str,
-        chaincode: &str,
-        input: ChaincodeInput,
         signed_proposal: &SignedProposal,
     ) -> Result<ExecuteResult, ExecuteError> {
         let parsed = ParsedProposal::parse(signed_proposal)?;
+        let channel = parsed.channel_header.channel_id.clone();
         let txid = parsed.channel_header.tx_id.clone();
-        let handler = self.inner.handler_for(chaincode)?;
-        let simulator = Arc::new(Mutex::new(TxSimulator::new(
-            self.inner.ledger.snapshot(channel)?,
-        )));
+        let chaincode = parsed.chaincode_name.clone();
+        let input = parsed.input.clone();
+        let snapshot = match self.inner.ledger.snapshot(&channel) {
+            Ok(snapshot) => snapshot,
+            Err(LedgerError::NoLedger(_)) => return Err(ExecuteError::ChannelNotFound(channel)),
+            Err(e) => return Err(e.into()),
+        };
+        let failed = |cause| ExecuteError::Failed {
+            txid: txid.clone(),
+            cause,
+        };
+        let handler = self
+            .inner
+            .handler_for(&channel, &chaincode)
+            .await
+            .map_err(failed)?;
+        let simulator = Arc::new(Mutex::new(
+            TxSimulator::new(snapshot, txid.clone())
+                .with_max_bytes(self.inner.config.max_rwset_bytes),
+        ));
         let params = TxParams {
-            key: TxKey::new(channel, txid.clone()),
-            namespace: chaincode.to_owned(),
+            key: TxKey::new(&channel, txid.clone()),
+            namespace: chaincode.clone(),
             simulator: Arc::clone(&simulator),
             proposal: Some(Arc::new(TxProposal {
                 signed: signed_proposal.clone(),
                 parsed,
             })),
             is_init: input.is_init,
+            nested: false,
             input,
         };
-        let reply = execute_on(&self.inner, &handler, params).await?;
-        let (response, event) = completion(reply, chaincode, &txid)?;
+        let reply = execute_on(&self.inner, &handler, params)
+            .await
+            .map_err(failed)?;
+        let (response, event) = completion(reply, &chaincode, &txid)?;
         let rwset = simulator
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -406,6 +582,16 @@ impl ChaincodeSupport {
             event,
             rwset,
         })
+    }
+
+    /// Lets `launcher` start chaincode that is defined but not running, when a client or
+    /// another chaincode invokes it. The launcher is held weakly.
+    pub fn set_launcher(&self, launcher: Weak<dyn LaunchOnDemand>) {
+        *self
+            .inner
+            .launcher
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(launcher);
     }
 }
 
@@ -418,8 +604,12 @@ fn completion(
 ) -> Result<(Response, Option<ChaincodeEvent>), ExecuteError> {
     match reply.r#type() {
         Type::Completed => {
-            let response = Response::decode(reply.payload.as_slice())
-                .map_err(|e| ExecuteError::BadResponse(e.to_string()))?;
+            let response = Response::decode(reply.payload.as_slice()).map_err(|e| {
+                ExecuteError::BadResponse {
+                    txid: txid.to_owned(),
+                    reason: e.to_string(),
+                }
+            })?;
             let event = reply.chaincode_event.map(|event| ChaincodeEvent {
                 chaincode_id: chaincode.to_owned(),
                 tx_id: txid.to_owned(),
@@ -430,9 +620,9 @@ fn completion(
         Type::Error => Err(ExecuteError::ChaincodeFailed(
             String::from_utf8_lossy(&reply.payload).into_owned(),
         )),
-        other => Err(ExecuteError::BadResponse(format!(
-            "expected COMPLETED or ERROR, got {}",
-            other.as_str_name()
-        ))),
+        other => Err(ExecuteError::BadResponse {
+            txid: txid.to_owned(),
+            reason: format!("expected COMPLETED or ERROR, got {}", other.as_str_name()),
+        }),
     }
 }

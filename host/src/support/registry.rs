@@ -56,6 +56,21 @@ impl Registry {
         self.state().expected.insert(package_id.clone());
     }
 
+    /// Forgets an expected registration that has not happened (a launch that failed or
+    /// was dropped): the package id can no longer register outside dev mode.
+    pub(crate) fn withdraw(&self, package_id: &PackageId) {
+        self.state().expected.remove(package_id);
+    }
+
+    pub(crate) fn is_expected(&self, package_id: &PackageId) -> bool {
+        self.state().expected.contains(package_id)
+    }
+
+    /// Whether a handler (ready or not) is registered as `package_id`.
+    pub(crate) fn is_registered(&self, package_id: &PackageId) -> bool {
+        self.state().handlers.contains_key(package_id)
+    }
+
     /// Claims `package_id` for `handler`, not yet ready (so nothing is sent to it before
     /// READY).
     pub(crate) fn register(
@@ -108,6 +123,22 @@ impl Registry {
             drop(state);
             self.changed();
         }
+    }
+
+    /// Waits until no handler is registered as `package_id`; false after `timeout`.
+    pub(crate) async fn wait_deregistered(&self, package_id: &PackageId, timeout: Duration) -> bool {
+        let mut changes = self.changes.subscribe();
+        let wait = async {
+            loop {
+                if !self.is_registered(package_id) {
+                    return true;
+                }
+                if changes.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
     }
 
     pub(crate) async fn wait_ready(&self, package_id: &PackageId, timeout: Duration) -> bool {

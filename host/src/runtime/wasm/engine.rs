@@ -1,5 +1,6 @@
 //! The engine-wide stage: one wasmtime `Engine` for every wasm chaincode, configured for
-//! deterministic, bounded execution, and the epoch ticker behind the wall-clock backstop.
+//! deterministic, bounded execution, and the epoch ticker that makes guests yield and
+//! bounds them in wall-clock time.
 
 use std::time::Duration;
 
@@ -7,7 +8,8 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 
 use super::WasmConfig;
 
-/// How often the epoch advances: the granularity of the wall-clock backstop.
+/// How often the epoch advances: how long a guest runs before it yields its runtime worker,
+/// and the granularity of the wall-clock deadline.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Set to `1` to have the engine write a perf map of compiled guest code.
@@ -67,17 +69,21 @@ pub(crate) fn engine(limits: &WasmConfig) -> wasmtime::Result<Engine> {
     Engine::new(&config)
 }
 
-/// Advances the epoch every [`EPOCH_TICK`] until the engine's last user is gone.
-pub(crate) fn start_epoch_ticker(engine: &Engine) {
+/// Advances the epoch every [`EPOCH_TICK`] until the engine's last user is gone, from a
+/// thread of its own: guests busy on every runtime worker cannot stop the clock that
+/// makes them yield.
+pub(crate) fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
     let weak = engine.weak();
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(EPOCH_TICK);
-        loop {
-            ticks.tick().await;
-            match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
-                None => break,
+    std::thread::Builder::new()
+        .name("cchost-wasm-epoch".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
             }
-        }
-    });
+        })?;
+    Ok(())
 }

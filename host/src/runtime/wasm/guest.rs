@@ -8,6 +8,7 @@ use wasmtime::{Caller, Memory, StoreLimits};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use super::pool::InstancePool;
 use super::wasi;
 use crate::handler::{Handler, TxProposal};
 
@@ -42,6 +43,8 @@ pub(crate) struct TxCall {
     /// ([`Handler::request`]), as ChaincodeMessages, and answered the same way. `None`
     /// for a detached state.
     pub(crate) handler: Option<Arc<Handler>>,
+    /// The pool the invocation's instance came from (none for a detached state).
+    pub(crate) instances: Option<Arc<InstancePool>>,
 }
 
 impl GuestState {
@@ -70,6 +73,7 @@ impl GuestState {
             timestamp: Duration::ZERO,
             proposal: None,
             handler: None,
+            instances: None,
         };
         Self::new(call, Vec::new(), StoreLimits::default())
     }

@@ -445,6 +445,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
                     input: Some(input),
                     ..Default::default()
                 };
+                // While it waits on the callee this guest's instance cannot be released:
+                // the pool needs to know (see `pool`).
+                let _waiting = caller
+                    .data()
+                    .call
+                    .instances
+                    .as_ref()
+                    .map(|pool| pool.waiting_on_call());
                 request(&mut caller, Type::InvokeChaincode, spec.encode_to_vec()).await
             })
         },

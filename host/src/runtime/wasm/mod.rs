@@ -12,20 +12,23 @@ mod cache;
 mod engine;
 mod guest;
 mod imports;
+mod pool;
 mod shim;
 mod validate;
 mod wasi;
 
 use std::path::PathBuf;
+
+use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use wasmtime::{Engine, InstancePre, Linker, Module, Store};
 
 use crate::ids::PackageId;
+use crate::launcher::{ChaincodeRuntime, LaunchError, RunningChaincode};
 use crate::package::ChaincodePackage;
 use crate::support::{ChaincodeSupport, DEFAULT_EXECUTE_TIMEOUT};
 use cache::ArtifactCache;
@@ -40,8 +43,9 @@ pub use validate::StaticLimits;
 pub struct WasmConfig {
     /// Fuel (about one unit per instruction) per transaction: the deterministic limit.
     pub fuel_per_tx: u64,
-    /// Wall-clock backstop per transaction (local, not deterministic): tie it to the
-    /// execute timeout.
+    /// Wall-clock bound per invocation (local, not deterministic): past it the guest traps
+    /// with "chaincode exceeded its execution deadline". The execute timeout bounds the
+    /// whole transaction as well; this bound also holds where no timeout wraps the call.
     pub deadline: Duration,
     /// Linear memory per instance, in bytes.
     pub max_memory: usize,
@@ -49,8 +53,10 @@ pub struct WasmConfig {
     pub max_table_elements: usize,
     /// Transactions of one chaincode running at once.
     pub max_concurrent: usize,
-    /// Instances of all wasm chaincodes at once: the size of the pooling allocator. More
-    /// transactions than this wait for a slot.
+    /// Instances of all wasm chaincodes at once: the size of the pooling allocator.
+    /// Transactions sent by the peer use at most three quarters of them (more wait for
+    /// one); the rest is kept for chaincode called by chaincode, so that nested calls
+    /// never deadlock.
     pub max_instances: u32,
     /// Limits checked before a module is compiled.
     pub static_limits: StaticLimits,
@@ -74,9 +80,34 @@ impl Default for WasmConfig {
     }
 }
 
+impl WasmConfig {
+    /// Refuses values that would hang or break the runtime.
+    pub fn validate(&self) -> Result<(), WasmError> {
+        let checks = [
+            ("fuel_per_tx must be greater than zero", self.fuel_per_tx > 0),
+            ("deadline must be greater than zero", !self.deadline.is_zero()),
+            (
+                "max_memory must be at least one wasm page (65536 bytes)",
+                self.max_memory >= 65_536,
+            ),
+            ("max_concurrent must be at least 1", self.max_concurrent > 0),
+            ("max_instances must be at least 1", self.max_instances > 0),
+        ];
+        match checks.iter().find(|(_, ok)| !ok) {
+            Some((what, _)) => Err(WasmError::Config(format!(
+                "invalid wasm configuration: {what}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Why wasm chaincode cannot be installed or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum WasmError {
+    /// A configuration value would hang or break the runtime.
+    #[error("{0}")]
+    Config(String),
     /// The engine could not be configured.
     #[error("cannot create the wasm engine: {0}")]
     Engine(String),
@@ -109,15 +140,22 @@ impl std::fmt::Debug for WasmModule {
     }
 }
 
-/// A running wasm chaincode; dropping it does not stop it, [`WasmChaincode::stop`] does.
+/// A running wasm chaincode; [`WasmChaincode::stop`] or dropping it stops it.
 #[derive(Debug)]
 pub struct WasmChaincode {
     task: JoinHandle<()>,
 }
 
 impl WasmChaincode {
-    /// Ends the chaincode's stream: it deregisters.
+    /// Ends the chaincode's stream: it deregisters, and no new invocation starts
+    /// (invocations in progress run to their end or their deadline).
     pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for WasmChaincode {
+    fn drop(&mut self) {
         self.task.abort();
     }
 }
@@ -129,7 +167,7 @@ pub struct WasmRuntime {
     host_imports: HostImports,
     config: WasmConfig,
     cache: Option<ArtifactCache>,
-    instances: Arc<Semaphore>,
+    instances: Arc<pool::InstancePool>,
     compilations: AtomicU64,
     /// Modules loaded or compiled, by package hash: a relaunch starts at once.
     modules: std::sync::Mutex<std::collections::HashMap<[u8; 32], WasmModule>>,
@@ -145,8 +183,9 @@ impl std::fmt::Debug for WasmRuntime {
 
 impl WasmRuntime {
     /// The engine, the linker (WASI p1 + `cchost`), the artifact cache and the epoch
-    /// ticker. Call inside a tokio runtime.
+    /// ticker (a thread of its own, ending with the engine).
     pub fn new(config: WasmConfig) -> Result<Self, WasmError> {
+        config.validate()?;
         let engine_error = |e: wasmtime::Error| WasmError::Engine(format!("{e:#}"));
         let engine = engine::engine(&config).map_err(engine_error)?;
         let mut linker = Linker::new(&engine);
@@ -157,8 +196,9 @@ impl WasmRuntime {
             .cache_dir
             .as_deref()
             .map(|dir| ArtifactCache::new(dir, &engine));
-        engine::start_epoch_ticker(&engine);
-        let instances = Arc::new(Semaphore::new(config.max_instances as usize));
+        engine::start_epoch_ticker(&engine)
+            .map_err(|e| WasmError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        let instances = pool::InstancePool::new(config.max_instances as usize);
         Ok(Self {
             engine,
             linker,
@@ -192,8 +232,10 @@ impl WasmRuntime {
         self.link(&module)
     }
 
-    /// Installs a wasm package: validates it, compiles it and stores the artifact in the
-    /// cache (when there is one). Installing an installed package changes nothing.
+    /// Installs or loads a wasm package: from memory when this runtime loaded it before,
+    /// else from its cached artifact when there is one (no compilation), else validated,
+    /// compiled and stored in the cache (when there is one). Installing an installed
+    /// package changes nothing.
     pub fn install(&self, package: &ChaincodePackage) -> Result<WasmModule, WasmError> {
         if let Some(module) = self
             .modules
@@ -229,13 +271,6 @@ impl WasmRuntime {
         cache.store(package.hash(), &artifact)?;
         self.load_cached(cache, package)?
             .ok_or_else(|| WasmError::Cache("the artifact just written is gone".into()))
-    }
-
-    /// Loads an installed package: from memory when this runtime loaded it before, else
-    /// from its cached artifact when there is one (no compilation), else as
-    /// [`WasmRuntime::install`] does.
-    pub fn load(&self, package: &ChaincodePackage) -> Result<WasmModule, WasmError> {
-        self.install(package)
     }
 
     /// How many modules this runtime has compiled (loads from the cache do not count).
@@ -328,4 +363,38 @@ fn list_functions(engine: &Engine, linker: &Linker<GuestState>) -> HostImports {
             Some(((module, name), (params, results)))
         })
         .collect()
+}
+
+impl RunningChaincode for WasmChaincode {
+    fn stop(&self) {
+        WasmChaincode::stop(self);
+    }
+}
+
+impl ChaincodeRuntime for WasmRuntime {
+    fn name(&self) -> &'static str {
+        "wasm"
+    }
+
+    fn handles(&self, kind: &str) -> bool {
+        kind == crate::package::WASM_TYPE
+    }
+
+    fn install(&self, package: &ChaincodePackage) -> Result<(), LaunchError> {
+        WasmRuntime::install(self, package)?;
+        Ok(())
+    }
+
+    fn start<'a>(
+        &'a self,
+        package: &'a ChaincodePackage,
+        support: &'a ChaincodeSupport,
+    ) -> BoxFuture<'a, Result<Box<dyn RunningChaincode>, LaunchError>> {
+        Box::pin(async move {
+            let module = self.install(package)?;
+            let running: Box<dyn RunningChaincode> =
+                Box::new(WasmRuntime::start(self, support, package.id(), &module));
+            Ok(running)
+        })
+    }
 }

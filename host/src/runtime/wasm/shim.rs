@@ -1,7 +1,7 @@
 //! The chaincode side of an in-process stream: what fabric-shim does for Node chaincode,
 //! done by the host for wasm chaincode. It registers with the handler, then runs each
-//! INIT/TRANSACTION in a fresh instance and routes the handler's replies to the
-//! invocation waiting for them.
+//! INIT/TRANSACTION it is handed in a fresh instance; the guest's host calls reach the
+//! handler by direct calls ([`Handler::request`]).
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -14,11 +14,12 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tracing::{debug, warn};
-use wasmtime::{Store, StoreLimitsBuilder};
+use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
 
 use super::guest::{GuestAbort, GuestState, TxCall};
-use super::{WasmConfig, WasmModule, engine::EPOCH_TICK};
-use crate::handler::{DirectChaincode, Handler, TxProposal};
+use super::pool::InstancePool;
+use super::{WasmConfig, WasmModule};
+use crate::handler::{DirectChaincode, Handler, Invocation, TxProposal};
 use crate::ids::PackageId;
 use crate::support::ChaincodeSupport;
 
@@ -28,10 +29,11 @@ struct WasmPeer {
     module: WasmModule,
     config: WasmConfig,
     chaincode: Arc<str>,
-    /// The chaincode's own bound on invocations in progress.
+    /// The chaincode's own bound on transactions in progress (calls from other chaincode
+    /// are part of a transaction admitted already and skip it).
     slots: Arc<Semaphore>,
     /// The engine's pooled instances.
-    instances: Arc<Semaphore>,
+    instances: Arc<InstancePool>,
     handler: OnceLock<Weak<Handler>>,
 }
 
@@ -48,8 +50,7 @@ impl DirectChaincode for WasmPeer {
 
     fn invocation(
         &self,
-        message: ChaincodeMessage,
-        proposal: Option<Arc<TxProposal>>,
+        invocation: Invocation,
     ) -> Option<BoxFuture<'static, ChaincodeMessage>> {
         let handler = self.handler.get().and_then(Weak::upgrade)?;
         let (module, config, slots, instances, chaincode) = (
@@ -60,21 +61,33 @@ impl DirectChaincode for WasmPeer {
             Arc::clone(&self.chaincode),
         );
         Some(Box::pin(async move {
-            let busy = |what: &str| ChaincodeMessage {
+            let Invocation {
+                message,
+                proposal,
+                nested,
+            } = invocation;
+            let failed = |text: String| ChaincodeMessage {
                 r#type: Type::Error.into(),
-                payload: format!("the wasm runtime is shutting down ({what})").into_bytes(),
+                payload: text.into_bytes(),
                 txid: message.txid.clone(),
                 channel_id: message.channel_id.clone(),
                 ..Default::default()
             };
-            // The chaincode's own slot first, then one of the engine's pooled instances.
-            let Ok(_slot) = slots.acquire_owned().await else {
-                return busy("slots closed");
+            // A transaction from the peer takes one of the chaincode's slots, then one of
+            // the engine's pooled instances; a call from another chaincode only needs the
+            // instance (see `pool` for why this never deadlocks).
+            let (_slot, _instance) = if nested {
+                match instances.acquire_nested().await {
+                    Ok(instance) => (None, instance),
+                    Err(exhausted) => return failed(exhausted.to_string()),
+                }
+            } else {
+                let Ok(slot) = slots.acquire_owned().await else {
+                    return failed("the wasm runtime is shutting down".to_owned());
+                };
+                (Some(slot), instances.acquire().await)
             };
-            let Ok(_instance) = instances.acquire_owned().await else {
-                return busy("instances closed");
-            };
-            invoke(&module, &config, &chaincode, message, proposal, &handler).await
+            invoke(&module, &config, &chaincode, message, proposal, &handler, &instances).await
         }))
     }
 }
@@ -87,7 +100,7 @@ pub(crate) fn connect(
     package_id: &PackageId,
     module: WasmModule,
     config: WasmConfig,
-    instances: Arc<Semaphore>,
+    instances: Arc<InstancePool>,
 ) -> mpsc::Sender<Result<ChaincodeMessage, Status>> {
     let (to_handler, inbound) = mpsc::channel(1);
     let peer = Arc::new(WasmPeer {
@@ -125,6 +138,7 @@ async fn invoke(
     message: ChaincodeMessage,
     proposal: Option<Arc<TxProposal>>,
     handler: &Arc<Handler>,
+    instances: &Arc<InstancePool>,
 ) -> ChaincodeMessage {
     let (channel, txid) = (message.channel_id.clone(), message.txid.clone());
     let reply = |ty: Type, payload: Vec<u8>, event| ChaincodeMessage {
@@ -161,14 +175,24 @@ async fn invoke(
         timestamp,
         proposal,
         handler: Some(Arc::clone(handler)),
+        instances: Some(Arc::clone(instances)),
     };
     let state = GuestState::new(call, message.payload, limits);
     let input_len = u32::try_from(state.input.len()).unwrap_or(u32::MAX);
     let mut store = Store::new(module.pre.module().engine(), state);
     store.limiter(|s| &mut s.limits);
-    let deadline_ticks = (config.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
-    store.set_epoch_deadline(u64::try_from(deadline_ticks).unwrap_or(u64::MAX));
-    store.epoch_deadline_trap();
+    // At every epoch tick the guest yields its runtime worker (other transactions, gRPC and
+    // the operations endpoints run meanwhile, and a timeout around this future can fire);
+    // past its deadline it traps. Neither changes what a guest computes.
+    let started = std::time::Instant::now();
+    let deadline = config.deadline;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if started.elapsed() >= deadline {
+            return Err(wasmtime::Trap::Interrupt.into());
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
     let outcome = async {
         store.set_fuel(config.fuel_per_tx)?;
         let instance = module.pre.instantiate_async(&mut store).await?;
