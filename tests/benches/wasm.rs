@@ -38,12 +38,7 @@ impl Bench {
             .unwrap();
         let result = self
             .support
-            .execute(
-                CHANNEL,
-                chaincode,
-                proposal.input.clone(),
-                &proposal.signed_proposal,
-            )
+            .execute(&proposal.signed_proposal)
             .await
             .unwrap();
         assert_eq!(result.response.status, 200, "{:?}", result.response);
@@ -100,7 +95,7 @@ async fn run() {
     for i in 0..LAUNCHES {
         let id = PackageId::new(format!("launch{i}:{}", hex::encode(package.hash())));
         let started = Instant::now();
-        let module = runtime.load(&package).unwrap();
+        let module = runtime.install(&package).unwrap();
         bench.support.expect_registration(&id);
         let running = runtime.start(&bench.support, &id, &module);
         assert!(bench.support.wait_ready(&id, Duration::from_secs(10)).await);
@@ -117,7 +112,7 @@ async fn run() {
     let id = package.id().clone();
     bench.support.define("asset", id.clone());
     bench.support.expect_registration(&id);
-    let module = runtime.load(&package).unwrap();
+    let module = runtime.install(&package).unwrap();
     let _running = runtime.start(&bench.support, &id, &module);
     assert!(bench.support.wait_ready(&id, Duration::from_secs(10)).await);
 

@@ -97,7 +97,7 @@ async fn node_shim_in_server_mode_runs_transactions_through_chaincode_as_a_servi
 
     // Stopping ends the stream: the handler deregisters, and the next launch dials again
     // (the server accepts a new Connect).
-    launcher.stop(&id);
+    launcher.stop(&id).await;
     let started = Instant::now();
     while host.support.is_ready(&id) {
         assert!(

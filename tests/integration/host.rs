@@ -24,7 +24,9 @@ impl TestHost {
     /// Serves `Register` on an ephemeral loopback port.
     pub(crate) async fn start(config: SupportConfig) -> Self {
         let store = Arc::new(RedbStore::in_memory().unwrap());
-        let support = ChaincodeSupport::new(config, Arc::clone(&store) as Arc<dyn StateStore>);
+        store.create_channel(CHANNEL).unwrap();
+        let support =
+            ChaincodeSupport::new(config, Arc::clone(&store) as Arc<dyn StateStore>).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (shutdown, stop) = oneshot::channel::<()>();
@@ -63,12 +65,7 @@ impl TestHost {
         let proposal = self.proposal(chaincode, args);
         let result = self
             .support
-            .execute(
-                CHANNEL,
-                chaincode,
-                proposal.input.clone(),
-                &proposal.signed_proposal,
-            )
+            .execute(&proposal.signed_proposal)
             .await;
         (proposal, result)
     }

@@ -632,6 +632,6 @@ async fn an_installed_package_loads_from_the_artifact_cache_without_compiling() 
         ..config()
     })
     .unwrap();
-    third.load(&package).unwrap();
+    third.install(&package).unwrap();
     assert_eq!(third.compilations(), 1);
 }

@@ -46,7 +46,7 @@ async fn the_launcher_installs_starts_on_demand_and_relaunches_a_wasm_package() 
     assert_eq!(result.unwrap().response.payload, b"ok");
 
     // Stopped, it deregisters; the next launch starts it again.
-    launcher.stop(&id);
+    launcher.stop(&id).await;
     tokio::time::timeout(Duration::from_secs(5), async {
         while host.support.is_ready(&id) {
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -180,13 +180,13 @@ async fn a_chaincode_that_keeps_failing_is_backed_off_then_retried() {
         max: Duration::from_millis(500),
         stable_after: Duration::from_secs(60),
     };
-    let launcher = Launcher::new(
+    let launcher = Launcher::with_backoff(
         host.support.clone(),
         PackageStore::open(data.path()).unwrap(),
         vec![Arc::new(CcaasRuntime)],
         Duration::from_secs(10),
-    )
-    .with_backoff(backoff);
+        backoff,
+    );
     let id = launcher.install(&package).unwrap();
     let attempt = || async {
         match launcher.launch(&id).await.unwrap_err() {

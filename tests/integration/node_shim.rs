@@ -14,7 +14,7 @@ use cchost::proto::kvrwset::{self, KvRead, KvWrite, KvrwSet};
 use cchost::proto::protos::ChaincodeEvent;
 use cchost::proto::protos::chaincode_message::Type;
 use cchost::proto::rwset::TxReadWriteSet;
-use cchost::support::{ExecuteError, ExecuteResult, SupportConfig};
+use cchost::support::{ExecuteError, ExecuteResult, InvokeError, SupportConfig};
 use prost::Message;
 
 use crate::host::{CHANNEL, TestHost};
@@ -338,12 +338,15 @@ async fn execute_timeout_and_a_killed_chaincode_are_reported_and_the_handler_der
     .await;
     let mut asset = launch(&host, "asset", ASSET_PKG, logs.path()).await;
 
-    let (_, result) = host.invoke("asset", &["asset:sleep", "3000"]).await;
+    let (proposal, result) = host.invoke("asset", &["asset:sleep", "3000"]).await;
     let err = result.unwrap_err();
-    assert!(matches!(err, ExecuteError::Timeout));
+    assert!(matches!(err.cause(), Some(InvokeError::Timeout)), "{err}");
     assert_eq!(
         err.to_string(),
-        "timeout expired while executing transaction"
+        format!(
+            "failed to execute transaction {}: error sending: timeout expired while executing transaction",
+            proposal.txid
+        )
     );
 
     // The late COMPLETED is ignored; the chaincode keeps serving.
@@ -358,12 +361,7 @@ async fn execute_timeout_and_a_killed_chaincode_are_reported_and_the_handler_der
         let support = host.support.clone();
         async move {
             support
-                .execute(
-                    CHANNEL,
-                    "asset",
-                    proposal.input.clone(),
-                    &proposal.signed_proposal,
-                )
+                .execute(&proposal.signed_proposal)
                 .await
         }
     });
@@ -371,7 +369,15 @@ async fn execute_timeout_and_a_killed_chaincode_are_reported_and_the_handler_der
     let killed_at = Instant::now();
     asset.child.kill().unwrap();
     let err = pending.await.unwrap().unwrap_err();
-    assert!(matches!(err, ExecuteError::StreamTerminated), "{err}");
+    assert!(
+        matches!(err.cause(), Some(InvokeError::StreamTerminated)),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with(": error sending: chaincode stream terminated"),
+        "{err}"
+    );
     eprintln!("stream end noticed {:?} after kill", killed_at.elapsed());
     let deregistered = async {
         while host.support.is_ready(&PackageId::new(ASSET_PKG)) {
@@ -381,10 +387,15 @@ async fn execute_timeout_and_a_killed_chaincode_are_reported_and_the_handler_der
     tokio::time::timeout(Duration::from_secs(5), deregistered)
         .await
         .unwrap();
-    let (_, result) = host.invoke("asset", &["asset:get", "k"]).await;
+    let (proposal, result) = host.invoke("asset", &["asset:get", "k"]).await;
     assert_eq!(
         result.unwrap_err().to_string(),
-        format!("chaincode asset ({ASSET_PKG}) is not running")
+        format!(
+            "failed to execute transaction {}: could not launch chaincode {ASSET_PKG}: it is \
+             not running, and nothing launches it here (start it and let it register as \
+             {ASSET_PKG})",
+            proposal.txid
+        )
     );
 }
 

@@ -104,10 +104,13 @@ async fn metrics_move_for_wasm_and_node_chaincode_and_the_endpoints_answer_like_
         assert_eq!(result.unwrap().response.payload, b"v");
     }
     // The Node chaincode sleeps past the 1 s execute timeout.
-    let (_, result) = host.invoke("node", &["asset:sleep", "1500"]).await;
+    let (proposal, result) = host.invoke("node", &["asset:sleep", "1500"]).await;
     assert_eq!(
         result.unwrap_err().to_string(),
-        "timeout expired while executing transaction"
+        format!(
+            "failed to execute transaction {}: error sending: timeout expired while executing transaction",
+            proposal.txid
+        )
     );
 
     let (status, text) = http(ops, "GET", "/metrics", "").await;

@@ -48,12 +48,7 @@ async fn execute(
     proposal: &BuiltProposal,
 ) -> Result<ExecuteResult, ExecuteError> {
     host.support
-        .execute(
-            CHANNEL,
-            chaincode,
-            proposal.input.clone(),
-            &proposal.signed_proposal,
-        )
+        .execute(&proposal.signed_proposal)
         .await
 }
 
