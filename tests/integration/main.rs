@@ -26,3 +26,4 @@ mod proto_compat;
 mod rogue_shim;
 mod tls;
 mod wasm;
+mod while_hostile;

@@ -106,7 +106,23 @@ fn memory(caller: &mut Caller<'_, GuestState>) -> wasmtime::Result<Memory> {
     Ok(memory)
 }
 
-/// Copies `len` bytes at `ptr` out of guest memory; `len` must not exceed `limit`.
+/// Charges the fuel for copying `len` bytes across the guest's memory boundary (see
+/// [`FUEL_PER_BYTE`](super::imports::FUEL_PER_BYTE)): running out traps, as the guest's
+/// own instructions do.
+fn charge_bytes(caller: &mut Caller<'_, GuestState>, len: usize) -> wasmtime::Result<()> {
+    let cost = u64::try_from(len)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(super::imports::FUEL_PER_BYTE);
+    let fuel = caller.get_fuel()?;
+    if fuel < cost {
+        caller.set_fuel(0)?;
+        return Err(wasmtime::Trap::OutOfFuel.into());
+    }
+    caller.set_fuel(fuel - cost)
+}
+
+/// Copies `len` bytes at `ptr` out of guest memory; `len` must not exceed `limit`. The
+/// copy is paid for in fuel before it is made.
 pub(crate) fn read(
     caller: &mut Caller<'_, GuestState>,
     ptr: u32,
@@ -118,6 +134,7 @@ pub(crate) fn read(
             "a length of {len} bytes exceeds the limit of {limit}"
         )));
     }
+    charge_bytes(caller, len as usize)?;
     let memory = memory(caller)?;
     let start = ptr as usize;
     let end = start
@@ -141,7 +158,8 @@ pub(crate) fn read_str(
         .map_err(|_| abi_violation("a string is not UTF-8"))
 }
 
-/// Copies `bytes` into guest memory at `ptr`; the region must be exactly `len` long.
+/// Copies `bytes` into guest memory at `ptr`; the region must be exactly `len` long. The
+/// copy is paid for in fuel before it is made.
 pub(crate) fn write(
     caller: &mut Caller<'_, GuestState>,
     ptr: u32,
@@ -154,6 +172,7 @@ pub(crate) fn write(
             bytes.len()
         )));
     }
+    charge_bytes(caller, bytes.len())?;
     let memory = memory(caller)?;
     let start = ptr as usize;
     let end = start

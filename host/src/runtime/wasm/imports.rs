@@ -1,7 +1,7 @@
 //! The `cchost` imports: each shim operation reads its arguments from guest memory
-//! (every length bounded by a named limit), sends the matching `ChaincodeMessage` to the
-//! handler, and awaits its RESPONSE or ERROR. Transaction semantics live only in the
-//! handler.
+//! (every length bounded by a named limit, every byte paid for in fuel), sends the
+//! matching `ChaincodeMessage` to the handler, and awaits its RESPONSE or ERROR.
+//! Transaction semantics live only in the handler.
 
 use cchost_abi::limits::{MAX_KEY_LEN, MAX_LOG_LEN, MAX_VALUE_LEN};
 use cchost_abi::{IMPORT_MODULE, LogLevel, Status, TxField, imports};
@@ -21,6 +21,11 @@ use crate::proposal::compute_binding;
 /// Fuel charged per host call, on top of the guest's own instructions: a loop of cheap
 /// host calls still runs out.
 pub const HOST_CALL_FUEL: u64 = 10_000;
+
+/// Fuel charged per byte a host call copies out of guest memory (keys, values, event
+/// payloads, responses) or into it (the input, results): a guest cannot make the host copy
+/// gigabytes for the flat price of a call. One unit, about what an instruction costs.
+pub const FUEL_PER_BYTE: u64 = 1;
 
 type Ret<'a> = Box<dyn Future<Output = wasmtime::Result<i64>> + Send + 'a>;
 

@@ -35,7 +35,7 @@ use cache::ArtifactCache;
 use guest::GuestState;
 use validate::{HostImports, Val};
 
-pub use imports::HOST_CALL_FUEL;
+pub use imports::{FUEL_PER_BYTE, HOST_CALL_FUEL};
 pub use validate::StaticLimits;
 
 /// Limits of wasm chaincode.

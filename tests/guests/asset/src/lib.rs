@@ -1,7 +1,8 @@
 //! Test chaincode for cchost's wasm runtime, built by `tests/build.rs` for
 //! `wasm32-wasip1`. Its functions mirror `examples/node-asset` so the read/write sets of
 //! the two can be compared; `entropy` reads the clock and random numbers (determinism);
-//! `panic` and `spin` misbehave on purpose; `reads` and `contexts` are for benchmarks.
+//! `panic`, `spin`, `rewrite` and `flood` misbehave on purpose; `reads` and `contexts`
+//! are for benchmarks.
 #![cfg(target_arch = "wasm32")]
 // `asset:panic` panics on purpose: the host must survive it.
 #![allow(clippy::panic)]
@@ -57,8 +58,9 @@ fn run(stub: &Stub) -> Result<Vec<u8>, cchost_sdk::Error> {
             Ok(format!("[{}]", out.join(",")).into_bytes())
         }
         "asset:invoke" => {
-            let response =
-                stub.invoke_chaincode(&arg(1), &[arg(2).as_bytes(), arg(3).as_bytes()], "")?;
+            // Every argument after the target goes to the callee, so calls can nest.
+            let args: Vec<&[u8]> = stub.args().iter().skip(2).map(Vec::as_slice).collect();
+            let response = stub.invoke_chaincode(&arg(1), &args, "")?;
             Ok(format!(
                 r#"{{"status":{},"payload":"{}"}}"#,
                 response.status,
@@ -101,8 +103,28 @@ fn run(stub: &Stub) -> Result<Vec<u8>, cchost_sdk::Error> {
             }
             Ok(total.to_string().into_bytes())
         }
+        // Hostile on purpose: N writes of a B-byte value to one key, and 16 MiB values
+        // to new keys until the host refuses one.
+        "asset:rewrite" => {
+            let (n, bytes): (u32, usize) =
+                (arg(1).parse().unwrap_or(0), arg(2).parse().unwrap_or(0));
+            let value = vec![b'x'; bytes];
+            for _ in 0..n {
+                stub.put_state("rewritten", &value)?;
+            }
+            Ok(n.to_string().into_bytes())
+        }
+        "asset:flood" => {
+            let value = vec![b'f'; 16 * 1024 * 1024];
+            for i in 0.. {
+                stub.put_state(&format!("flood{i}"), &value)?;
+            }
+            Ok(Vec::new())
+        }
         "asset:panic" => panic!("asset:panic was called"),
         "asset:spin" => {
+            // A host call first, so a test can tell the spinning has begun.
+            stub.get_state("spin")?;
             let mut x: u64 = 0;
             loop {
                 x = std::hint::black_box(x.wrapping_add(1));
