@@ -84,7 +84,9 @@ class AssetContract extends Contract {
     // fabric-contract-api counts declared parameters (no rest parameters): one argument.
     async invoke(ctx, chaincode, fn, arg) {
         const response = await ctx.stub.invokeChaincode(chaincode, [fn, arg], '');
-        return JSON.stringify({ status: response.status, payload: Buffer.from(response.payload).toString() });
+        return JSON.stringify({
+            status: response.status, message: response.message, payload: Buffer.from(response.payload).toString(),
+        });
     }
 
     async sleep(ctx, ms) {

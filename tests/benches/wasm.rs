@@ -63,8 +63,9 @@ fn main() {
 
 async fn run() {
     let store: Arc<dyn StateStore> = Arc::new(RedbStore::in_memory().unwrap());
+    store.create_channel(CHANNEL).unwrap();
     let bench = Arc::new(Bench {
-        support: ChaincodeSupport::new(SupportConfig::default(), store),
+        support: ChaincodeSupport::new(SupportConfig::default(), store).unwrap(),
         identity: DevIdentity::generate("Org1MSP", "Org1", "User1").unwrap(),
     });
     let cache = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cchost::ids::PackageId;
+use cchost::ledger::StateStore;
 use cchost::proposal::{BuiltProposal, ProposalBuilder, compute_binding};
 use cchost::proto::protos::chaincode_message::Type;
 use cchost::runtime::wasm::{WasmChaincode, WasmConfig, WasmRuntime};
@@ -17,6 +18,8 @@ const ASSET_PKG: &str =
     "asset_1.0:0b1d0b5a3f5e1c9e6f2b8d3a7c4e5f60718293a4b5c6d7e8f9012a3b4c5d6e7f";
 const OTHER_PKG: &str =
     "other_1.0:1c2e1c6b4f6f2daf7f3c9e4b8d5f6071829304b5c6d7e8f9012a3b4c5d6e7f80";
+const THIRD_PKG: &str =
+    "third_1.0:2d3f2d7c5a7a3eba8a4d0a5c9e6a7182930415c6d7e8f9012a3b4c5d6e7f8091";
 
 fn guest() -> Vec<u8> {
     std::fs::read(env!("GUEST_ASSET_WASM"))
@@ -44,7 +47,6 @@ async fn launch_wasm(
 
 async fn execute(
     host: &TestHost,
-    chaincode: &str,
     proposal: &BuiltProposal,
 ) -> Result<ExecuteResult, ExecuteError> {
     host.support
@@ -95,8 +97,8 @@ async fn wasm_chaincode_produces_the_node_chaincodes_responses_events_and_rwsets
             .nonce(vec![u8::try_from(i).unwrap(); 24])
             .build(&node_host.identity)
             .unwrap();
-        let node = execute(&node_host, chaincode, &proposal).await.unwrap();
-        let wasm = execute(&wasm_host, chaincode, &proposal).await.unwrap();
+        let node = execute(&node_host, &proposal).await.unwrap();
+        let wasm = execute(&wasm_host, &proposal).await.unwrap();
         assert_eq!(
             wasm.response, node.response,
             "step {i} {args:?}: responses differ"
@@ -120,7 +122,7 @@ async fn wasm_chaincode_produces_the_node_chaincodes_responses_events_and_rwsets
 
     // The transaction context: txid, channel and Fabric's binding.
     let proposal = wasm_host.proposal("asset", &["asset:whoami"]);
-    let result = execute(&wasm_host, "asset", &proposal).await;
+    let result = execute(&wasm_host, &proposal).await;
     let binding: String = compute_binding(&proposal.nonce, &proposal.creator, 0)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -161,7 +163,7 @@ async fn the_same_proposals_on_two_hosts_give_byte_identical_results_with_clock_
                 .timestamp(timestamp)
                 .build(&identity)
                 .unwrap();
-            let result = execute(&host, "asset", &proposal).await.unwrap();
+            let result = execute(&host, &proposal).await.unwrap();
             host.commit(&result, &proposal);
             outputs.push((
                 result.response.clone(),
@@ -209,80 +211,98 @@ async fn a_panic_answers_its_message_a_cpu_loop_fails_and_the_chaincode_keeps_se
     assert_eq!(payload(&result), "");
 }
 
-/// Prints latency and throughput of 1 get + 1 put transactions on wasm chaincode; asserts
-/// only that every transaction succeeded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wasm_chaincode_throughput_for_one_get_and_one_put() {
-    const SEQUENTIAL: usize = 500;
-    const CONCURRENT: usize = 1000;
-    const IN_FLIGHT: usize = 16;
-    let host = Arc::new(TestHost::start(SupportConfig::default()).await);
-    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
-    let started = Instant::now();
-    let _chaincode = launch_wasm(&host, &runtime, "asset", ASSET_PKG).await;
-    eprintln!(
-        "wasm chaincode compile + launch to READY: {:?}",
-        started.elapsed()
-    );
 
-    let started = Instant::now();
-    for i in 0..SEQUENTIAL {
-        let (_, result) = host
-            .invoke("asset", &["asset:touch", &format!("t{}", i % 10)])
-            .await;
-        assert_eq!(result.unwrap().response.status, 200);
-    }
-    let per_tx = started.elapsed() / u32::try_from(SEQUENTIAL).unwrap();
-
-    let started = Instant::now();
-    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
-    let mut tasks = Vec::new();
-    for i in 0..CONCURRENT {
-        let slot = Arc::clone(&slots).acquire_owned().await.unwrap();
-        let host = Arc::clone(&host);
-        tasks.push(tokio::spawn(async move {
-            let (_, result) = host
-                .invoke("asset", &["asset:touch", &format!("t{}", i % 10)])
-                .await;
-            drop(slot);
-            result.unwrap().response.status
-        }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), 200);
-    }
-    let concurrent = CONCURRENT as f64 / started.elapsed().as_secs_f64();
-    eprintln!(
-        "wasm chaincode, 1 get + 1 put: {per_tx:?} per transaction sequential ({:.0} tx/s), {concurrent:.0} tx/s with {IN_FLIGHT} in flight",
-        1.0 / per_tx.as_secs_f64()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn more_transactions_than_instance_slots_queue_instead_of_deadlocking() {
-    let host = Arc::new(TestHost::start(SupportConfig::default()).await);
-    let runtime = WasmRuntime::new(WasmConfig {
-        max_concurrent: 2,
-        ..WasmConfig::default()
-    })
-    .unwrap();
-    let _chaincode = launch_wasm(&host, &runtime, "asset", ASSET_PKG).await;
-    let tasks: Vec<_> = (0..12)
-        .map(|i| {
-            let host = Arc::clone(&host);
+/// Twelve transactions of `asset` started at once (their proposals signed beforehand),
+/// each calling `target`, which reads a key 300 times (so that every transaction is in
+/// flight before the first ends): all must answer 200 with the callee's answer.
+async fn twelve_nested_calls(host: &Arc<TestHost>, target: &str) {
+    let proposals: Vec<_> = (0..12)
+        .map(|_| host.proposal("asset", &["asset:invoke", target, "asset:reads", "k", "300"]))
+        .collect();
+    let tasks: Vec<_> = proposals
+        .into_iter()
+        .map(|proposal| {
+            let host = Arc::clone(host);
             tokio::spawn(async move {
-                let end = format!("k{i}");
-                let (_, result) = host.invoke("asset", &["asset:range", "", &end]).await;
-                result.unwrap().response.status
+                let result = execute(&host, &proposal).await.unwrap();
+                let payload = String::from_utf8(result.response.payload).unwrap();
+                (result.response.status, payload)
             })
         })
         .collect();
     let all = async {
         for task in tasks {
-            assert_eq!(task.await.unwrap(), 200);
+            assert_eq!(
+                task.await.unwrap(),
+                (200, r#"{"status":200,"message":"","payload":"300"}"#.to_owned())
+            );
         }
     };
     tokio::time::timeout(Duration::from_secs(20), all)
         .await
-        .expect("12 transactions on 2 instance slots finish");
+        .unwrap_or_else(|_| panic!("12 calls to {target} did not all complete"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_nested_calls_in_flight_than_slots_all_complete() {
+    let host = Arc::new(TestHost::start(SupportConfig::default()).await);
+    host.store.create_channel("otherchannel").unwrap();
+    // Two slots for `asset`, both held by transactions calling `asset` itself on another
+    // channel: the calls must not wait for those slots.
+    let runtime = WasmRuntime::new(WasmConfig {
+        max_concurrent: 2,
+        ..WasmConfig::default()
+    })
+    .unwrap();
+    let _asset = launch_wasm(&host, &runtime, "asset", ASSET_PKG).await;
+    twelve_nested_calls(&host, "asset/otherchannel").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_nested_calls_in_flight_than_pooled_instances_all_complete() {
+    let host = Arc::new(TestHost::start(SupportConfig::default()).await);
+    // Four instances and twelve transactions that each hold one while calling `other`:
+    // transactions from the peer never take the last one, so calls always find one.
+    let runtime = WasmRuntime::new(WasmConfig {
+        max_instances: 4,
+        ..WasmConfig::default()
+    })
+    .unwrap();
+    let _asset = launch_wasm(&host, &runtime, "asset", ASSET_PKG).await;
+    let _other = launch_wasm(&host, &runtime, "other", OTHER_PKG).await;
+    twelve_nested_calls(&host, "other").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_call_no_instance_can_be_freed_for_fails_at_once_with_a_clear_error() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    // Two instances: asset → other → third needs three at once.
+    let runtime = WasmRuntime::new(WasmConfig {
+        max_instances: 2,
+        ..WasmConfig::default()
+    })
+    .unwrap();
+    let _asset = launch_wasm(&host, &runtime, "asset", ASSET_PKG).await;
+    let _other = launch_wasm(&host, &runtime, "other", OTHER_PKG).await;
+    let _third = launch_wasm(&host, &runtime, "third", THIRD_PKG).await;
+    let (_, result) = host
+        .invoke(
+            "asset",
+            &["asset:invoke", "other", "asset:invoke", "third", "asset:get", "k"],
+        )
+        .await;
+    // The innermost call fails; `other` answers its error as status 500, which `asset`
+    // reports.
+    assert_eq!(
+        payload(&result),
+        r#"{"status":500,"message":"no wasm instance is free for a nested chaincode call: all 2 are held by transactions waiting on chaincode calls (raise max_instances, or retry)","payload":""}"#
+    );
+    // One level less fits, and the pool is whole again.
+    let (_, result) = host
+        .invoke("asset", &["asset:invoke", "other", "asset:get", "k"])
+        .await;
+    assert_eq!(
+        payload(&result),
+        r#"{"status":200,"message":"","payload":""}"#
+    );
 }

@@ -62,8 +62,9 @@ fn run(stub: &Stub) -> Result<Vec<u8>, cchost_sdk::Error> {
             let args: Vec<&[u8]> = stub.args().iter().skip(2).map(Vec::as_slice).collect();
             let response = stub.invoke_chaincode(&arg(1), &args, "")?;
             Ok(format!(
-                r#"{{"status":{},"payload":"{}"}}"#,
+                r#"{{"status":{},"message":"{}","payload":"{}"}}"#,
                 response.status,
+                response.message,
                 String::from_utf8_lossy(&response.payload)
             )
             .into_bytes())
