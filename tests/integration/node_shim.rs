@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cchost::ids::PackageId;
-use cchost::ledger::Height;
+use cchost::ledger::{Height, StateStore};
 use cchost::proposal::compute_binding;
 use cchost::proto::kvrwset::{self, KvRead, KvWrite, KvrwSet};
 use cchost::proto::protos::ChaincodeEvent;
@@ -405,4 +405,49 @@ async fn execute_timeout_and_a_killed_chaincode_are_reported_and_the_handler_der
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_keeps_reading_while_its_request_turns_are_used_up_by_chaincode_calls() {
+    const CALLS: usize = 8;
+    let logs = tempfile::tempdir().unwrap();
+    // Two requests of the stream at a time touch the ledger; eight transactions each call
+    // the same chaincode on another channel, so the callee's requests and completions
+    // come back on the very stream whose callers wait for them.
+    let host = std::sync::Arc::new(
+        TestHost::start(SupportConfig {
+            max_concurrent_requests: 2,
+            ..SupportConfig::default()
+        })
+        .await,
+    );
+    host.store.create_channel("otherchannel").unwrap();
+    let _asset = launch(&host, "asset", ASSET_PKG, logs.path()).await;
+    let proposals: Vec<_> = (0..CALLS)
+        .map(|i| {
+            host.proposal(
+                "asset",
+                &["asset:invoke", "asset/otherchannel", "asset:get", &format!("k{i}")],
+            )
+        })
+        .collect();
+    let tasks: Vec<_> = proposals
+        .into_iter()
+        .map(|proposal| {
+            let support = host.support.clone();
+            tokio::spawn(async move { support.execute(&proposal.signed_proposal).await })
+        })
+        .collect();
+    let all = async {
+        for task in tasks {
+            let result = task.await.unwrap().unwrap();
+            assert_eq!(
+                String::from_utf8(result.response.payload).unwrap(),
+                r#"{"status":200,"message":"","payload":""}"#
+            );
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), all)
+        .await
+        .expect("every call completed while the stream's turns were in use");
 }

@@ -185,12 +185,7 @@ fn start_tx(
 ) -> JoinHandle<Result<ExecuteResult, ExecuteError>> {
     let proposal = host.proposal(name, args);
     let support = host.support.clone();
-    let name = name.to_owned();
-    tokio::spawn(async move {
-        support
-            .execute(&proposal.signed_proposal)
-            .await
-    })
+    tokio::spawn(async move { support.execute(&proposal.signed_proposal).await })
 }
 
 /// Defines `name` and registers a rogue shim for it.
@@ -923,4 +918,54 @@ async fn keepalive_is_sent_only_when_configured() {
         assert!(keepalive.payload.is_empty() && keepalive.txid.is_empty());
     }
     assert_healthy(&chatty).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_to_a_chaincode_that_stopped_reading_end_at_the_execute_timeout() {
+    let host = host(SupportConfig {
+        dev_mode: true,
+        execute_timeout: Duration::from_secs(1),
+        ..SupportConfig::default()
+    })
+    .await;
+    // Registered, then never read again: once HTTP/2 flow control and the outbound
+    // queue are full, sending a TRANSACTION waits.
+    let deaf = registered(&host, "deaf").await;
+    let big = "x".repeat(256 * 1024);
+    let pending: Vec<_> = (0..80)
+        .map(|_| start_tx(&host, "deaf", &["f", &big]))
+        .collect();
+    let all = async {
+        for tx in pending {
+            let err = tx.await.unwrap().unwrap_err();
+            assert!(
+                err.to_string()
+                    .ends_with(": error sending: timeout expired while executing transaction"),
+                "{err}"
+            );
+        }
+    };
+    tokio::time::timeout(WAIT * 2, all)
+        .await
+        .expect("every transaction ended at the execute timeout, sent or not");
+    drop(deaf);
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn a_stream_that_never_registers_is_ended_after_the_register_timeout() {
+    let host = host(SupportConfig {
+        register_timeout: Duration::from_millis(200),
+        ..SupportConfig::default()
+    })
+    .await;
+    let mut idle = Shim::connect(&host).await;
+    match idle.next(WAIT).await {
+        Next::Failed(status) => assert_eq!(
+            status.message(),
+            "no REGISTER within 200ms of connecting"
+        ),
+        other => panic!("expected the stream to be ended, got {other:?}"),
+    }
+    assert_healthy(&host).await;
 }
