@@ -4,7 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cchost::launcher::{Backoff, ChaincodeRuntime, LaunchError, Launcher};
+use cchost::ledger::RedbStore;
+use cchost::package::ChaincodePackage;
+use cchost::proto::protos::ChaincodeMessage;
+use cchost::proto::protos::chaincode_server;
+use cchost::support::ChaincodeSupport;
+use futures_util::future::BoxFuture;
+use tokio_stream::wrappers::ReceiverStream;
+
+use cchost::launcher::{Backoff, ChaincodeRuntime, LaunchError, Launcher, RunningChaincode};
 use cchost::package::{PackageStore, build_ccaas_package, build_wasm_package};
 use cchost::runtime::external::CcaasRuntime;
 use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
@@ -47,13 +55,6 @@ async fn the_launcher_installs_starts_on_demand_and_relaunches_a_wasm_package() 
 
     // Stopped, it deregisters; the next launch starts it again.
     launcher.stop(&id).await;
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while host.support.is_ready(&id) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .unwrap();
     launcher.launch(&id).await.unwrap();
     let (_, result) = host.invoke("asset", &["asset:get", "missing"]).await;
     assert_eq!(result.unwrap().response.status, 200);
@@ -168,57 +169,243 @@ async fn concurrent_launches_of_one_package_start_it_once() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// A runtime whose every start fails at once: the launcher's failure handling without a
+/// real dial or container in the way (and so under a paused clock).
+#[derive(Debug)]
+struct FailingRuntime;
+
+impl ChaincodeRuntime for FailingRuntime {
+    fn name(&self) -> &'static str {
+        "failing"
+    }
+
+    fn handles(&self, _kind: &str) -> bool {
+        true
+    }
+
+    fn install(&self, _package: &ChaincodePackage) -> Result<(), LaunchError> {
+        Ok(())
+    }
+
+    fn start<'a>(
+        &'a self,
+        package: &'a ChaincodePackage,
+        _support: &'a ChaincodeSupport,
+    ) -> BoxFuture<'a, Result<Box<dyn RunningChaincode>, LaunchError>> {
+        Box::pin(async move {
+            Err(LaunchError::Start {
+                package_id: package.id().clone(),
+                reason: "it cannot start".to_owned(),
+            })
+        })
+    }
+}
+
+fn support() -> ChaincodeSupport {
+    let store = Arc::new(RedbStore::in_memory().unwrap());
+    ChaincodeSupport::new(SupportConfig::default(), store).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_chaincode_that_keeps_failing_is_backed_off_then_retried() {
-    let host = TestHost::start(SupportConfig::default()).await;
     let data = tempfile::tempdir().unwrap();
-    // A service nobody runs: every start fails at once with the dial error.
-    let port = crate::ccaas::free_port();
-    let package = build_ccaas_package("gone_ccaas", &crate::ccaas::connection(port)).unwrap();
     let backoff = Backoff {
         initial: Duration::from_millis(300),
         max: Duration::from_millis(500),
         stable_after: Duration::from_secs(60),
     };
+    let support = support();
     let launcher = Launcher::with_backoff(
+        support.clone(),
+        PackageStore::open(data.path()).unwrap(),
+        vec![Arc::new(FailingRuntime)],
+        Duration::from_secs(10),
+        backoff,
+    );
+    let package = build_ccaas_package("broken", &crate::ccaas::connection(1)).unwrap();
+    let id = launcher.install(&package).unwrap();
+    let launch = || async { launcher.launch(&id).await.unwrap_err().to_string() };
+    let failed = format!("starting chaincode {id}: it cannot start");
+    let backed_off = |failures, wait| {
+        format!(
+            "chaincode {id} failed {failures} times in a row; not starting it again for \
+             {wait} (crash-loop back-off)"
+        )
+    };
+    // One failure is retried at once; after the second, starts wait 300 ms.
+    assert_eq!(launch().await, failed);
+    assert_eq!(launch().await, failed);
+    assert_eq!(launch().await, backed_off(2, "300ms"));
+    tokio::time::advance(Duration::from_millis(100)).await;
+    assert_eq!(launch().await, backed_off(2, "200ms"));
+    // After the wait, a real start again (failure 3), then 500 ms (doubled, capped).
+    tokio::time::advance(Duration::from_millis(200)).await;
+    assert_eq!(launch().await, failed);
+    assert_eq!(launch().await, backed_off(3, "500ms"));
+    // A chaincode that ran for `stable_after` counts afresh; refused starts are not
+    // launches: three attempts, three failures recorded.
+    assert!(support.metrics().encode().contains(&format!(
+        "chaincode_launch_failures_total{{chaincode=\"{id}\",runtime=\"failing\"}} 3\n"
+    )));
+}
+
+/// A TCP port on loopback that refuses connections: bound (so nothing else takes it while
+/// the socket lives) but not listening.
+fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_launch_withdraws_its_expected_registration() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let data = tempfile::tempdir().unwrap();
+    let (_refusing, port) = refusing_port();
+    let launcher = Launcher::new(
         host.support.clone(),
         PackageStore::open(data.path()).unwrap(),
         vec![Arc::new(CcaasRuntime)],
         Duration::from_secs(10),
-        backoff,
     );
+    let package = build_ccaas_package("gone_ccaas", &crate::ccaas::connection(port)).unwrap();
     let id = launcher.install(&package).unwrap();
-    let attempt = || async {
-        match launcher.launch(&id).await.unwrap_err() {
-            LaunchError::CrashLoop {
-                failures, retry_in, ..
-            } => Err((failures, retry_in)),
-            other => Ok(other.to_string()),
-        }
-    };
-    let dial = format!("starting chaincode {id}: ");
-    // One failure is retried at once; after the second, starts wait 300 ms.
-    assert!(attempt().await.unwrap().starts_with(&dial));
-    assert!(attempt().await.unwrap().starts_with(&dial));
-    let (failures, retry_in) = attempt().await.unwrap_err();
-    assert_eq!(failures, 2);
-    assert!(retry_in <= Duration::from_millis(300), "{retry_in:?}");
     let error = launcher.launch(&id).await.unwrap_err().to_string();
     assert!(
-        error.starts_with(&format!(
-            "chaincode {id} failed 2 times in a row; not starting it again for "
-        )),
+        error.starts_with(&format!("starting chaincode {id}: dialing 127.0.0.1:{port}: ")),
         "{error}"
     );
-    assert!(error.ends_with(" (crash-loop back-off)"), "{error}");
-    // After the wait, a real start again (failure 3), then 500 ms (doubled, capped).
-    tokio::time::sleep(retry_in + Duration::from_millis(20)).await;
-    assert!(attempt().await.unwrap().starts_with(&dial));
-    let (failures, retry_in) = attempt().await.unwrap_err();
-    assert_eq!(failures, 3);
-    assert!(retry_in > Duration::from_millis(300) && retry_in <= Duration::from_millis(500));
-    // Refused starts are not launches: three attempts, three failures recorded.
-    assert!(host.support.metrics().encode().contains(&format!(
-        "chaincode_launch_failures_total{{chaincode=\"{id}\",runtime=\"ccaas\"}} 3\n"
-    )));
+    // Outside dev mode nothing may now register under its id.
+    assert!(!host.support.awaiting_registration(&id));
+}
+
+/// A chaincode-as-a-service endpoint that accepts the peer's stream and never registers;
+/// it reports when the peer closes its side.
+#[derive(Clone)]
+struct SilentService {
+    closed: Arc<tokio::sync::Notify>,
+}
+
+#[tonic::async_trait]
+impl chaincode_server::Chaincode for SilentService {
+    type ConnectStream = ReceiverStream<Result<ChaincodeMessage, tonic::Status>>;
+
+    async fn connect(
+        &self,
+        request: tonic::Request<tonic::Streaming<ChaincodeMessage>>,
+    ) -> Result<tonic::Response<Self::ConnectStream>, tonic::Status> {
+        let (out, stream) = tokio::sync::mpsc::channel(1);
+        let mut inbound = request.into_inner();
+        let closed = Arc::clone(&self.closed);
+        tokio::spawn(async move {
+            while let Ok(Some(_)) = inbound.message().await {}
+            closed.notify_one();
+            drop(out);
+        });
+        Ok(tonic::Response::new(ReceiverStream::new(stream)))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_launch_stops_what_it_started_and_withdraws_its_expected_registration() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let data = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let service = SilentService {
+        closed: Arc::new(tokio::sync::Notify::new()),
+    };
+    let closed = Arc::clone(&service.closed);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(chaincode_server::ChaincodeServer::new(service))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(data.path()).unwrap(),
+        vec![Arc::new(CcaasRuntime)],
+        Duration::from_secs(60),
+    );
+    let package = build_ccaas_package("silent_ccaas", &crate::ccaas::connection(port)).unwrap();
+    let id = launcher.install(&package).unwrap();
+    // The launch waits for a REGISTER that never comes; its caller gives up.
+    let mut launch = Box::pin(launcher.launch(&id));
+    let wait_started = async {
+        while !host.support.awaiting_registration(&id) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        result = &mut launch => panic!("the launch ended: {result:?}"),
+        () = wait_started => {}
+    }
+    let connected = tokio::time::timeout(Duration::from_millis(300), &mut launch).await;
+    assert!(connected.is_err(), "still waiting for READY");
+    drop(launch);
+    assert!(!host.support.awaiting_registration(&id));
+    tokio::time::timeout(Duration::from_secs(10), closed.notified())
+        .await
+        .expect("the dropped launch closed its stream to the service");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_returns_once_the_chaincode_is_gone_and_a_launch_right_after_starts_it_afresh() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let data = tempfile::tempdir().unwrap();
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(data.path()).unwrap(),
+        vec![Arc::new(WasmRuntime::new(WasmConfig::default()).unwrap())],
+        Duration::from_secs(10),
+    );
+    let wasm = std::fs::read(env!("GUEST_ASSET_WASM")).unwrap();
+    let id = launcher
+        .install(&build_wasm_package("asset_1.0", "asset", &wasm).unwrap())
+        .unwrap();
+    host.support.define("asset", id.clone());
+    for _ in 0..3 {
+        launcher.launch(&id).await.unwrap();
+        let (_, result) = host.invoke("asset", &["asset:get", "k"]).await;
+        assert_eq!(result.unwrap().response.status, 200);
+        launcher.stop(&id).await;
+        assert!(!host.support.is_ready(&id), "stop returned before it was gone");
+    }
+    let launches = host.support.metrics().encode();
+    assert!(
+        launches.contains(&format!(
+            "chaincode_launch_duration_count{{chaincode=\"{id}\",success=\"true\",runtime=\"wasm\"}} 3\n"
+        )),
+        "{launches}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chaincode_invoked_while_not_running_is_launched_on_demand_also_by_another_chaincode()
+{
+    let host = TestHost::start(SupportConfig::default()).await;
+    let data = tempfile::tempdir().unwrap();
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(data.path()).unwrap(),
+        vec![Arc::new(WasmRuntime::new(WasmConfig::default()).unwrap())],
+        Duration::from_secs(10),
+    );
+    let wasm = std::fs::read(env!("GUEST_ASSET_WASM")).unwrap();
+    for name in ["asset", "other"] {
+        let id = launcher
+            .install(&build_wasm_package(&format!("{name}_1.0"), name, &wasm).unwrap())
+            .unwrap();
+        host.support.define(name, id);
+    }
+    // Neither runs: the client's call starts `asset`, whose call starts `other`.
+    let (_, result) = host
+        .invoke("asset", &["asset:invoke", "other", "asset:get", "k"])
+        .await;
+    let response = result.unwrap().response;
+    assert_eq!(
+        String::from_utf8(response.payload).unwrap(),
+        r#"{"status":200,"message":"","payload":""}"#
+    );
 }

@@ -306,3 +306,85 @@ async fn a_nested_call_no_instance_can_be_freed_for_fails_at_once_with_a_clear_e
         r#"{"status":200,"message":"","payload":""}"#
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_wasm_chaincode_leaves_no_task_behind_with_keepalive_on() {
+    let host = TestHost::start(SupportConfig {
+        keepalive: Some(Duration::from_millis(10)),
+        ..SupportConfig::default()
+    })
+    .await;
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
+    let tasks = tokio::runtime::Handle::current().metrics();
+    let before = tasks.num_alive_tasks();
+    let chaincode = launch_wasm(&host, &runtime, "asset", ASSET_PKG).await;
+    let (_, result) = host.invoke("asset", &["asset:get", "k"]).await;
+    assert_eq!(payload(&result), "");
+    chaincode.stop();
+    assert!(
+        host.support
+            .wait_deregistered(&PackageId::new(ASSET_PKG), Duration::from_secs(10))
+            .await
+    );
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while tasks.num_alive_tasks() > before {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "{} tasks still alive, {before} before the launch",
+            tasks.num_alive_tasks()
+        )
+    });
+}
+
+#[tokio::test]
+async fn configurations_that_would_hang_or_fail_are_refused_with_what_to_change() {
+    let store: Arc<dyn cchost::ledger::StateStore> =
+        Arc::new(cchost::ledger::RedbStore::in_memory().unwrap());
+    let support = |config| {
+        cchost::support::ChaincodeSupport::new(config, Arc::clone(&store))
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        support(SupportConfig {
+            max_concurrent_requests: 0,
+            ..SupportConfig::default()
+        }),
+        "invalid configuration: max_concurrent_requests must be greater than zero"
+    );
+    assert_eq!(
+        support(SupportConfig {
+            keepalive: Some(Duration::ZERO),
+            ..SupportConfig::default()
+        }),
+        "invalid configuration: keepalive (chaincode.keepalive; leave it unset to turn it off) \
+         must be greater than zero"
+    );
+    assert_eq!(
+        support(SupportConfig {
+            execute_timeout: Duration::ZERO,
+            ..SupportConfig::default()
+        }),
+        "invalid configuration: execute_timeout (chaincode.executetimeout) must be greater than \
+         zero"
+    );
+    let wasm = |config| WasmRuntime::new(config).unwrap_err().to_string();
+    assert_eq!(
+        wasm(WasmConfig {
+            max_concurrent: 0,
+            ..WasmConfig::default()
+        }),
+        "invalid wasm configuration: max_concurrent must be at least 1"
+    );
+    assert_eq!(
+        wasm(WasmConfig {
+            max_instances: 0,
+            ..WasmConfig::default()
+        }),
+        "invalid wasm configuration: max_instances must be at least 1"
+    );
+}
