@@ -11,6 +11,33 @@ use tokio::sync::oneshot;
 
 pub(crate) const CHANNEL: &str = "mychannel";
 
+/// A loopback port for a server another process binds (the Node shim in server mode),
+/// which cannot be handed a listening socket. Ports come from below the kernel's
+/// ephemeral range (32768 and up), which `bind(0)` never hands out, through a counter of
+/// this process, so no other test of this run can be given or bind the same one; a port
+/// something else on the machine holds is skipped.
+pub(crate) fn service_port() -> u16 {
+    use std::sync::atomic::AtomicU16;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // A block of 500 ports per process (by pid), so two test runs side by side differ too.
+    let base = 20_000 + u16::try_from(std::process::id() % 20).unwrap() * 500;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 500;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A loopback port that refuses connections at once: bound, so that nothing else takes it
+/// while the socket lives, but not listening.
+pub(crate) fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    (socket, port)
+}
+
 pub(crate) struct TestHost {
     pub(crate) support: ChaincodeSupport,
     pub(crate) addr: SocketAddr,

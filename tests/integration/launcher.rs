@@ -249,20 +249,11 @@ async fn a_chaincode_that_keeps_failing_is_backed_off_then_retried() {
     )));
 }
 
-/// A TCP port on loopback that refuses connections: bound (so nothing else takes it while
-/// the socket lives) but not listening.
-fn refusing_port() -> (tokio::net::TcpSocket, u16) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let port = socket.local_addr().unwrap().port();
-    (socket, port)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_launch_withdraws_its_expected_registration() {
     let host = TestHost::start(SupportConfig::default()).await;
     let data = tempfile::tempdir().unwrap();
-    let (_refusing, port) = refusing_port();
+    let (_refusing, port) = crate::host::refusing_port();
     let launcher = Launcher::new(
         host.support.clone(),
         PackageStore::open(data.path()).unwrap(),

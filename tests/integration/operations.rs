@@ -15,7 +15,8 @@ use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
 use cchost::support::SupportConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::ccaas::{ServerMode, connection, free_port};
+use crate::ccaas::{ServerMode, connection};
+use crate::host::service_port;
 use crate::host::TestHost;
 
 /// One HTTP/1.1 request; the status code and the body.
@@ -78,7 +79,7 @@ async fn metrics_move_for_wasm_and_node_chaincode_and_the_endpoints_answer_like_
     )
     .unwrap();
     let wasm_id = package_id("asset_wasm", &wasm);
-    let port = free_port();
+    let port = service_port();
     let ccaas = build_ccaas_package("asset_node", &connection(port)).unwrap();
     let node_id = package_id("asset_node", &ccaas);
     let _server = ServerMode::start(port, node_id.as_str(), &dir.path().join("node.log"));
