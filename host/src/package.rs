@@ -210,7 +210,15 @@ fn pack(files: &[(&str, &[u8])]) -> Result<Vec<u8>, PackageError> {
     let gzip = flate2::GzBuilder::new()
         .mtime(0)
         .write(Vec::new(), flate2::Compression::default());
-    let mut tar = tar::Builder::new(gzip);
+    let mut gzip = write_tar(gzip, files)?;
+    gzip.flush()?;
+    Ok(gzip.finish()?)
+}
+
+/// A deterministic tar of `files` (regular files, mode 0644, owner 0, mtime 0), in the
+/// given order, written to `out`: the one tar writer of packages and image builds.
+pub(crate) fn write_tar<W: Write>(out: W, files: &[(&str, &[u8])]) -> std::io::Result<W> {
+    let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Deterministic);
     for (path, bytes) in files {
         let mut header = tar::Header::new_gnu();
@@ -222,9 +230,7 @@ fn pack(files: &[(&str, &[u8])]) -> Result<Vec<u8>, PackageError> {
         header.set_entry_type(tar::EntryType::Regular);
         tar.append_data(&mut header, path, *bytes)?;
     }
-    let mut gzip = tar.into_inner()?;
-    gzip.flush()?;
-    Ok(gzip.finish()?)
+    tar.into_inner()
 }
 
 /// The regular files of a `.tar.gz`, by path (`./` prefixes dropped); at most

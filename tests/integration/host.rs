@@ -90,10 +90,7 @@ impl TestHost {
         args: &[&str],
     ) -> (BuiltProposal, Result<ExecuteResult, ExecuteError>) {
         let proposal = self.proposal(chaincode, args);
-        let result = self
-            .support
-            .execute(&proposal.signed_proposal)
-            .await;
+        let result = self.support.execute(&proposal.signed_proposal).await;
         (proposal, result)
     }
 

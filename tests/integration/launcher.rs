@@ -264,7 +264,9 @@ async fn a_failed_launch_withdraws_its_expected_registration() {
     let id = launcher.install(&package).unwrap();
     let error = launcher.launch(&id).await.unwrap_err().to_string();
     assert!(
-        error.starts_with(&format!("starting chaincode {id}: dialing 127.0.0.1:{port}: ")),
+        error.starts_with(&format!(
+            "starting chaincode {id}: dialing 127.0.0.1:{port}: "
+        )),
         "{error}"
     );
     // Outside dev mode nothing may now register under its id.
@@ -361,7 +363,10 @@ async fn stop_returns_once_the_chaincode_is_gone_and_a_launch_right_after_starts
         let (_, result) = host.invoke("asset", &["asset:get", "k"]).await;
         assert_eq!(result.unwrap().response.status, 200);
         launcher.stop(&id).await;
-        assert!(!host.support.is_ready(&id), "stop returned before it was gone");
+        assert!(
+            !host.support.is_ready(&id),
+            "stop returned before it was gone"
+        );
     }
     let launches = host.support.metrics().encode();
     assert!(
@@ -373,8 +378,7 @@ async fn stop_returns_once_the_chaincode_is_gone_and_a_launch_right_after_starts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chaincode_invoked_while_not_running_is_launched_on_demand_also_by_another_chaincode()
-{
+async fn a_chaincode_invoked_while_not_running_is_launched_on_demand_also_by_another_chaincode() {
     let host = TestHost::start(SupportConfig::default()).await;
     let data = tempfile::tempdir().unwrap();
     let launcher = Launcher::new(

@@ -362,11 +362,7 @@ async fn execute_timeout_and_a_killed_chaincode_are_reported_and_the_handler_der
     let pending = tokio::spawn({
         let proposal = host.proposal("asset", &["asset:sleep", "1000"]);
         let support = host.support.clone();
-        async move {
-            support
-                .execute(&proposal.signed_proposal)
-                .await
-        }
+        async move { support.execute(&proposal.signed_proposal).await }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let killed_at = Instant::now();
@@ -402,7 +398,6 @@ async fn execute_timeout_and_a_killed_chaincode_are_reported_and_the_handler_der
     );
 }
 
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -427,7 +422,12 @@ async fn a_stream_keeps_reading_while_its_request_turns_are_used_up_by_chaincode
         .map(|i| {
             host.proposal(
                 "asset",
-                &["asset:invoke", "asset/otherchannel", "asset:get", &format!("k{i}")],
+                &[
+                    "asset:invoke",
+                    "asset/otherchannel",
+                    "asset:get",
+                    &format!("k{i}"),
+                ],
             )
         })
         .collect();

@@ -16,8 +16,8 @@ use cchost::support::SupportConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::ccaas::{ServerMode, connection};
-use crate::host::service_port;
 use crate::host::TestHost;
+use crate::host::service_port;
 
 /// One HTTP/1.1 request; the status code and the body.
 async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {

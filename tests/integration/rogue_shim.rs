@@ -539,11 +539,7 @@ async fn open_iterators_per_transaction_are_bounded() {
     let pending = tokio::spawn({
         let support = host.support.clone();
         let proposal = proposal.clone();
-        async move {
-            support
-                .execute(&proposal.signed_proposal)
-                .await
-        }
+        async move { support.execute(&proposal.signed_proposal).await }
     });
     let tx = writer.expect(Type::Transaction).await;
     for key in ["a", "b"] {
@@ -635,11 +631,7 @@ async fn private_data_and_rich_queries_get_clear_not_supported_errors() {
         .unwrap();
     let pending = tokio::spawn({
         let support = host.support.clone();
-        async move {
-            support
-                .execute(&proposal.signed_proposal)
-                .await
-        }
+        async move { support.execute(&proposal.signed_proposal).await }
     });
     let init = shim.expect(Type::Init).await;
     assert!(
@@ -838,11 +830,7 @@ async fn state_metadata_is_written_to_the_rwset_committed_and_read_back() {
     let pending = tokio::spawn({
         let support = host.support.clone();
         let proposal = proposal.clone();
-        async move {
-            support
-                .execute(&proposal.signed_proposal)
-                .await
-        }
+        async move { support.execute(&proposal.signed_proposal).await }
     });
     let tx = shim.expect(Type::Transaction).await;
     let put = PutState {
@@ -961,10 +949,9 @@ async fn a_stream_that_never_registers_is_ended_after_the_register_timeout() {
     .await;
     let mut idle = Shim::connect(&host).await;
     match idle.next(WAIT).await {
-        Next::Failed(status) => assert_eq!(
-            status.message(),
-            "no REGISTER within 200ms of connecting"
-        ),
+        Next::Failed(status) => {
+            assert_eq!(status.message(), "no REGISTER within 200ms of connecting")
+        }
         other => panic!("expected the stream to be ended, got {other:?}"),
     }
     assert_healthy(&host).await;

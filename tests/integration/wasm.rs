@@ -45,13 +45,8 @@ async fn launch_wasm(
     chaincode
 }
 
-async fn execute(
-    host: &TestHost,
-    proposal: &BuiltProposal,
-) -> Result<ExecuteResult, ExecuteError> {
-    host.support
-        .execute(&proposal.signed_proposal)
-        .await
+async fn execute(host: &TestHost, proposal: &BuiltProposal) -> Result<ExecuteResult, ExecuteError> {
+    host.support.execute(&proposal.signed_proposal).await
 }
 
 fn payload(result: &Result<ExecuteResult, ExecuteError>) -> String {
@@ -211,13 +206,17 @@ async fn a_panic_answers_its_message_a_cpu_loop_fails_and_the_chaincode_keeps_se
     assert_eq!(payload(&result), "");
 }
 
-
 /// Twelve transactions of `asset` started at once (their proposals signed beforehand),
 /// each calling `target`, which reads a key 300 times (so that every transaction is in
 /// flight before the first ends): all must answer 200 with the callee's answer.
 async fn twelve_nested_calls(host: &Arc<TestHost>, target: &str) {
     let proposals: Vec<_> = (0..12)
-        .map(|_| host.proposal("asset", &["asset:invoke", target, "asset:reads", "k", "300"]))
+        .map(|_| {
+            host.proposal(
+                "asset",
+                &["asset:invoke", target, "asset:reads", "k", "300"],
+            )
+        })
         .collect();
     let tasks: Vec<_> = proposals
         .into_iter()
@@ -234,7 +233,10 @@ async fn twelve_nested_calls(host: &Arc<TestHost>, target: &str) {
         for task in tasks {
             assert_eq!(
                 task.await.unwrap(),
-                (200, r#"{"status":200,"message":"","payload":"300"}"#.to_owned())
+                (
+                    200,
+                    r#"{"status":200,"message":"","payload":"300"}"#.to_owned()
+                )
             );
         }
     };
@@ -288,7 +290,14 @@ async fn a_nested_call_no_instance_can_be_freed_for_fails_at_once_with_a_clear_e
     let (_, result) = host
         .invoke(
             "asset",
-            &["asset:invoke", "other", "asset:invoke", "third", "asset:get", "k"],
+            &[
+                "asset:invoke",
+                "other",
+                "asset:invoke",
+                "third",
+                "asset:get",
+                "k",
+            ],
         )
         .await;
     // The innermost call fails; `other` answers its error as status 500, which `asset`

@@ -67,8 +67,7 @@ async fn healthz(addr: std::net::SocketAddr) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_spinning_guests_leave_another_chaincodes_transaction_and_healthz_answered_meanwhile()
-{
+async fn two_spinning_guests_leave_another_chaincodes_transaction_and_healthz_answered_meanwhile() {
     let host = Arc::new(
         TestHost::start(SupportConfig {
             execute_timeout: Duration::from_secs(3),

@@ -475,7 +475,9 @@ impl Handler {
         };
         let started = Instant::now();
         match self.begin(&message, ty) {
-            Begin::Unknown(metrics) => Some(reply(message, ty, Err(no_context(ty)), metrics, started)),
+            Begin::Unknown(metrics) => {
+                Some(reply(message, ty, Err(no_context(ty)), metrics, started))
+            }
             Begin::Busy => None,
             Begin::Started(ctx, busy, metrics) => {
                 let result = self.dispatch(&ctx, ty, &message.payload).await;

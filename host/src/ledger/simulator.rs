@@ -609,8 +609,10 @@ mod tests {
         let partial = sim.begin_range_query(NS, "a", "z").unwrap();
         let full = sim.begin_range_query(NS, "\u{1}", "").unwrap();
         sim.record_range_read(full, "b", Height::new(1, 0)).unwrap();
-        sim.record_range_read(partial, "b", Height::new(1, 0)).unwrap();
-        sim.record_range_read(partial, "c", Height::new(2, 1)).unwrap();
+        sim.record_range_read(partial, "b", Height::new(1, 0))
+            .unwrap();
+        sim.record_range_read(partial, "c", Height::new(2, 1))
+            .unwrap();
         sim.set_range_exhausted(full);
 
         let kv = kv_set(&sim.read_write_set(), NS);
@@ -669,12 +671,14 @@ mod tests {
         let mut sim = simulate(&store);
         for _ in 0..2 {
             let range = sim.begin_range_query(NS, "a", "c").unwrap();
-            sim.record_range_read(range, "a1", Height::new(1, 0)).unwrap();
+            sim.record_range_read(range, "a1", Height::new(1, 0))
+                .unwrap();
             sim.set_range_exhausted(range);
         }
         for _ in 0..2 {
             let early = sim.begin_range_query(NS, "b", "z").unwrap();
-            sim.record_range_read(early, "b1", Height::new(1, 1)).unwrap();
+            sim.record_range_read(early, "b1", Height::new(1, 1))
+                .unwrap();
         }
         let other = sim.begin_range_query("other", "a", "c").unwrap();
         sim.set_range_exhausted(other);
@@ -729,8 +733,12 @@ mod tests {
         let range = sim.begin_range_query(NS, "", "").unwrap();
         for read in reads(n) {
             let version = read.version.unwrap();
-            sim.record_range_read(range, &read.key, Height::new(version.block_num, version.tx_num))
-                .unwrap();
+            sim.record_range_read(
+                range,
+                &read.key,
+                Height::new(version.block_num, version.tx_num),
+            )
+            .unwrap();
         }
         sim.set_range_exhausted(range);
         kv_set(&sim.read_write_set(), NS).range_queries_info[0]
@@ -738,7 +746,10 @@ mod tests {
             .clone()
     }
 
-    fn merkle(max_level: u32, hashes: Vec<Vec<u8>>) -> Option<kvrwset::range_query_info::ReadsInfo> {
+    fn merkle(
+        max_level: u32,
+        hashes: Vec<Vec<u8>>,
+    ) -> Option<kvrwset::range_query_info::ReadsInfo> {
         Some(kvrwset::range_query_info::ReadsInfo::ReadsMerkleHashes(
             kvrwset::QueryReadsMerkleSummary {
                 max_degree: 50,
@@ -753,7 +764,9 @@ mod tests {
         assert_eq!(
             summary_of_range(50),
             Some(kvrwset::range_query_info::ReadsInfo::RawReads(
-                kvrwset::QueryReads { kv_reads: reads(50) }
+                kvrwset::QueryReads {
+                    kv_reads: reads(50)
+                }
             ))
         );
     }
@@ -772,7 +785,10 @@ mod tests {
         );
         assert_eq!(
             summary_of_range(103),
-            merkle(1, vec![chunks[0].clone(), chunks[1].clone(), leaf(&all[102..103])])
+            merkle(
+                1,
+                vec![chunks[0].clone(), chunks[1].clone(), leaf(&all[102..103])]
+            )
         );
         let level_two = combine(&chunks[..51]);
         assert_eq!(summary_of_range(2601), merkle(2, vec![level_two.clone()]));
@@ -783,8 +799,7 @@ mod tests {
     }
 
     #[test]
-    fn writes_after_a_paginated_query_and_paginated_queries_after_writes_fail_with_fabrics_texts()
-    {
+    fn writes_after_a_paginated_query_and_paginated_queries_after_writes_fail_with_fabrics_texts() {
         let store = store();
         let mut sim = simulate(&store);
         sim.begin_paginated_range_query(NS, "a", "b").unwrap();
@@ -822,7 +837,10 @@ mod tests {
         sim.put_state(NS, "k", vec![4; 10]).unwrap();
         sim.get_state(NS, "read").unwrap();
         let err = sim.begin_range_query(NS, &"s".repeat(80), "").unwrap_err();
-        assert!(matches!(err, LedgerError::RwSetTooLarge { limit: 100 }), "{err}");
+        assert!(
+            matches!(err, LedgerError::RwSetTooLarge { limit: 100 }),
+            "{err}"
+        );
         // The failed write left nothing behind.
         let writes = kv_set(&sim.read_write_set(), NS).writes;
         assert_eq!(writes.len(), 1);

@@ -249,7 +249,11 @@ impl StateStore for RedbStore {
         let write = self.db.begin_write().map_err(LedgerError::storage)?;
         {
             let channels = write.open_table(CHANNELS).map_err(LedgerError::storage)?;
-            if channels.get(channel).map_err(LedgerError::storage)?.is_none() {
+            if channels
+                .get(channel)
+                .map_err(LedgerError::storage)?
+                .is_none()
+            {
                 return Err(LedgerError::NoLedger(channel.to_owned()));
             }
             let mut state = write.open_table(STATE).map_err(LedgerError::storage)?;

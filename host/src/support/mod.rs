@@ -11,9 +11,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use cchost_proto::protos::chaincode_message::Type;
-use cchost_proto::protos::{
-    ChaincodeEvent, ChaincodeMessage, Response, SignedProposal,
-};
+use cchost_proto::protos::{ChaincodeEvent, ChaincodeMessage, Response, SignedProposal};
 use cchost_proto::rwset::TxReadWriteSet;
 use prost::Message;
 use tokio_stream::wrappers::ReceiverStream;
@@ -463,7 +461,10 @@ impl ChaincodeSupport {
     /// Waits until no stream is registered as `package_id` (a stopped chaincode's handler
     /// has deregistered); false after `timeout`.
     pub async fn wait_deregistered(&self, package_id: &PackageId, timeout: Duration) -> bool {
-        self.inner.registry.wait_deregistered(package_id, timeout).await
+        self.inner
+            .registry
+            .wait_deregistered(package_id, timeout)
+            .await
     }
 
     /// Waits until `package_id` is registered and ready; false after `timeout`.

@@ -126,7 +126,11 @@ impl Registry {
     }
 
     /// Waits until no handler is registered as `package_id`; false after `timeout`.
-    pub(crate) async fn wait_deregistered(&self, package_id: &PackageId, timeout: Duration) -> bool {
+    pub(crate) async fn wait_deregistered(
+        &self,
+        package_id: &PackageId,
+        timeout: Duration,
+    ) -> bool {
         let mut changes = self.changes.subscribe();
         let wait = async {
             loop {

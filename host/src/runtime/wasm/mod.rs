@@ -84,8 +84,14 @@ impl WasmConfig {
     /// Refuses values that would hang or break the runtime.
     pub fn validate(&self) -> Result<(), WasmError> {
         let checks = [
-            ("fuel_per_tx must be greater than zero", self.fuel_per_tx > 0),
-            ("deadline must be greater than zero", !self.deadline.is_zero()),
+            (
+                "fuel_per_tx must be greater than zero",
+                self.fuel_per_tx > 0,
+            ),
+            (
+                "deadline must be greater than zero",
+                !self.deadline.is_zero(),
+            ),
             (
                 "max_memory must be at least one wasm page (65536 bytes)",
                 self.max_memory >= 65_536,

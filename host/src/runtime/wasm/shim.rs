@@ -48,10 +48,7 @@ impl DirectChaincode for WasmPeer {
         }
     }
 
-    fn invocation(
-        &self,
-        invocation: Invocation,
-    ) -> Option<BoxFuture<'static, ChaincodeMessage>> {
+    fn invocation(&self, invocation: Invocation) -> Option<BoxFuture<'static, ChaincodeMessage>> {
         let handler = self.handler.get().and_then(Weak::upgrade)?;
         let (module, config, slots, instances, chaincode) = (
             self.module.clone(),
@@ -87,7 +84,10 @@ impl DirectChaincode for WasmPeer {
                 };
                 (Some(slot), instances.acquire().await)
             };
-            invoke(&module, &config, &chaincode, message, proposal, &handler, &instances).await
+            invoke(
+                &module, &config, &chaincode, message, proposal, &handler, &instances,
+            )
+            .await
         }))
     }
 }
