@@ -9,9 +9,9 @@ use cchost::proto::kvrwset::{KvMetadataEntry, KvMetadataWrite, KvrwSet};
 use cchost::proto::protos::chaincode_message::Type;
 use cchost::proto::protos::chaincode_support_client::ChaincodeSupportClient;
 use cchost::proto::protos::{
-    ChaincodeId, ChaincodeInput, ChaincodeMessage, ChaincodeSpec, GetState, GetStateByRange,
-    GetStateMetadata, PutState, PutStateMetadata, QueryResponse, QueryStateClose, QueryStateNext,
-    Response, StateMetadata, StateMetadataResult,
+    ChaincodeAdditionalParams, ChaincodeId, ChaincodeInput, ChaincodeMessage, ChaincodeSpec,
+    GetState, GetStateByRange, GetStateMetadata, PutState, PutStateMetadata, QueryResponse,
+    QueryStateClose, QueryStateNext, Response, StateMetadata, StateMetadataResult,
 };
 use cchost::support::{ExecuteError, ExecuteResult, SupportConfig};
 use prost::Message;
@@ -117,9 +117,15 @@ impl Shim {
         let registered = self.expect(Type::Registered).await;
         assert!(registered.payload.is_empty());
         let ready = self.expect(Type::Ready).await;
-        assert!(
-            ready.payload.is_empty(),
-            "READY carries no payload in Fabric 2.5"
+        // As a Fabric 3.x peer with its default `chaincode.runtimeParams`.
+        assert_eq!(
+            ChaincodeAdditionalParams::decode(ready.payload.as_slice()).unwrap(),
+            ChaincodeAdditionalParams {
+                use_write_batch: true,
+                max_size_write_batch: 1000,
+                use_get_multiple_keys: true,
+                max_size_get_multiple_keys: 1000,
+            }
         );
     }
 
@@ -954,5 +960,79 @@ async fn a_stream_that_never_registers_is_ended_after_the_register_timeout() {
         }
         other => panic!("expected the stream to be ended, got {other:?}"),
     }
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn a_write_batch_applies_in_order_and_stops_at_the_first_bad_record_keeping_those_before() {
+    use cchost::proto::protos::{WriteBatchState, WriteRecord, write_record};
+    let host = dev_host().await;
+    let mut shim = registered(&host, "batch").await;
+    let pending = start_tx(&host, "batch", &["f"]);
+    let tx = shim.expect(Type::Transaction).await;
+    let record = |ty: write_record::Type, key: &str, value: &[u8], collection: &str| WriteRecord {
+        key: key.into(),
+        value: value.to_vec(),
+        collection: collection.into(),
+        metadata: (ty == write_record::Type::PutStateMetadata).then(|| StateMetadata {
+            metakey: "VALIDATION_PARAMETER".into(),
+            value: value.to_vec(),
+        }),
+        r#type: ty.into(),
+    };
+    let batch = |rec| WriteBatchState { rec }.encode_to_vec();
+    let reply = shim
+        .request(
+            &tx,
+            Type::WriteBatchState,
+            batch(vec![
+                record(write_record::Type::PutState, "a", b"1", ""),
+                record(write_record::Type::DelState, "b", b"", ""),
+                record(write_record::Type::PutStateMetadata, "a", b"policy", ""),
+                record(write_record::Type::PurgePrivateData, "p", b"", ""),
+                record(write_record::Type::PutState, "c", b"3", ""),
+            ]),
+        )
+        .await;
+    assert_eq!(
+        text(&reply),
+        format!(
+            "WRITE_BATCH_STATE failed: transaction ID: {}: only applicable for private data",
+            tx.txid
+        )
+    );
+    let reply = shim
+        .request(
+            &tx,
+            Type::WriteBatchState,
+            batch(vec![record(write_record::Type::Undefined, "d", b"4", "")]),
+        )
+        .await;
+    assert_eq!(
+        text(&reply),
+        format!(
+            "WRITE_BATCH_STATE failed: transaction ID: {}: unknown operation type",
+            tx.txid
+        )
+    );
+    shim.complete(&tx, 200, b"").await;
+    let result = pending.await.unwrap().unwrap();
+    let kv = KvrwSet::decode(result.rwset.ns_rwset[0].rwset.as_slice()).unwrap();
+    let writes: Vec<_> = kv
+        .writes
+        .iter()
+        .map(|w| (w.key.as_str(), w.is_delete, w.value.as_slice()))
+        .collect();
+    assert_eq!(writes, [("a", false, &b"1"[..]), ("b", true, b"")]);
+    assert_eq!(
+        kv.metadata_writes,
+        [KvMetadataWrite {
+            key: "a".into(),
+            entries: vec![KvMetadataEntry {
+                name: "VALIDATION_PARAMETER".into(),
+                value: b"policy".to_vec()
+            }],
+        }]
+    );
     assert_healthy(&host).await;
 }

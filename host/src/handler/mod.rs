@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use cchost_proto::protos::chaincode_message::Type;
-use cchost_proto::protos::{ChaincodeId, ChaincodeMessage};
+use cchost_proto::protos::{ChaincodeAdditionalParams, ChaincodeId, ChaincodeMessage};
 use futures_util::{Stream, StreamExt};
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -362,15 +362,28 @@ impl Handler {
             return false;
         }
         let _ = self.package_id.set(package_id.clone());
-        let reply = |ty: Type| ChaincodeMessage {
-            r#type: ty.into(),
+        let registered = ChaincodeMessage {
+            r#type: Type::Registered.into(),
             ..Default::default()
         };
-        if !self.send(reply(Type::Registered)).await {
+        if !self.send(registered).await {
             return false;
         }
         *state = HandlerState::Established;
-        if !self.send(reply(Type::Ready)).await {
+        // As a Fabric 3.x peer: READY offers the batch requests (a 2.5 shim ignores it).
+        let config = &self.support.config;
+        let ready = ChaincodeMessage {
+            r#type: Type::Ready.into(),
+            payload: ChaincodeAdditionalParams {
+                use_write_batch: config.use_write_batch,
+                max_size_write_batch: config.max_size_write_batch,
+                use_get_multiple_keys: config.use_get_multiple_keys,
+                max_size_get_multiple_keys: config.max_size_get_multiple_keys,
+            }
+            .encode_to_vec(),
+            ..Default::default()
+        };
+        if !self.send(ready).await {
             return false;
         }
         *state = HandlerState::Ready;

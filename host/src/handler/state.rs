@@ -88,39 +88,48 @@ pub(super) fn get_private_data_hash(ctx: &TxContext, payload: &[u8]) -> RequestR
 
 pub(super) fn purge_private_data(ctx: &TxContext, payload: &[u8]) -> RequestResult {
     let req = PurgePrivateState::decode(payload)?;
-    check_collection(ctx, &req.collection)?;
-    Err(RequestError::new("PurgePrivateData requires a collection"))
+    purge(ctx, &req.collection)?;
+    Ok(Vec::new())
 }
 
-/// Fabric 3.x: several writes in one message (only used by shims offered it in READY).
+/// Fabric's `purgePrivateData`: only for a collection, never in Init.
+fn purge(ctx: &TxContext, collection: &str) -> Result<(), RequestError> {
+    if collection.is_empty() {
+        return Err(RequestError::new("only applicable for private data"));
+    }
+    check_collection(ctx, collection)
+}
+
+/// Fabric 3.x: several writes in one message (sent by shims READY offered it to). As in
+/// Fabric's `HandleWriteBatch`, records apply in order and one that fails ends the batch:
+/// the records before it stay in the transaction.
 pub(super) fn write_batch_state(ctx: &TxContext, payload: &[u8]) -> RequestResult {
     let req = WriteBatchState::decode(payload)?;
-    for record in &req.rec {
-        check_collection(ctx, &record.collection)?;
-    }
-    let mut sim = ctx.sim();
     for record in req.rec {
         match write_record::Type::try_from(record.r#type) {
             Ok(write_record::Type::PutState) => {
-                sim.put_state(&ctx.namespace, &record.key, record.value)?;
+                check_collection(ctx, &record.collection)?;
+                ctx.sim()
+                    .put_state(&ctx.namespace, &record.key, record.value)?;
             }
-            Ok(write_record::Type::DelState) => sim.del_state(&ctx.namespace, &record.key)?,
+            Ok(write_record::Type::DelState) => {
+                check_collection(ctx, &record.collection)?;
+                ctx.sim().del_state(&ctx.namespace, &record.key)?;
+            }
+            Ok(write_record::Type::PurgePrivateData) => {
+                purge(ctx, &record.collection)?;
+            }
             Ok(write_record::Type::PutStateMetadata) => {
-                let entry = record.metadata.ok_or_else(|| {
-                    RequestError::new("PUT_STATE_METADATA record carries no metadata")
-                })?;
-                sim.put_state_metadata(
+                check_collection(ctx, &record.collection)?;
+                // A record without metadata writes an empty entry, as Fabric's does.
+                let entry = record.metadata.unwrap_or_default();
+                ctx.sim().put_state_metadata(
                     &ctx.namespace,
                     &record.key,
                     BTreeMap::from([(entry.metakey, entry.value)]),
                 )?;
             }
-            _ => {
-                return Err(RequestError::new(format!(
-                    "unsupported write record type {}",
-                    record.r#type
-                )));
-            }
+            _ => return Err(RequestError::new("unknown operation type")),
         }
     }
     Ok(Vec::new())

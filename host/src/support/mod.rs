@@ -75,6 +75,17 @@ pub struct SupportConfig {
     /// How long a chaincode stream may stay open without registering (60 s). Not in
     /// Fabric, where an idle connection is kept forever.
     pub register_timeout: Duration,
+    /// Offered to chaincode in READY, as a Fabric 3.x peer does
+    /// (`chaincode.runtimeParams`): shims may send their writes in WRITE_BATCH_STATE
+    /// messages of at most `max_size_write_batch` records (true, 1000), and read keys with
+    /// GET_STATE_MULTIPLE, at most `max_size_get_multiple_keys` at a time (true, 1000).
+    pub use_write_batch: bool,
+    /// See `use_write_batch`.
+    pub max_size_write_batch: u32,
+    /// See `use_write_batch`.
+    pub use_get_multiple_keys: bool,
+    /// See `use_write_batch`.
+    pub max_size_get_multiple_keys: u32,
 }
 
 impl Default for SupportConfig {
@@ -92,6 +103,10 @@ impl Default for SupportConfig {
             tls: None,
             max_rwset_bytes: crate::ledger::DEFAULT_MAX_RWSET_BYTES,
             register_timeout: DEFAULT_REGISTER_TIMEOUT,
+            use_write_batch: true,
+            max_size_write_batch: 1000,
+            use_get_multiple_keys: true,
+            max_size_get_multiple_keys: 1000,
         }
     }
 }
