@@ -191,6 +191,25 @@ pub mod imports {
     ];
 }
 
+/// What the host answers requests it refuses, shared with the guest SDK's `MockStub` so
+/// that chaincode tested natively fails the same way as on cchost. The host's ERROR reads
+/// `<REQUEST TYPE> failed: transaction ID: <txid>: <text>`.
+pub mod refusals {
+    /// A private-data request in Init (Fabric's text).
+    pub const PRIVATE_DATA_IN_INIT: &str = "private data APIs are not allowed in chaincode Init()";
+    /// A request naming a private data collection: followed by ` (collection "<name>")`.
+    pub const PRIVATE_DATA_UNSUPPORTED: &str =
+        "private data collections are not supported by cchost yet";
+    /// GET_PRIVATE_DATA_HASH of the world state.
+    pub const PRIVATE_DATA_HASH_WITHOUT_COLLECTION: &str =
+        "GetPrivateDataHash requires a collection";
+    /// PURGE_PRIVATE_DATA of the world state (Fabric's text).
+    pub const PURGE_WITHOUT_COLLECTION: &str = "only applicable for private data";
+    /// GET_QUERY_RESULT: the state database has no rich queries.
+    pub const RICH_QUERIES_UNSUPPORTED: &str = "rich queries (GetQueryResult) are not supported \
+        by this state database (redb); use key-range or partial composite-key queries";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

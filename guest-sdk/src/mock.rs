@@ -3,11 +3,11 @@
 //! reads committed state (not its own writes), and its writes, metadata, history and
 //! event are committed only when it succeeds.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
-use cchost_abi::{LogLevel, TxField};
+use cchost_abi::{LogLevel, TxField, refusals};
 use cchost_proto::common::{ChannelHeader, Header, HeaderType, SignatureHeader};
 use cchost_proto::msp::SerializedIdentity;
 use cchost_proto::protos::{
@@ -204,6 +204,8 @@ impl MockStub {
             event: RefCell::default(),
             queries: RefCell::default(),
             next_query: RefCell::default(),
+            wrote: Cell::new(false),
+            paginated: Cell::new(false),
         })
     }
 }
@@ -265,6 +267,9 @@ struct MockTx {
     event: RefCell<Option<ChaincodeEvent>>,
     queries: RefCell<BTreeMap<String, VecDeque<Vec<u8>>>>,
     next_query: RefCell<u64>,
+    /// Fabric's read-only rule for paginated queries: a write was made / a page read.
+    wrote: Cell<bool>,
+    paginated: Cell<bool>,
 }
 
 impl MockTx {
@@ -297,7 +302,10 @@ impl MockTx {
             }
         }
         for (key, entries) in self.metadata_writes.take() {
-            ledger.metadata.entry(key).or_default().extend(entries);
+            // On a key that does not exist a metadata write does nothing, as on the peer.
+            if ledger.state.contains_key(&key) {
+                ledger.metadata.insert(key, entries);
+            }
         }
         if let Some(event) = self.event.take() {
             ledger.events.push(event);
@@ -342,6 +350,66 @@ impl MockTx {
     }
 }
 
+impl MockTx {
+    /// The host's ERROR text for a refused `request`.
+    fn refused(&self, request: &str, reason: &str) -> Error {
+        Error::new(format!(
+            "{request} failed: transaction ID: {}: {reason}",
+            self.tx_id
+        ))
+    }
+
+    /// What the host answers a request naming a private data collection: they are not
+    /// supported yet (and never in Init).
+    fn check_collection(&self, request: &str, collection: &str) -> Result<(), Error> {
+        if collection.is_empty() {
+            return Ok(());
+        }
+        if self.input.is_init {
+            return Err(self.refused(request, refusals::PRIVATE_DATA_IN_INIT));
+        }
+        Err(self.refused(
+            request,
+            &format!(
+                "{} (collection \"{collection}\")",
+                refusals::PRIVATE_DATA_UNSUPPORTED
+            ),
+        ))
+    }
+
+    /// Fabric's rule: no write after a paginated query.
+    fn check_writable(&self, request: &str) -> Result<(), Error> {
+        if self.paginated.get() {
+            return Err(self.refused(
+                request,
+                &format!(
+                    "txid [{}]: unsuppored transaction. Transaction has already performed a \
+                     paginated query. Writes are not allowed",
+                    self.tx_id
+                ),
+            ));
+        }
+        self.wrote.set(true);
+        Ok(())
+    }
+
+    /// Fabric's rule: no paginated query after a write; after one, no writes.
+    fn begin_paginated(&self, request: &str) -> Result<(), Error> {
+        if self.wrote.get() {
+            return Err(self.refused(
+                request,
+                &format!(
+                    "txid [{}]: unsuppored transaction. Paginated queries are supported only \
+                     in a read-only transaction",
+                    self.tx_id
+                ),
+            ));
+        }
+        self.paginated.set(true);
+        Ok(())
+    }
+}
+
 fn check_key(key: &str) -> Result<(), Error> {
     if key.is_empty() {
         return Err(Error::new("key must not be an empty string"));
@@ -352,20 +420,26 @@ fn check_key(key: &str) -> Result<(), Error> {
 impl Backend for MockTx {
     fn get_state(&self, collection: &str, key: &str) -> Result<Vec<u8>, Error> {
         check_key(key)?;
+        self.check_collection("GET_STATE", collection)?;
         Ok(self.committed(collection, key).unwrap_or_default())
     }
 
     fn put_state(&self, collection: &str, key: &str, value: &[u8]) -> Result<(), Error> {
         check_key(key)?;
-        self.writes.borrow_mut().insert(
-            (collection.to_owned(), key.to_owned()),
-            Some(value.to_vec()),
-        );
+        self.check_collection("PUT_STATE", collection)?;
+        self.check_writable("PUT_STATE")?;
+        // An empty value is a delete, as on the peer.
+        let value = (!value.is_empty()).then(|| value.to_vec());
+        self.writes
+            .borrow_mut()
+            .insert((collection.to_owned(), key.to_owned()), value);
         Ok(())
     }
 
     fn del_state(&self, collection: &str, key: &str) -> Result<(), Error> {
         check_key(key)?;
+        self.check_collection("DEL_STATE", collection)?;
+        self.check_writable("DEL_STATE")?;
         self.writes
             .borrow_mut()
             .insert((collection.to_owned(), key.to_owned()), None);
@@ -374,14 +448,19 @@ impl Backend for MockTx {
 
     fn get_private_data_hash(&self, collection: &str, key: &str) -> Result<Vec<u8>, Error> {
         check_key(key)?;
-        Ok(self
-            .committed(collection, key)
-            .map(|v| Sha256::digest(v).to_vec())
-            .unwrap_or_default())
+        self.check_collection("GET_PRIVATE_DATA_HASH", collection)?;
+        Err(self.refused(
+            "GET_PRIVATE_DATA_HASH",
+            refusals::PRIVATE_DATA_HASH_WITHOUT_COLLECTION,
+        ))
     }
 
     fn purge_private_data(&self, collection: &str, key: &str) -> Result<(), Error> {
-        self.del_state(collection, key)
+        check_key(key)?;
+        if collection.is_empty() {
+            return Err(self.refused("PURGE_PRIVATE_DATA", refusals::PURGE_WITHOUT_COLLECTION));
+        }
+        self.check_collection("PURGE_PRIVATE_DATA", collection)
     }
 
     fn get_state_metadata(
@@ -390,6 +469,7 @@ impl Backend for MockTx {
         key: &str,
     ) -> Result<StateMetadataResult, Error> {
         check_key(key)?;
+        self.check_collection("GET_STATE_METADATA", collection)?;
         let ledger = self.ledger.borrow();
         let entries = ledger
             .metadata
@@ -412,11 +492,13 @@ impl Backend for MockTx {
         value: &[u8],
     ) -> Result<(), Error> {
         check_key(key)?;
-        self.metadata_writes
-            .borrow_mut()
-            .entry((collection.to_owned(), key.to_owned()))
-            .or_default()
-            .insert(metakey.to_owned(), value.to_vec());
+        self.check_collection("PUT_STATE_METADATA", collection)?;
+        self.check_writable("PUT_STATE_METADATA")?;
+        // As on the peer, the key's metadata becomes exactly this one entry.
+        self.metadata_writes.borrow_mut().insert(
+            (collection.to_owned(), key.to_owned()),
+            BTreeMap::from([(metakey.to_owned(), value.to_vec())]),
+        );
         Ok(())
     }
 
@@ -428,11 +510,15 @@ impl Backend for MockTx {
         page_size: i32,
         bookmark: &str,
     ) -> Result<QueryResponse, Error> {
-        let from = if bookmark.is_empty() || bookmark < start {
-            start
-        } else {
-            bookmark
-        };
+        self.check_collection("GET_STATE_BY_RANGE", collection)?;
+        // The peer's rules: a page size or a bookmark asks for a page, which starts at the
+        // bookmark when there is one and holds at most the page size (any size when it
+        // is not positive).
+        let paginated = page_size != 0 || !bookmark.is_empty();
+        if paginated {
+            self.begin_paginated("GET_STATE_BY_RANGE")?;
+        }
+        let from = if bookmark.is_empty() { start } else { bookmark };
         let ledger = self.ledger.borrow();
         let mut keys = ledger
             .state
@@ -453,7 +539,7 @@ impl Backend for MockTx {
                 .encode_to_vec(),
             );
         }
-        let metadata = if limit > 0 {
+        let metadata = if paginated {
             // The bookmark is the first key of the next page.
             let next = ledger
                 .state
@@ -476,14 +562,16 @@ impl Backend for MockTx {
 
     fn get_query_result(
         &self,
-        _collection: &str,
+        collection: &str,
         _query: &str,
-        _page_size: i32,
-        _bookmark: &str,
+        page_size: i32,
+        bookmark: &str,
     ) -> Result<QueryResponse, Error> {
-        Err(Error::new(
-            "GetQueryResult is not supported by MockStub (rich queries need CouchDB)",
-        ))
+        self.check_collection("GET_QUERY_RESULT", collection)?;
+        if page_size != 0 || !bookmark.is_empty() {
+            self.begin_paginated("GET_QUERY_RESULT")?;
+        }
+        Err(self.refused("GET_QUERY_RESULT", refusals::RICH_QUERIES_UNSUPPORTED))
     }
 
     fn query_state_next(&self, id: &str) -> Result<QueryResponse, Error> {

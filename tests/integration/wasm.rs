@@ -397,3 +397,29 @@ async fn configurations_that_would_hang_or_fail_are_refused_with_what_to_change(
         "invalid wasm configuration: max_instances must be at least 1"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mockstub_refuses_private_data_with_the_hosts_own_words() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
+    let _asset = launch_wasm(&host, &runtime, "asset", ASSET_PKG).await;
+    let (proposal, result) = host
+        .invoke("asset", &["asset:private", "secrets", "k", "v"])
+        .await;
+    let on_host = result.unwrap().response.message;
+    let mock = cchost_sdk::mock::MockStub::new("asset");
+    let in_mock = mock
+        .transact(|ctx| ctx.stub.put_private_data("secrets", "k", b"v"))
+        .unwrap_err()
+        .to_string();
+    let generic = |text: &str, txid: &str| text.replace(txid, "<txid>");
+    assert_eq!(
+        generic(&on_host, &proposal.txid),
+        "PUT_STATE failed: transaction ID: <txid>: private data collections are not \
+         supported by cchost yet (collection \"secrets\")"
+    );
+    assert_eq!(
+        generic(&in_mock, "mocktx1"),
+        generic(&on_host, &proposal.txid)
+    );
+}

@@ -241,8 +241,7 @@ pub(super) fn get_query_result(ctx: &TxContext, payload: &[u8]) -> RequestResult
         ctx.sim().check_paginated_query()?;
     }
     Err(RequestError::new(
-        "rich queries (GetQueryResult) are not supported by this state database (redb); \
-         use key-range or partial composite-key queries",
+        cchost_abi::refusals::RICH_QUERIES_UNSUPPORTED,
     ))
 }
 

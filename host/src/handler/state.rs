@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use cchost_abi::refusals;
 use cchost_proto::protos::{
     DelState, GetState, GetStateMetadata, GetStateMultiple, GetStateMultipleResult,
     PurgePrivateState, PutState, PutStateMetadata, StateMetadata, StateMetadataResult,
@@ -18,12 +19,11 @@ pub(super) fn check_collection(ctx: &TxContext, collection: &str) -> Result<(), 
         return Ok(());
     }
     if ctx.is_init {
-        return Err(RequestError::new(
-            "private data APIs are not allowed in chaincode Init()",
-        ));
+        return Err(RequestError::new(refusals::PRIVATE_DATA_IN_INIT));
     }
     Err(RequestError::new(format!(
-        "private data collections are not supported by cchost yet (collection \"{collection}\")"
+        "{} (collection \"{collection}\")",
+        refusals::PRIVATE_DATA_UNSUPPORTED
     )))
 }
 
@@ -82,7 +82,7 @@ pub(super) fn get_private_data_hash(ctx: &TxContext, payload: &[u8]) -> RequestR
     let req = GetState::decode(payload)?;
     check_collection(ctx, &req.collection)?;
     Err(RequestError::new(
-        "GetPrivateDataHash requires a collection",
+        refusals::PRIVATE_DATA_HASH_WITHOUT_COLLECTION,
     ))
 }
 
@@ -95,7 +95,7 @@ pub(super) fn purge_private_data(ctx: &TxContext, payload: &[u8]) -> RequestResu
 /// Fabric's `purgePrivateData`: only for a collection, never in Init.
 fn purge(ctx: &TxContext, collection: &str) -> Result<(), RequestError> {
     if collection.is_empty() {
-        return Err(RequestError::new("only applicable for private data"));
+        return Err(RequestError::new(refusals::PURGE_WITHOUT_COLLECTION));
     }
     check_collection(ctx, collection)
 }

@@ -122,6 +122,11 @@ fn run(stub: &Stub) -> Result<Vec<u8>, cchost_sdk::Error> {
             }
             Ok(Vec::new())
         }
+        // Private data: the host refuses collections (MockStub must answer the same).
+        "asset:private" => {
+            stub.put_private_data(&arg(1), &arg(2), arg(3).as_bytes())?;
+            Ok(b"ok".to_vec())
+        }
         "asset:panic" => panic!("asset:panic was called"),
         "asset:spin" => {
             // A host call first, so a test can tell the spinning has begun.
