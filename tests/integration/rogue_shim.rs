@@ -415,6 +415,23 @@ async fn requests_with_a_wrong_txid_or_channel_get_no_ledger_context() {
             (reply.txid.as_str(), reply.channel_id.as_str()),
             (txid, channel)
         );
+        // A chaincode call gets Fabric's own text for the same.
+        let spec = ChaincodeSpec {
+            chaincode_id: Some(ChaincodeId {
+                name: "lost".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        shim.send_type(Type::InvokeChaincode, spec.encode_to_vec(), txid, channel)
+            .await;
+        let reply = shim.expect(Type::Error).await;
+        assert_eq!(
+            text(&reply),
+            format!(
+                "INVOKE_CHAINCODE failed: transaction ID: {txid}: could not get valid transaction"
+            )
+        );
     }
     shim.complete(&tx, 200, b"").await;
     pending.await.unwrap().unwrap();

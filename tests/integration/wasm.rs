@@ -423,3 +423,67 @@ async fn mockstub_refuses_private_data_with_the_hosts_own_words() {
         generic(&on_host, &proposal.txid)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_runs_where_comes_from_the_signed_proposal_with_fabrics_texts_when_it_cannot() {
+    use cchost::proto::protos::{ChaincodeInvocationSpec, ChaincodeProposalPayload, Proposal};
+    use prost::Message;
+    let host = TestHost::start(SupportConfig::default()).await;
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
+    let _asset = launch_wasm(&host, &runtime, "asset", ASSET_PKG).await;
+
+    // The chaincode runs the proposal's arguments on the proposal's channel.
+    let proposal = host.proposal("asset", &["asset:whoami"]);
+    let result = execute(&host, &proposal).await.unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&result.response.payload).unwrap();
+    assert_eq!(answer["channel"], CHANNEL);
+    assert_eq!(answer["txid"], proposal.txid.as_str());
+
+    // A channel this node has no ledger for.
+    let elsewhere = ProposalBuilder::new("nochannel", "asset")
+        .args(["asset:get", "k"])
+        .build(&host.identity)
+        .unwrap();
+    assert_eq!(
+        execute(&host, &elsewhere).await.unwrap_err().to_string(),
+        "channel 'nochannel' not found"
+    );
+
+    // A proposal whose payload names no chaincode spec.
+    let mut broken = Proposal::decode(proposal.signed_proposal.proposal_bytes.as_slice()).unwrap();
+    let mut payload = ChaincodeProposalPayload::decode(broken.payload.as_slice()).unwrap();
+    payload.input = ChaincodeInvocationSpec::default().encode_to_vec();
+    broken.payload = payload.encode_to_vec();
+    let mut signed = proposal.signed_proposal.clone();
+    signed.proposal_bytes = broken.encode_to_vec();
+    assert_eq!(
+        host.support.execute(&signed).await.unwrap_err().to_string(),
+        "chaincode invocation spec did not contain chaincode spec"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chaincode_calling_into_a_channel_with_no_ledger_gets_fabrics_error() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
+    let _asset = launch_wasm(&host, &runtime, "asset", ASSET_PKG).await;
+    let _other = launch_wasm(&host, &runtime, "other", OTHER_PKG).await;
+    let (proposal, result) = host
+        .invoke(
+            "asset",
+            &["asset:invoke", "other/nosuchchannel", "asset:get", "k"],
+        )
+        .await;
+    let response = result.unwrap().response;
+    assert_eq!(
+        (response.status, response.message),
+        (
+            500,
+            format!(
+                "INVOKE_CHAINCODE failed: transaction ID: {}: failed to find ledger for \
+                 channel: nosuchchannel",
+                proposal.txid
+            )
+        )
+    );
+}

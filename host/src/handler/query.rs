@@ -334,3 +334,203 @@ pub(super) fn query_state_close(ctx: &TxContext, payload: &[u8]) -> RequestResul
     }
     .encode_to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use cchost_proto::protos::ChaincodeInput;
+
+    use super::*;
+    use crate::handler::TxParams;
+    use crate::ids::TxKey;
+    use crate::ledger::{CommitTx, Height, RedbStore, StateStore, TxSimulator};
+
+    /// A transaction context over state with `k1`..`k5`, written at (1, 0)..(1, 4) (and
+    /// the store, which must outlive it).
+    fn context() -> (RedbStore, Arc<TxContext>) {
+        let store = RedbStore::in_memory().unwrap();
+        store.create_channel("ch").unwrap();
+        let mut txs = Vec::new();
+        for i in 0..5u64 {
+            let mut tx = TxSimulator::new(store.snapshot("ch").unwrap(), "setup");
+            tx.put_state("cc", &format!("k{}", i + 1), b"v".to_vec())
+                .unwrap();
+            txs.push(CommitTx {
+                height: Height::new(1, i),
+                tx_id: format!("setup{i}"),
+                timestamp: prost_types::Timestamp::default(),
+                rwset: tx.read_write_set(),
+            });
+        }
+        store.commit("ch", &txs).unwrap();
+        let params = TxParams {
+            key: TxKey::new("ch", "tx"),
+            namespace: "cc".to_owned(),
+            simulator: Arc::new(Mutex::new(TxSimulator::new(
+                store.snapshot("ch").unwrap(),
+                "tx",
+            ))),
+            proposal: None,
+            is_init: false,
+            nested: false,
+            input: ChaincodeInput::default(),
+        };
+        let ctx = TxContext::new(&params).0;
+        (store, ctx)
+    }
+
+    /// One page of `[start, end)`; its keys and bookmark.
+    fn page(
+        ctx: &TxContext,
+        start: &str,
+        end: &str,
+        size: i32,
+        bookmark: &str,
+    ) -> (Vec<String>, String) {
+        let request = GetStateByRange {
+            start_key: start.to_owned(),
+            end_key: end.to_owned(),
+            collection: String::new(),
+            metadata: QueryMetadata {
+                page_size: size,
+                bookmark: bookmark.to_owned(),
+            }
+            .encode_to_vec(),
+        };
+        let reply =
+            get_state_by_range(&SupportConfig::default(), ctx, &request.encode_to_vec()).unwrap();
+        let response = QueryResponse::decode(reply.as_slice()).unwrap();
+        let keys = response
+            .results
+            .iter()
+            .map(|r| Kv::decode(r.result_bytes.as_slice()).unwrap().key)
+            .collect();
+        let metadata = QueryResponseMetadata::decode(response.metadata.as_slice()).unwrap();
+        (keys, metadata.bookmark)
+    }
+
+    fn kv_bytes(ctx: &TxContext) -> Vec<u8> {
+        ctx.sim().read_write_set().ns_rwset[0].rwset.clone()
+    }
+
+    #[test]
+    fn a_full_page_is_recorded_from_its_start_to_its_last_key_not_exhausted() {
+        let (_store, ctx) = context();
+        assert_eq!(
+            page(&ctx, "k1", "k9", 2, ""),
+            (vec!["k1".to_owned(), "k2".to_owned()], "k3".to_owned())
+        );
+        // KVRWSet{range_queries_info: [{start "k1", end "k2", raw [k1@(1,0), k2@(1,1)]}]},
+        // as Fabric's simulator encodes it.
+        assert_eq!(
+            kv_bytes(&ctx),
+            [
+                0x12, 0x20, // range_queries_info, 32 bytes
+                0x0a, 0x02, b'k', b'1', // start_key
+                0x12, 0x02, b'k', b'2', // end_key: the page's last key
+                0x22, 0x16, // raw_reads, 22 bytes
+                0x0a, 0x08, 0x0a, 0x02, b'k', b'1', 0x12, 0x02, 0x08, 0x01, // k1 (1,0)
+                0x0a, 0x0a, 0x0a, 0x02, b'k', b'2', 0x12, 0x04, 0x08, 0x01, 0x10,
+                0x01, // k2 (1,1)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_page_from_a_bookmark_starts_there_and_a_short_page_is_exhausted_at_the_end_key() {
+        let (_store, ctx) = context();
+        assert_eq!(
+            page(&ctx, "k1", "k9", 2, "k5"),
+            (vec!["k5".to_owned()], String::new())
+        );
+        assert_eq!(
+            kv_bytes(&ctx),
+            [
+                0x12, 0x18, // range_queries_info, 24 bytes
+                0x0a, 0x02, b'k', b'5', // start_key: the bookmark
+                0x12, 0x02, b'k', b'9', // end_key: the query's
+                0x18, 0x01, // itr_exhausted
+                0x22, 0x0c, // raw_reads, 12 bytes
+                0x0a, 0x0a, 0x0a, 0x02, b'k', b'5', 0x12, 0x04, 0x08, 0x01, 0x10,
+                0x04, // k5 (1,4)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_page_that_takes_the_last_keys_exactly_is_full_not_exhausted() {
+        let (_store, ctx) = context();
+        assert_eq!(
+            page(&ctx, "k1", "k9", 2, "k4"),
+            (vec!["k4".to_owned(), "k5".to_owned()], String::new())
+        );
+        let info = cchost_proto::kvrwset::KvrwSet::decode(kv_bytes(&ctx).as_slice())
+            .unwrap()
+            .range_queries_info;
+        assert_eq!(
+            (
+                info[0].start_key.as_str(),
+                info[0].end_key.as_str(),
+                info[0].itr_exhausted
+            ),
+            ("k4", "k5", false)
+        );
+    }
+
+    #[test]
+    fn a_paginated_query_after_a_write_is_refused_and_a_write_after_one_too() {
+        let (_store, ctx) = context();
+        ctx.sim().put_state("cc", "a", b"1".to_vec()).unwrap();
+        let request = GetStateByRange {
+            metadata: QueryMetadata {
+                page_size: 2,
+                bookmark: String::new(),
+            }
+            .encode_to_vec(),
+            ..GetStateByRange::default()
+        };
+        let error = get_state_by_range(&SupportConfig::default(), &ctx, &request.encode_to_vec())
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "txid [tx]: unsuppored transaction. Paginated queries are supported only in a \
+             read-only transaction"
+        );
+        let (_store, ctx) = context();
+        page(&ctx, "", "", 1, "");
+        assert_eq!(
+            crate::handler::state::put_state(
+                &ctx,
+                &cchost_proto::protos::PutState {
+                    key: "a".into(),
+                    value: b"1".to_vec(),
+                    collection: String::new(),
+                }
+                .encode_to_vec()
+            )
+            .unwrap_err()
+            .to_string(),
+            "txid [tx]: unsuppored transaction. Transaction has already performed a paginated \
+             query. Writes are not allowed"
+        );
+    }
+
+    #[test]
+    fn metadata_without_a_page_size_or_bookmark_is_an_ordinary_range() {
+        let (_store, ctx) = context();
+        let request = GetStateByRange {
+            start_key: "k1".into(),
+            end_key: "k3".into(),
+            metadata: QueryMetadata::default().encode_to_vec(),
+            ..GetStateByRange::default()
+        };
+        let reply =
+            get_state_by_range(&SupportConfig::default(), &ctx, &request.encode_to_vec()).unwrap();
+        let response = QueryResponse::decode(reply.as_slice()).unwrap();
+        assert!(response.metadata.is_empty(), "no page metadata");
+        assert_eq!(response.results.len(), 2);
+        // Not read-only: a write still works.
+        ctx.sim().put_state("cc", "a", b"1".to_vec()).unwrap();
+    }
+}
