@@ -321,7 +321,7 @@ pub(crate) fn runtimes(
         vec![
             Arc::new(wasm),
             Arc::new(DockerRuntime::connect(docker, metrics).map_err(anyhow::Error::msg)?),
-            Arc::new(cchost::runtime::external::CcaasRuntime),
+            Arc::new(cchost::runtime::ccaas::CcaasRuntime),
         ],
     ))
 }

@@ -359,27 +359,44 @@ impl PackageStore {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename: a crash leaves either
-/// nothing or the whole file.
+/// Writes `bytes` to `path` so that readers see the old file or the whole new one: a
+/// temporary file in the same directory, synced, renamed over `path`, and the directory
+/// synced.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        uuid::Uuid::new_v4()
-    ));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Every regular file under the chaincode directory `dir`, as `src/<relative path>` in
+/// path order (Fabric's layout of a package's source): `.git` left out, symbolic links
+/// skipped (Fabric packages hold none), `node_modules` kept.
+pub fn source_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, PackageError> {
+    let walk = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|entry| entry.file_name() != ".git");
+    let mut files = Vec::new();
+    for entry in walk {
+        let entry = entry.map_err(|e| PackageError::Io(e.into()))?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let relative = entry
+            .path()
+            .strip_prefix(dir)
+            .ok()
+            .and_then(Path::to_str)
+            .ok_or_else(|| {
+                PackageError::Malformed(format!("{} is not a UTF-8 path", entry.path().display()))
+            })?;
+        files.push((format!("src/{relative}"), std::fs::read(entry.path())?));
     }
-    result
+    Ok(files)
 }
 
 #[cfg(test)]

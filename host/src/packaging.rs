@@ -7,24 +7,6 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use cchost::ids::PackageId;
 use cchost::package::{build_package, build_wasm_package, package_id};
-use serde::Deserialize;
-
-/// The parts of cargo's JSON messages that name a build's outputs.
-#[derive(Debug, Deserialize)]
-struct CargoMessage {
-    reason: String,
-    manifest_path: Option<PathBuf>,
-    #[serde(default)]
-    target: CargoTarget,
-    #[serde(default)]
-    filenames: Vec<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct CargoTarget {
-    #[serde(default)]
-    kind: Vec<String>,
-}
 
 /// What `cchost package` produced.
 #[derive(Debug)]
@@ -100,22 +82,24 @@ fn build(manifest: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> 
         );
     }
     let mut found = None;
-    for line in output.stdout.split(|&b| b == b'\n') {
-        let Ok(message) = serde_json::from_slice::<CargoMessage>(line) else {
+    for message in cargo_metadata::Message::parse_stream(output.stdout.as_slice()) {
+        let Ok(cargo_metadata::Message::CompilerArtifact(artifact)) = message else {
             continue;
         };
-        if message.reason != "compiler-artifact"
-            || message.manifest_path.as_deref() != Some(manifest)
-            || !message.target.kind.iter().any(|k| k == "cdylib")
+        if artifact.manifest_path.as_std_path() != manifest
+            || !artifact
+                .target
+                .kind
+                .contains(&cargo_metadata::TargetKind::CDyLib)
         {
             continue;
         }
-        if let Some(wasm) = message
+        if let Some(wasm) = artifact
             .filenames
             .into_iter()
-            .find(|f| f.extension().is_some_and(|e| e == "wasm"))
+            .find(|f| f.extension() == Some("wasm"))
         {
-            found = Some(wasm);
+            found = Some(wasm.into_std_path_buf());
         }
     }
     found.with_context(|| {
@@ -128,7 +112,7 @@ fn build(manifest: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> 
 
 /// Packages the Node chaincode in `dir` (its `package.json`, code and, unlike Fabric's
 /// `peer lifecycle chaincode package`, its `node_modules`: the image build then needs no
-/// network) as a `node` package ([`cchost::bench::node_source_files`]). Returns the file
+/// network) as a `node` package ([`cchost::package::source_files`]). Returns the file
 /// count and id.
 pub(crate) fn package_node_dir(
     dir: &Path,
@@ -138,7 +122,7 @@ pub(crate) fn package_node_dir(
     if !dir.join("package.json").is_file() {
         bail!("no package.json in {}", dir.display());
     }
-    let files = cchost::bench::node_source_files(dir)?;
+    let files = cchost::package::source_files(dir)?;
     let refs: Vec<(&str, &[u8])> = files
         .iter()
         .map(|(path, bytes)| (path.as_str(), bytes.as_slice()))

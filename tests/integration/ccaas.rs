@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cchost::launcher::{ChaincodeRuntime, Launcher};
 use cchost::package::{PackageStore, build_ccaas_package, package_id};
-use cchost::runtime::external::CcaasRuntime;
+use cchost::runtime::ccaas::CcaasRuntime;
 use cchost::support::SupportConfig;
 
 use crate::host::{TestHost, refusing_port, service_port};

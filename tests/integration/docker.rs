@@ -18,37 +18,9 @@ use crate::host::TestHost;
 /// The image scripts/docker-setup builds from this machine's `node`.
 const NODE_IMAGE: &str = "cchost/nodeenv:local";
 
-/// Every regular file under `dir`, as `src/<relative path>` (links skipped, as Fabric
-/// packages hold none).
+/// The chaincode directory `dir` as Fabric's package layout has it (`src/...`).
 fn src_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap())
-            .collect();
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let kind = entry.file_type().unwrap();
-            if kind.is_dir() {
-                walk(root, &entry.path(), out);
-            } else if kind.is_file() {
-                let relative = entry
-                    .path()
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_str()
-                    .unwrap()
-                    .to_owned();
-                out.push((
-                    format!("src/{relative}"),
-                    std::fs::read(entry.path()).unwrap(),
-                ));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out
+    cchost::package::source_files(dir).unwrap()
 }
 
 fn node_package(label: &str, files: &[(String, Vec<u8>)]) -> (Vec<u8>, PackageId) {

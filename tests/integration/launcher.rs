@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use cchost::launcher::{Backoff, ChaincodeRuntime, LaunchError, Launcher, RunningChaincode};
 use cchost::package::{PackageStore, build_ccaas_package, build_wasm_package};
-use cchost::runtime::external::CcaasRuntime;
+use cchost::runtime::ccaas::CcaasRuntime;
 use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
 use cchost::support::SupportConfig;
 

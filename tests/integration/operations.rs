@@ -10,7 +10,7 @@ use cchost::operations::{LogSpec, Operations, StateDbCheck};
 use cchost::package::{
     ChaincodePackage, PackageStore, build_ccaas_package, build_wasm_package, package_id,
 };
-use cchost::runtime::external::CcaasRuntime;
+use cchost::runtime::ccaas::CcaasRuntime;
 use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
 use cchost::support::SupportConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

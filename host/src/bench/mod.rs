@@ -514,35 +514,6 @@ async fn bench_wasm(
     })
 }
 
-/// Every regular file under the Node chaincode directory `dir`, as `src/<relative
-/// path>` in path order: `.git` left out, symbolic links skipped (Fabric packages hold
-/// none), `node_modules` kept (the image build then needs no network).
-pub fn node_source_files(dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
-        let mut entries = std::fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .collect::<Result<Vec<_>, _>>()?;
-        entries.sort_by_key(std::fs::DirEntry::file_name);
-        for entry in entries {
-            let kind = entry.file_type()?;
-            let path = entry.path();
-            if kind.is_dir() && entry.file_name() != ".git" {
-                walk(root, &path, out)?;
-            } else if kind.is_file() {
-                let relative = path
-                    .strip_prefix(root)?
-                    .to_str()
-                    .with_context(|| format!("{} is not a UTF-8 path", path.display()))?;
-                out.push((format!("src/{relative}"), std::fs::read(&path)?));
-            }
-        }
-        Ok(())
-    }
-    let mut files = Vec::new();
-    walk(dir, dir, &mut files)?;
-    Ok(files)
-}
-
 /// The Node chaincode directory as a `node` package (with its `node_modules`).
 fn node_package(dir: &Path, label: &str) -> anyhow::Result<Vec<u8>> {
     if !dir.join("node_modules/fabric-shim/cli.js").is_file() {
@@ -551,7 +522,7 @@ fn node_package(dir: &Path, label: &str) -> anyhow::Result<Vec<u8>> {
             dir.display()
         );
     }
-    let files = node_source_files(dir)?;
+    let files = crate::package::source_files(dir)?;
     let refs: Vec<(&str, &[u8])> = files
         .iter()
         .map(|(p, b)| (p.as_str(), b.as_slice()))

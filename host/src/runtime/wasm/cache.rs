@@ -1,9 +1,11 @@
 //! Compiled artifacts on disk: `<dir>/<engine>/<package sha256>.cwasm`, where `<engine>`
-//! is a digest of `Engine::precompile_compatibility_hash()`. An artifact is only ever
+//! is the SHA-256 (first 8 bytes, hex) of `Engine::precompile_compatibility_hash()`. An artifact is only ever
 //! loaded into an engine of the same configuration and wasmtime build; a host with another
 //! configuration simply finds its own directory empty and compiles.
 
 use std::hash::{Hash, Hasher};
+
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 use wasmtime::Engine;
@@ -16,14 +18,28 @@ pub(crate) struct ArtifactCache {
     dir: PathBuf,
 }
 
+/// Feeds what a `Hash` implementation writes into SHA-256: a digest that, unlike
+/// `DefaultHasher`'s, is the same in every Rust release.
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// Not used: the digest is read with [`Sha256Hasher::digest`].
+    fn finish(&self) -> u64 {
+        0
+    }
+}
+
 impl ArtifactCache {
     pub(crate) fn new(root: &Path, engine: &Engine) -> Self {
-        // SipHash with fixed keys: stable for a given build, which is all the key needs
-        // (another build compiles into another directory at worst).
-        let mut hasher = std::hash::DefaultHasher::new();
+        let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
+        let digest = hasher.0.finalize();
         Self {
-            dir: root.join(format!("{:016x}", hasher.finish())),
+            dir: root.join(hex::encode(digest.get(..8).unwrap_or_default())),
         }
     }
 

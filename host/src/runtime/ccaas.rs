@@ -1,7 +1,7 @@
 //! Chaincode-as-a-service: the chaincode runs as a gRPC server somewhere (started by the
 //! operator), and the peer dials its `/protos.Chaincode/Connect` at the address from the
 //! package's `connection.json`, then runs the same handler on that stream. The chaincode
-//! sends REGISTER first, as in client mode (FABRIC-PROTOCOL.md §2.8, §4.3).
+//! sends REGISTER first, as in client mode.
 
 use std::time::Duration;
 
@@ -82,34 +82,11 @@ fn dial_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duratio
     }
 }
 
-/// Go's `time.ParseDuration` for whole numbers: `1m30s`, `500ms`, `10s`.
+/// A Go duration (`time.ParseDuration`: `10s`, `1m30s`, `1.5s`, `500ms`), read with
+/// jiff's duration parser (which accepts a superset); negative durations are refused.
 fn parse_go_duration(text: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        let (number, tail) = rest.split_at(digits);
-        let value: u64 = number.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let part = match unit {
-            "ns" => Duration::from_nanos(value),
-            "us" | "µs" => Duration::from_micros(value),
-            "ms" => Duration::from_millis(value),
-            "s" => Duration::from_secs(value),
-            "m" => Duration::from_secs(value.checked_mul(60)?),
-            "h" => Duration::from_secs(value.checked_mul(3600)?),
-            _ => return None,
-        };
-        total = total.checked_add(part)?;
-        rest = tail;
-    }
-    Some(total)
+    let duration: jiff::SignedDuration = text.parse().ok()?;
+    Duration::try_from(duration).ok()
 }
 
 /// Starts chaincode-as-a-service packages (types `ccaas` and `external`) by dialing them.
@@ -185,9 +162,10 @@ impl ChaincodeRuntime for CcaasRuntime {
             // The peer's messages go out through `to_chaincode`; the chaincode's come back
             // as the response stream, which the handler serves.
             let (to_chaincode, outbound) = tokio::sync::mpsc::channel::<ChaincodeMessage>(64);
+            let limit = support.config().max_message_size;
             let inbound = ChaincodeClient::new(channel)
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX)
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit)
                 .connect(ReceiverStream::new(outbound))
                 .await
                 .map_err(|e| fail(format!("Connect at {}: {}", info.address, e.message())))?
@@ -231,6 +209,9 @@ mod tests {
         assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
         assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("2h45m"), Some(Duration::from_secs(9900)));
+        assert_eq!(parse_go_duration("-1s"), None);
         assert_eq!(parse_go_duration("10"), None);
         assert_eq!(parse_go_duration("s"), None);
         assert_eq!(parse_go_duration(""), None);
