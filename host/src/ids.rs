@@ -1,4 +1,4 @@
-//! Typed identifiers: package ids, chaincode names, channels, transactions.
+//! Typed identifiers: package ids and transaction keys (channel and txid).
 
 use std::fmt;
 

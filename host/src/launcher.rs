@@ -1,8 +1,9 @@
 //! One launcher for every kind of chaincode: it installs packages, and on demand starts
 //! the one a chaincode definition names with the runtime that handles its type, then waits
 //! (up to the startup timeout) for it to register with [`ChaincodeSupport`] and go READY.
-//! Wasm chaincode runs in-process ([`crate::runtime::wasm`]); the Docker runtime joins
-//! through the same [`ChaincodeRuntime`] trait.
+//! Wasm chaincode runs in-process ([`crate::runtime::wasm`]); Docker containers
+//! ([`crate::runtime::docker`]) and chaincode-as-a-service ([`crate::runtime::ccaas`])
+//! join through the same [`ChaincodeRuntime`] trait.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -15,6 +15,7 @@
 //! and the client APIs (Gateway, Deliver, CLI, REST) are not built yet.
 
 pub mod bench;
+pub mod descriptors;
 pub mod handler;
 pub mod ids;
 pub mod launcher;
@@ -24,7 +25,6 @@ pub mod operations;
 pub mod package;
 pub mod proposal;
 pub mod runtime;
-pub mod services;
 pub mod support;
 pub mod testing;
 pub mod tls;

@@ -25,7 +25,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print the version and the Fabric gRPC methods cchost speaks.
+    /// Print the version and the Fabric gRPC methods cchost serves and calls today.
     Version,
     /// Run a development peer (Fabric's dev mode): chaincode you start yourself dials in,
     /// and invocations are read from standard input, one JSON array per line:
@@ -384,18 +384,27 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Version => {
             println!("cchost {}", env!("CARGO_PKG_VERSION"));
-            println!("Fabric protocol: fabric-protos v0.3 (Fabric 2.5 peer, 3.x additions)");
-            println!("gRPC methods:");
-            for m in cchost::services::grpc_methods()? {
-                let stream = |on: bool| if on { "stream " } else { "" };
-                println!(
-                    "  {} ({}{}) -> {}{}",
-                    m.path,
-                    stream(m.client_streaming),
-                    m.request,
-                    stream(m.server_streaming),
-                    m.response
-                );
+            println!(
+                "Fabric protocol: fabric-protos v0.3 (a Fabric 3.x peer's chaincode protocol, \
+                 2.5 shims included)"
+            );
+            let methods = cchost::descriptors::grpc_methods()?;
+            for (heading, paths) in [
+                ("gRPC methods served:", cchost::descriptors::SERVED),
+                ("gRPC methods called:", cchost::descriptors::DIALED),
+            ] {
+                println!("{heading}");
+                for m in methods.iter().filter(|m| paths.contains(&m.path.as_str())) {
+                    let stream = |on: bool| if on { "stream " } else { "" };
+                    println!(
+                        "  {} ({}{}) -> {}{}",
+                        m.path,
+                        stream(m.client_streaming),
+                        m.request,
+                        stream(m.server_streaming),
+                        m.response
+                    );
+                }
             }
         }
         Command::Devnode {

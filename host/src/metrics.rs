@@ -1,4 +1,5 @@
-//! Fabric's chaincode metrics (FABRIC-PROTOCOL.md §5) with prometheus-client, plus a
+//! Fabric's chaincode metrics (`core/chaincode/metrics.go`: launch, execute and shim
+//! request metrics with Fabric's names and labels) with prometheus-client, plus a
 //! `runtime` label (`wasm`, `ccaas`, `docker`, or `dev` for chaincode that registered on
 //! its own). Counters carry OpenMetrics' `_total` suffix in the text exposition
 //! (`chaincode_launch_failures_total`); histograms use Prometheus' default buckets.

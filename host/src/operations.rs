@@ -1,5 +1,5 @@
-//! The operations HTTP server (Fabric's `operations.listenAddress`, FABRIC-PROTOCOL.md
-//! §5): `GET /healthz`, `GET /metrics`, `GET|PUT /logspec`, `GET /version`.
+//! The operations HTTP server (Fabric's `operations.listenAddress`): `GET /healthz`,
+//! `GET /metrics`, `GET|PUT /logspec`, `GET /version`.
 
 use std::sync::{Arc, Mutex};
 

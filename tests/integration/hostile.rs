@@ -1,4 +1,6 @@
-//! Hostile wasm guests (HOSTILE-INPUTS.md §A): one `.wat` per item under `tests/hostile/`
+//! Hostile wasm guests (loops, memory and tables, stack, compile bombs, interface, every
+//! trap, floats, WASI, host-API abuse, malformed binaries, pooling): one `.wat` per item
+//! under `tests/hostile/`
 //! (its first lines say what it does and what must happen), plus generated compile bombs
 //! and malformed binaries too big or too broken to keep as text.
 //!

@@ -1,5 +1,5 @@
 //! The real Node `fabric-shim` 2.5.8 and `fabric-contract-api` (npm), unmodified, running
-//! `examples/node-asset` against cchost's chaincode listener: FABRIC-PROTOCOL.md §8.2.
+//! `examples/node-asset` against cchost's chaincode listener.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -136,7 +136,7 @@ fn ok_payload(result: &Result<ExecuteResult, ExecuteError>) -> String {
     String::from_utf8(result.response.payload.clone()).unwrap()
 }
 
-/// The node-asset transaction sequence (FABRIC-PROTOCOL.md §8.2) against chaincode
+/// The node-asset transaction sequence against chaincode
 /// `asset` on a fresh `host` with query batches of 2, however the chaincode runs: as a
 /// process (dev mode), in a container, or as a service. Exact payloads, events and
 /// read/write sets.

@@ -1,5 +1,5 @@
 //! A rogue shim: a Rust gRPC client on the real `Register` service that breaks Fabric's
-//! shim protocol on purpose (HOSTILE-INPUTS.md §B, handshake and protocol). Every test
+//! shim protocol on purpose (handshake, protocol and volume attacks). Every test
 //! ends by proving the host still serves a well-behaved chaincode.
 
 use std::time::Duration;

@@ -173,7 +173,7 @@ type RequestResult = Result<Vec<u8>, RequestError>;
 /// (request type, channel) pairs whose metrics one handler keeps resolved.
 const REQUEST_METRICS_CACHED: usize = 64;
 
-/// Requests a chaincode may send while ready; each runs in its own task.
+/// Requests a chaincode may send while ready.
 fn is_request(ty: Type) -> bool {
     matches!(
         ty,

@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use cchost::services::{GrpcMethod, grpc_methods};
+use cchost::descriptors::{GrpcMethod, grpc_methods};
 use cchost_proto::{common, kvrwset, msp, protos, rwset};
 use prost::Message;
 use serde::Deserialize;

@@ -1,12 +1,17 @@
 //! Wasm chaincode in wasmtime, bridged to the same handler as every other chaincode.
 //!
 //! Set-up is staged like Spin's factors: [`WasmRuntime::new`] is engine-wide (engine,
-//! linker with WASI and the `cchost` imports, epoch ticker); [`WasmRuntime::compile`] is
-//! per package (compile, check exports, `InstancePre`); each transaction gets a fresh
-//! store and instance with its own fuel, memory limit, deadline and deterministic WASI.
-//! [`WasmRuntime::start`] registers the chaincode with `ChaincodeSupport` over an
-//! in-process stream: it goes REGISTER → READY and is executed exactly like external
-//! chaincode, and each host call is a `ChaincodeMessage` to the handler.
+//! linker with WASI and the `cchost` imports, the epoch thread); [`WasmRuntime::install`]
+//! is per package (validate, compile or load the cached artifact, `InstancePre`); each
+//! transaction gets a fresh store and instance with its own fuel, memory limit, deadline
+//! and deterministic WASI, from a pool whose admission never deadlocks chaincode calling
+//! chaincode. A guest yields its runtime worker at every epoch tick, so the execute
+//! timeout bounds it and other work runs meanwhile.
+//!
+//! [`WasmRuntime::start`] registers the chaincode with `ChaincodeSupport`: REGISTER →
+//! REGISTERED → READY as any chaincode, after which the handler hands it each INIT or
+//! TRANSACTION by a call (the invocation runs in the caller's task) and each host call
+//! is a `ChaincodeMessage` answered by the same handler code as a stream's.
 
 mod cache;
 mod engine;

@@ -1,7 +1,8 @@
 //! Install-time checks, before anything is compiled: a module that is too big for its
 //! budget, imports what the host does not provide, lacks the ABI's exports or has a start
 //! function is refused with a message saying what to change. Compilation is only ever
-//! spent on modules that passed (compile-time denial of service is the embedder's job).
+//! spent on modules that passed: bounding compilation is the embedder's job (wasmtime does
+//! not treat compile-time denial of service as its own), and cchost is the embedder.
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,7 @@
-//! The Fabric gRPC services cchost speaks, read from the compiled `.proto` descriptors.
+//! Fabric's gRPC methods as cchost compiled them, read from the `.proto` descriptors,
+//! and which of them cchost serves and dials today (`cchost version` lists those).
 //!
-//! Nothing here is written by hand: paths, message types and streaming flags come from
+//! Paths, message types and streaming flags come from
 //! [`cchost_proto::FILE_DESCRIPTOR_SET`], the same descriptors the stubs were generated
 //! from. The integration test `proto_compat` checks them against Fabric's own service
 //! definitions.
@@ -24,8 +25,14 @@ pub struct GrpcMethod {
     pub server_streaming: bool,
 }
 
+/// The methods cchost serves: the chaincode listener (`cchost devnode`).
+pub const SERVED: &[&str] = &["/protos.ChaincodeSupport/Register"];
+
+/// The methods cchost calls as a client: chaincode-as-a-service.
+pub const DIALED: &[&str] = &["/protos.Chaincode/Connect"];
+
 /// Every method of every service in Fabric's protocol as cchost compiled it, in `.proto`
-/// file order.
+/// file order (most of them not served yet: see [`SERVED`]).
 pub fn grpc_methods() -> Result<Vec<GrpcMethod>, prost::DecodeError> {
     let set = FileDescriptorSet::decode(FILE_DESCRIPTOR_SET)?;
     let type_name = |t: &str| t.trim_start_matches('.').to_owned();
@@ -49,39 +56,21 @@ pub fn grpc_methods() -> Result<Vec<GrpcMethod>, prost::DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cchost_proto::{gateway, orderer, protos};
+    use cchost_proto::protos;
     use tonic::server::NamedService;
 
     #[test]
-    fn generated_servers_carry_the_service_names_of_the_descriptors() {
-        let mut from_descriptors: Vec<String> = grpc_methods()
-            .unwrap()
-            .into_iter()
-            .filter_map(|m| Some(m.path.trim_start_matches('/').split_once('/')?.0.to_owned()))
-            .collect();
-        from_descriptors.dedup();
-        from_descriptors.sort();
-        let mut generated = vec![
-            <protos::chaincode_support_server::ChaincodeSupportServer<()> as NamedService>::NAME,
-            <protos::chaincode_server::ChaincodeServer<()> as NamedService>::NAME,
-            <protos::endorser_server::EndorserServer<()> as NamedService>::NAME,
-            <protos::deliver_server::DeliverServer<()> as NamedService>::NAME,
-            <gateway::gateway_server::GatewayServer<()> as NamedService>::NAME,
-            <orderer::atomic_broadcast_server::AtomicBroadcastServer<()> as NamedService>::NAME,
-        ];
-        generated.sort();
-        assert_eq!(from_descriptors, generated);
-        assert_eq!(
-            generated,
-            [
-                "gateway.Gateway",
-                "orderer.AtomicBroadcast",
-                "protos.Chaincode",
-                "protos.ChaincodeSupport",
-                "protos.Deliver",
-                "protos.Endorser",
-            ]
-        );
+    fn the_served_and_dialed_methods_are_those_of_the_generated_server_and_client() {
+        let methods: Vec<String> = grpc_methods().unwrap().into_iter().map(|m| m.path).collect();
+        for path in SERVED.iter().chain(DIALED) {
+            assert!(methods.iter().any(|m| m == path), "{path} is not in the descriptors");
+        }
+        // What the listener mounts and what the chaincode-as-a-service client dials.
+        let served =
+            <protos::chaincode_support_server::ChaincodeSupportServer<()> as NamedService>::NAME;
+        let dialed = <protos::chaincode_server::ChaincodeServer<()> as NamedService>::NAME;
+        assert_eq!(SERVED, [format!("/{served}/Register").as_str()]);
+        assert_eq!(DIALED, [format!("/{dialed}/Connect").as_str()]);
     }
 
     #[test]
