@@ -61,9 +61,16 @@ mod tests {
 
     #[test]
     fn the_served_and_dialed_methods_are_those_of_the_generated_server_and_client() {
-        let methods: Vec<String> = grpc_methods().unwrap().into_iter().map(|m| m.path).collect();
+        let methods: Vec<String> = grpc_methods()
+            .unwrap()
+            .into_iter()
+            .map(|m| m.path)
+            .collect();
         for path in SERVED.iter().chain(DIALED) {
-            assert!(methods.iter().any(|m| m == path), "{path} is not in the descriptors");
+            assert!(
+                methods.iter().any(|m| m == path),
+                "{path} is not in the descriptors"
+            );
         }
         // What the listener mounts and what the chaincode-as-a-service client dials.
         let served =

@@ -381,10 +381,7 @@ mod tests {
         let ext = ChaincodeHeaderExtension::decode(ch.extension.as_slice()).unwrap();
         assert_eq!(ext.chaincode_id.unwrap().name, "asset");
 
-        let mut expected = Sha256::new();
-        expected.update([7u8; 24]);
-        expected.update(&built.creator);
-        assert_eq!(ch.tx_id, hex::encode(expected.finalize()));
+        assert_eq!(ch.tx_id, compute_txid(&[7; 24], &built.creator));
         assert_eq!(ch.tx_id, built.txid);
         assert_eq!(ch.tx_id.len(), 64);
 
@@ -402,22 +399,79 @@ mod tests {
     }
 
     #[test]
-    fn signature_verifies_with_the_identity_key_and_has_a_low_s() {
+    fn the_signature_verifies_with_the_public_key_of_the_creators_certificate_and_has_a_low_s() {
+        use der::{DecodePem, Encode};
+        use p256::pkcs8::DecodePublicKey;
         let identity = DevIdentity::generate("Org1MSP", "Org1", "User1").unwrap();
         let built = ProposalBuilder::new("ch", "cc")
             .args(["f"])
             .build(&identity)
             .unwrap();
+        // As an MSP verifies: the key comes from the certificate in the proposal's creator.
+        let parsed = ParsedProposal::parse(&built.signed_proposal).unwrap();
+        let creator =
+            SerializedIdentity::decode(parsed.signature_header.creator.as_slice()).unwrap();
+        let certificate = x509_cert::Certificate::from_pem(&creator.id_bytes).unwrap();
+        let spki = certificate
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .unwrap();
+        let key = VerifyingKey::from_public_key_der(&spki).unwrap();
         let signature = Signature::from_der(&built.signed_proposal.signature).unwrap();
         assert_eq!(signature.normalize_s(), signature);
-        VerifyingKey::from(&identity.key)
-            .verify(&built.signed_proposal.proposal_bytes, &signature)
+        key.verify(&built.signed_proposal.proposal_bytes, &signature)
             .unwrap();
-        let other = ProposalBuilder::new("ch", "cc")
-            .args(["f"])
-            .build(&identity)
-            .unwrap();
-        assert_ne!(other.txid, built.txid, "a fresh random nonce per proposal");
+        // Another identity's certificate does not verify it.
+        let other = DevIdentity::generate("Org1MSP", "Org1", "User2").unwrap();
+        let other_certificate = x509_cert::Certificate::from_pem(other.cert_pem()).unwrap();
+        let other_key = VerifyingKey::from_public_key_der(
+            &other_certificate
+                .tbs_certificate()
+                .subject_public_key_info()
+                .to_der()
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            other_key
+                .verify(&built.signed_proposal.proposal_bytes, &signature)
+                .is_err()
+        );
+    }
+
+    /// A transaction of the block file Fabric's own ledger tests ship
+    /// (`internal/ledgerutil/testdata/sample_prod/ledgersData/chains/chains/mychannel/
+    /// blockfile_000000`, block 1): its
+    /// creator, nonce and the txid Fabric's client computed.
+    const FABRIC_CREATOR_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIICNjCCAd2gAwIBAgIRAMnf9/dmV9RvCCVw9pZQUfUwCgYIKoZIzj0EAwIwgYEx
+CzAJBgNVBAYTAlVTMRMwEQYDVQQIEwpDYWxpZm9ybmlhMRYwFAYDVQQHEw1TYW4g
+RnJhbmNpc2NvMRkwFwYDVQQKExBvcmcxLmV4YW1wbGUuY29tMQwwCgYDVQQLEwND
+T1AxHDAaBgNVBAMTE2NhLm9yZzEuZXhhbXBsZS5jb20wHhcNMTcxMTEyMTM0MTEx
+WhcNMjcxMTEwMTM0MTExWjBpMQswCQYDVQQGEwJVUzETMBEGA1UECBMKQ2FsaWZv
+cm5pYTEWMBQGA1UEBxMNU2FuIEZyYW5jaXNjbzEMMAoGA1UECxMDQ09QMR8wHQYD
+VQQDExZwZWVyMC5vcmcxLmV4YW1wbGUuY29tMFkwEwYHKoZIzj0CAQYIKoZIzj0D
+AQcDQgAEZ8S4V71OBJpyMIVZdwYdFXAckItrpvSrCf0HQg40WW9XSoOOO76I+Umf
+EkmTlIJXP7/AyRRSRU38oI8Ivtu4M6NNMEswDgYDVR0PAQH/BAQDAgeAMAwGA1Ud
+EwEB/wQCMAAwKwYDVR0jBCQwIoAginORIhnPEFZUhXm6eWBkm7K7Zc8R4/z7LW4H
+ossDlCswCgYIKoZIzj0EAwIDRwAwRAIgVikIUZzgfuFsGLQHWJUVJCU7pDaETkaz
+PzFgsCiLxUACICgzJYlW7nvZxP7b6tbeu3t8mrhMXQs956mD4+BoKuNI
+-----END CERTIFICATE-----
+";
+
+    #[test]
+    fn the_txid_of_a_transaction_fabric_wrote_is_the_one_computed_here() {
+        let creator = SerializedIdentity {
+            mspid: "SampleOrg".into(),
+            id_bytes: FABRIC_CREATOR_PEM.as_bytes().to_vec(),
+        }
+        .encode_to_vec();
+        let nonce = hex::decode("01da9402fe811c068ec8a903b042fbe379450dc6d0ce7256").unwrap();
+        assert_eq!(
+            compute_txid(&nonce, &creator),
+            "8d4dbd2d73f6d78a0716ae72baabe97521642931ae3483b2e78e477b0298a642"
+        );
     }
 
     #[test]

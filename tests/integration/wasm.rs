@@ -132,7 +132,7 @@ async fn wasm_chaincode_produces_the_node_chaincodes_responses_events_and_rwsets
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_proposals_on_two_hosts_give_byte_identical_results_with_clock_and_random() {
+async fn the_same_proposals_on_two_hosts_in_one_process_give_byte_identical_results() {
     let mut results = Vec::new();
     let identity = cchost::proposal::DevIdentity::generate("Org1MSP", "Org1", "User1").unwrap();
     let timestamp = prost_types::Timestamp {
