@@ -344,6 +344,17 @@ pub fn __arity(args: &[Vec<u8>], expected: usize) -> Result<(), Error> {
     )))
 }
 
+/// Checks the argument count of a transaction that takes extra arguments (and ignores
+/// them), as fabric-contract-api does for a JavaScript function without parameter
+/// metadata.
+#[doc(hidden)]
+pub fn __arity_at_least(args: &[Vec<u8>], expected: usize) -> Result<(), Error> {
+    if args.len() >= expected {
+        return Ok(());
+    }
+    __arity(args, expected)
+}
+
 /// Encodes a transaction's result as fabric-contract-api does: a string as its text,
 /// `()`/`None` as no bytes, numbers and booleans as their text, anything else as JSON.
 #[doc(hidden)]

@@ -151,4 +151,14 @@ impl WasmHarness {
         let snapshot = self.store.snapshot(CHANNEL)?;
         Ok(snapshot.get(CHAINCODE, key)?.map(|v| v.value))
     }
+
+    /// Every committed key of the chaincode's namespace and its value, in key order.
+    pub fn all_state(&self) -> Result<Vec<(String, Vec<u8>)>, HarnessError> {
+        let snapshot = self.store.snapshot(CHANNEL)?;
+        Ok(snapshot
+            .range(CHAINCODE, "", "", usize::MAX)?
+            .into_iter()
+            .map(|(key, value)| (key, value.value))
+            .collect())
+    }
 }

@@ -1,59 +1,142 @@
 //! Rust chaincode written with the contract API, built for wasm32 by rustc and run
 //! through `cchost::testing::WasmHarness` (the real runtime, handler and ledger).
 
+use cchost::ledger::StateStore;
+use cchost::proto::protos::Response;
+use cchost::support::SupportConfig;
 use cchost::testing::WasmHarness;
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::host::{CHANNEL, TestHost};
+use crate::node_shim::launch_module;
 
 fn asset_transfer() -> Vec<u8> {
     std::fs::read(env!("ASSET_TRANSFER_WASM"))
         .expect("tests/build.rs built examples/asset-transfer")
 }
 
-/// The same file the example's native MockStub test reads.
-const SEQUENCE: &str =
-    include_str!("../../examples/asset-transfer/tests/fabric-samples-sequence.json");
+/// The inputs: fabric-samples' sequence and edge cases, args only.
+const STEPS: &str = include_str!("../../examples/asset-transfer/tests/fabric-samples-steps.json");
+
+/// The answers the native MockStub test reads: what the JavaScript sample's logic answered
+/// on the last run of the test below, which rewrites it under `CCHOST_REGENERATE=1`.
+const ANSWERS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/asset-transfer/tests/fabric-samples-answers.json"
+);
+
+/// A package id for the Node chaincode started by hand.
+const BASIC_PKG: &str =
+    "basic_1.0:8c5d2f7a1b3e4c6d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
+
+/// Status and payload (200) or message (otherwise), as the answers file records them.
+fn answer(args: &[&str], response: &Response) -> Value {
+    let mut step = json!({ "args": args, "status": response.status });
+    if response.status < 400 {
+        step["payload"] = json!(String::from_utf8_lossy(&response.payload));
+    } else {
+        step["message"] = json!(response.message);
+    }
+    step
+}
+
+/// The versions of the npm packages whose behaviour the answers record.
+fn npm_versions() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/node-asset");
+    let version = |package: &str| {
+        let manifest = [
+            "node_modules",
+            "node_modules/fabric-contract-api/node_modules",
+        ]
+        .iter()
+        .map(|at| dir.join(at).join(package).join("package.json"))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| panic!("{package} is not installed: run scripts/test"));
+        let manifest: Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+        format!("{package} {}", manifest["version"].as_str().unwrap())
+    };
+    [
+        "fabric-shim",
+        "fabric-contract-api",
+        "class-transformer",
+        "json-stringify-deterministic",
+        "sort-keys-recursive",
+    ]
+    .map(version)
+    .join(", ")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn asset_transfer_in_wasm_answers_the_fabric_samples_sequence_exactly() {
+async fn asset_transfer_in_wasm_answers_what_the_javascript_sample_answers_under_fabric_shim() {
+    let logs = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let _node = launch_module(&host, "basic", BASIC_PKG, "basic", logs.path()).await;
     let harness = WasmHarness::load(&asset_transfer()).await.unwrap();
-    let sequence: Value = serde_json::from_str(SEQUENCE).unwrap();
-    for step in sequence["steps"].as_array().unwrap() {
-        let args: Vec<&str> = step["args"]
+    let steps: Value = serde_json::from_str(STEPS).unwrap();
+    let mut answers = Vec::new();
+    for step in steps["steps"].as_array().unwrap() {
+        let args: Vec<&str> = step
             .as_array()
             .unwrap()
             .iter()
             .map(|a| a.as_str().unwrap())
             .collect();
-        let outcome = harness.submit(&args).await.unwrap();
-        let status = step["status"].as_i64().unwrap();
-        assert_eq!(
-            i64::from(outcome.response.status),
-            status,
-            "{args:?}: {:?}",
-            outcome.response
-        );
-        if status == 200 {
-            assert_eq!(
-                outcome.payload(),
-                step["payload"].as_str().unwrap(),
-                "{args:?}"
-            );
-        } else {
-            assert_eq!(
-                outcome.response.message,
-                step["message"].as_str().unwrap(),
-                "{args:?}"
-            );
-            assert!(!outcome.committed);
+        // The sample's logic, under the real fabric-shim and fabric-contract-api; what
+        // succeeds is committed, as a peer would.
+        let (proposal, result) = host.invoke("basic", &args).await;
+        let result = result.unwrap();
+        if result.response.status < 400 {
+            host.commit(&result, &proposal);
         }
+        let expected = answer(&args, &result.response);
+        let outcome = harness.submit(&args).await.unwrap();
+        assert_eq!(answer(&args, &outcome.response), expected);
+        answers.push(expected);
     }
-    for (key, value) in sequence["state"].as_object().unwrap() {
-        let stored = harness
-            .state(key)
-            .unwrap()
-            .map(|v| String::from_utf8(v).unwrap());
-        assert_eq!(stored.as_deref(), value.as_str(), "{key}");
+    // The same state is left behind, byte for byte.
+    let node_state: Vec<(String, String)> = host
+        .store
+        .snapshot(CHANNEL)
+        .unwrap()
+        .range("basic", "", "", usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(key, value)| (key, String::from_utf8(value.value).unwrap()))
+        .collect();
+    let wasm_state: Vec<(String, String)> = harness
+        .all_state()
+        .unwrap()
+        .into_iter()
+        .map(|(key, value)| (key, String::from_utf8(value).unwrap()))
+        .collect();
+    assert_eq!(wasm_state, node_state);
+
+    // The answers the native test reads are what the sample answered here.
+    let generated = json!({
+        "about": format!(
+            "Generated by tests/integration/contracts.rs (CCHOST_REGENERATE=1 rewrites it) from \
+             the answers of fabric-samples' asset-transfer-basic logic (examples/node-asset/basic) \
+             under the real {}, to fabric-samples-steps.json: each step's status and payload \
+             (below 400) or message, and the state left behind. Read by the native MockStub \
+             test of examples/asset-transfer.",
+            npm_versions()
+        ),
+        "steps": answers,
+        "state": node_state
+            .into_iter()
+            .map(|(key, value)| (key, Value::String(value)))
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    let generated = format!("{}\n", serde_json::to_string_pretty(&generated).unwrap());
+    if std::env::var_os("CCHOST_REGENERATE").is_some() {
+        std::fs::write(ANSWERS, &generated).unwrap();
     }
+    let recorded = std::fs::read_to_string(ANSWERS).unwrap();
+    assert!(
+        recorded == generated,
+        "{ANSWERS} is not what the sample answered: rerun with CCHOST_REGENERATE=1 to \
+         rewrite it, and review the difference"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

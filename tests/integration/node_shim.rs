@@ -35,7 +35,9 @@ pub(crate) struct NodeChaincode {
 }
 
 impl NodeChaincode {
-    fn start(peer: SocketAddr, package_id: &str, logs: &Path) -> Self {
+    /// Starts the module in `module` (a directory of examples/node-asset; `.` for the
+    /// example itself).
+    fn start(peer: SocketAddr, package_id: &str, module: &str, logs: &Path) -> Self {
         let dir = example_dir();
         assert!(
             dir.join("node_modules/fabric-shim/cli.js").is_file(),
@@ -47,6 +49,7 @@ impl NodeChaincode {
         let child = Command::new("node")
             .arg("node_modules/fabric-shim/cli.js")
             .args(["start", "--peer.address", &peer.to_string()])
+            .args(["--module-path", module])
             // Ping every second (the shim's default is 110 s): the host must accept them.
             .args(["--grpc.keepalive_time_ms", "1000"])
             .args(["--grpc.http2.min_time_between_pings_ms", "1000"])
@@ -81,10 +84,21 @@ pub(crate) async fn launch(
     package_id: &str,
     logs: &Path,
 ) -> NodeChaincode {
+    launch_module(host, name, package_id, ".", logs).await
+}
+
+/// [`launch`] for the module in directory `module` of examples/node-asset.
+pub(crate) async fn launch_module(
+    host: &TestHost,
+    name: &str,
+    package_id: &str,
+    module: &str,
+    logs: &Path,
+) -> NodeChaincode {
     let package_id_typed = PackageId::new(package_id);
     host.support.define(name, package_id_typed.clone());
     host.support.expect_registration(&package_id_typed);
-    let chaincode = NodeChaincode::start(host.addr, package_id, logs);
+    let chaincode = NodeChaincode::start(host.addr, package_id, module, logs);
     assert!(
         host.support
             .wait_ready(&package_id_typed, Duration::from_secs(30))

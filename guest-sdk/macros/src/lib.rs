@@ -26,6 +26,8 @@ use syn::{
 ///     fn read_asset(&self, ctx: &Context, id: String) -> Result<String> { .. }
 ///     #[transaction(name = "Legacy_Name")]
 ///     fn legacy(&self, ctx: &Context) -> Result<()> { .. }
+///     #[transaction(extra_args)]        // extra arguments are accepted and ignored
+///     fn init_ledger(&self, ctx: &Context) -> Result<()> { .. }
 ///     #[before_transaction]
 ///     fn check(&self, ctx: &Context) -> Result<()> { .. }
 /// }
@@ -74,6 +76,8 @@ struct Transaction {
     method: syn::Ident,
     name: String,
     evaluate: bool,
+    /// Arguments past the parameters are accepted and ignored.
+    extra_args: bool,
     params: Vec<Param>,
     /// `Some(T)` for `Result<T, _>` or a plain `T`; `None` for `()`.
     returns: Option<Type>,
@@ -214,6 +218,11 @@ fn expand_contract(attr: Tokens, item: Tokens) -> Result<Tokens, Error> {
         let tx_name = &tx.name;
         let method = &tx.method;
         let count = tx.params.len();
+        let arity = if tx.extra_args {
+            quote!(::cchost_sdk::contract::__arity_at_least(args, #count)?;)
+        } else {
+            quote!(::cchost_sdk::contract::__arity(args, #count)?;)
+        };
         let decode = tx.params.iter().enumerate().map(|(i, p)| {
             let ident = &p.ident;
             let ty = &p.owned;
@@ -232,7 +241,7 @@ fn expand_contract(attr: Tokens, item: Tokens) -> Result<Tokens, Error> {
         };
         quote! {
             #tx_name => ::core::option::Option::Some((|| -> ::core::result::Result<::std::vec::Vec<u8>, ::cchost_sdk::Error> {
-                ::cchost_sdk::contract::__arity(args, #count)?;
+                #arity
                 #(#decode)*
                 ::cchost_sdk::contract::Contract::before_transaction(self, ctx)?;
                 #output
@@ -296,17 +305,19 @@ fn expand_contract(attr: Tokens, item: Tokens) -> Result<Tokens, Error> {
 fn transaction(sig: &syn::Signature, attr: &syn::Attribute) -> Result<Transaction, Error> {
     let mut name = pascal(&sig.ident.to_string());
     let mut evaluate = false;
+    let mut extra_args = false;
     if let Meta::List(_) = &attr.meta {
         let metas = attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
         for meta in metas {
             match &meta {
                 Meta::Path(p) if p.is_ident("evaluate") => evaluate = true,
                 Meta::Path(p) if p.is_ident("submit") => evaluate = false,
+                Meta::Path(p) if p.is_ident("extra_args") => extra_args = true,
                 Meta::NameValue(nv) if nv.path.is_ident("name") => name = string_value(&nv.value)?,
                 other => {
                     return Err(Error::new(
                         other.span(),
-                        "expected submit, evaluate or name = \"...\"",
+                        "expected submit, evaluate, extra_args or name = \"...\"",
                     ));
                 }
             }
@@ -377,6 +388,7 @@ fn transaction(sig: &syn::Signature, attr: &syn::Attribute) -> Result<Transactio
         method: sig.ident.clone(),
         name,
         evaluate,
+        extra_args,
         params,
         returns,
         returns_result,
