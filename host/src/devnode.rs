@@ -104,6 +104,7 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
                 ..config.docker.clone()
             },
             Some(Arc::clone(support.metrics())),
+            config.execute_timeout,
         )?;
         Some(Launcher::new(
             support.clone(),
@@ -303,17 +304,19 @@ impl Node<'_> {
     }
 }
 
-/// The package store and the chaincode runtimes of a data directory: wasm, Docker (Go,
-/// Node, Java; the engine is only contacted when such a package is launched) and
-/// chaincode-as-a-service.
+/// The package store and the chaincode runtimes of a data directory: wasm (its deadline
+/// the execute timeout), Docker (Go, Node, Java; the engine is only contacted when such a
+/// package is launched) and chaincode-as-a-service.
 pub(crate) fn runtimes(
     data_dir: &Path,
     docker: DockerConfig,
     metrics: Option<Arc<cchost::metrics::Metrics>>,
+    execute_timeout: Duration,
 ) -> anyhow::Result<(PackageStore, Vec<Arc<dyn ChaincodeRuntime>>)> {
     let packages = PackageStore::open(data_dir.join("chaincodes"))?;
     let wasm = WasmRuntime::new(WasmConfig {
         cache_dir: Some(data_dir.join("wasm-cache")),
+        deadline: execute_timeout,
         ..WasmConfig::default()
     })?;
     Ok((

@@ -2,16 +2,15 @@
 //!
 //! cchost runs Fabric chaincode compiled to `wasm32-wasip1` inside wasmtime, and Go, Node
 //! and Java chaincode in Docker containers (or started by hand, or as a service), behind
-//! one peer-side implementation of Fabric's chaincode shim protocol. Around that core it
-//! is a small single-node peer with Fabric's client APIs (Gateway, Deliver, a `peer`-style
-//! CLI, JSON-RPC REST), so that unmodified Fabric software (the npm `fabric-shim`
-//! chaincode library, the `@hyperledger/fabric-gateway` client) works against it.
+//! one peer-side implementation of Fabric's chaincode shim protocol, which the real npm
+//! `fabric-shim` runs against unmodified.
 //!
 //! **Status:** the chaincode side is built: [`support`] (the handler, registry and
-//! `execute`), [`ledger`] (redb state, history, read/write sets), [`runtime`] (wasm in
-//! wasmtime, Docker containers through bollard, chaincode-as-a-service), [`launcher`]
-//! (one launch path with startup timeouts and crash-loop back-off), [`tls`] (mutual TLS
-//! on the chaincode listener), [`metrics`] and [`operations`]. The endorser, block commit
+//! `execute` of a signed proposal), [`ledger`] (redb state, history, Fabric's read/write
+//! sets), [`runtime`] (wasm in wasmtime, Docker containers through bollard,
+//! chaincode-as-a-service), [`launcher`] (one cancel-safe launch path with startup
+//! timeouts and crash-loop back-off), [`tls`] (mutual TLS on the chaincode listener),
+//! [`metrics`] and [`operations`]. The peer around it (endorser, ordering, block commit)
 //! and the client APIs (Gateway, Deliver, CLI, REST) are not built yet.
 
 pub mod bench;

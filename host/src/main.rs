@@ -286,6 +286,7 @@ async fn main() -> anyhow::Result<()> {
                 &data_dir,
                 cchost::runtime::docker::DockerConfig::default(),
                 None,
+                cchost::support::DEFAULT_EXECUTE_TIMEOUT,
             )?;
             let id = cchost::launcher::install(&packages, &runtimes, &bytes)?;
             let kind = cchost::package::ChaincodePackage::parse(&bytes)?
