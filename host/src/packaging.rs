@@ -69,6 +69,10 @@ fn build(manifest: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> 
         // validate and compile (traps never show guest backtraces).
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
         .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
+        // A lint wrapper of an outer build (`cargo clippy`, or cchost's own test
+        // command) is not for the chaincode's build.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Some(dir) = target_dir {

@@ -71,7 +71,8 @@ impl ChaincodeCa {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name = name("cchost chaincode CA");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // It signs the listener's and the chaincode's certificates, never another CA.
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,

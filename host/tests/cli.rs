@@ -305,6 +305,10 @@ fn new_creates_a_crate_that_packages_as_is_and_runs_on_the_dev_node() {
     // The crate's own native test passes as generated.
     let tested = Command::new(env!("CARGO"))
         .current_dir(dir.path().join("demo"))
+        // The test command lints this workspace by compiling it with clippy-driver; the
+        // generated crate is built as a user builds it.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .env(
             "CARGO_TARGET_DIR",
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/template"),
