@@ -52,6 +52,19 @@ fn runtime_with(host: &TestHost, configure: impl FnOnce(&mut DockerConfig)) -> D
         .expect("a Docker engine: scripts/docker-setup starts one")
 }
 
+/// The package's builder container is gone.
+fn assert_builder_removed(id: &PackageId) {
+    let builder = format!("{}-build", container_name(id));
+    let inspect = std::process::Command::new("docker")
+        .args(["container", "inspect", &builder])
+        .output()
+        .unwrap();
+    assert!(
+        !inspect.status.success(),
+        "builder container {builder} left behind"
+    );
+}
+
 /// How long a container may take to go before the test calls it left behind.
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -402,15 +415,7 @@ async fn an_image_build_past_the_install_timeout_is_stopped_and_holds_no_launch_
     tokio::time::timeout(Duration::from_secs(60), both)
         .await
         .expect("both launches ended at their install timeouts");
-    let builder = format!("{}-build", container_name(&id));
-    let inspect = std::process::Command::new("docker")
-        .args(["container", "inspect", &builder])
-        .output()
-        .unwrap();
-    assert!(
-        !inspect.status.success(),
-        "builder container {builder} left behind"
-    );
+    assert_builder_removed(&id);
     assert!(host.support.metrics().encode().contains(&format!(
         "dockercontroller_chaincode_container_build_duration_count{{chaincode=\"{id}\",success=\"false\",runtime=\"docker\"}} 2\n"
     )));
@@ -448,15 +453,7 @@ async fn a_failing_builder_reports_its_exit_code_and_output_and_is_removed() {
         "{error}"
     );
     assert!(error.contains("go: not found"), "{error}");
-    let builder = format!("{}-build", container_name(&id));
-    let inspect = std::process::Command::new("docker")
-        .args(["container", "inspect", &builder])
-        .output()
-        .unwrap();
-    assert!(
-        !inspect.status.success(),
-        "builder container {builder} left behind"
-    );
+    assert_builder_removed(&id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,14 +64,7 @@ async fn the_launcher_installs_starts_on_demand_and_relaunches_a_wasm_package() 
 async fn the_launcher_refuses_types_no_runtime_starts_and_packages_not_installed() {
     let host = TestHost::start(SupportConfig::default()).await;
     let data = tempfile::tempdir().unwrap();
-    let runtimes: Vec<Arc<dyn ChaincodeRuntime>> =
-        vec![Arc::new(WasmRuntime::new(WasmConfig::default()).unwrap())];
-    let launcher = Launcher::new(
-        host.support.clone(),
-        PackageStore::open(data.path()).unwrap(),
-        runtimes,
-        Duration::from_secs(10),
-    );
+    let launcher = wasm_launcher(&host, data.path());
     // A Go package, and only the wasm runtime configured.
     let golang = golang_package();
     let error = launcher.install(&golang).unwrap_err();
@@ -85,6 +78,16 @@ async fn the_launcher_refuses_types_no_runtime_starts_and_packages_not_installed
         launcher.launch(&missing).await.unwrap_err().to_string(),
         "package missing_1.0:00 is not installed"
     );
+}
+
+/// A launcher with the wasm runtime over packages in `dir`.
+fn wasm_launcher(host: &TestHost, dir: &std::path::Path) -> Arc<Launcher> {
+    Launcher::new(
+        host.support.clone(),
+        PackageStore::open(dir).unwrap(),
+        vec![Arc::new(WasmRuntime::new(WasmConfig::default()).unwrap())],
+        Duration::from_secs(10),
+    )
 }
 
 /// A `.tar.gz` of `files`.
@@ -140,12 +143,7 @@ async fn a_wasm_package_shipping_assets_is_refused_until_assets_are_supported() 
 async fn concurrent_launches_of_one_package_start_it_once() {
     let host = TestHost::start(SupportConfig::default()).await;
     let data = tempfile::tempdir().unwrap();
-    let launcher = Arc::new(Launcher::new(
-        host.support.clone(),
-        PackageStore::open(data.path()).unwrap(),
-        vec![Arc::new(WasmRuntime::new(WasmConfig::default()).unwrap())],
-        Duration::from_secs(10),
-    ));
+    let launcher = wasm_launcher(&host, data.path());
     let wasm = std::fs::read(env!("GUEST_ASSET_WASM")).unwrap();
     let id = launcher
         .install(&build_wasm_package("asset_1.0", "asset", &wasm).unwrap())
@@ -347,12 +345,7 @@ async fn a_dropped_launch_stops_what_it_started_and_withdraws_its_expected_regis
 async fn stop_returns_once_the_chaincode_is_gone_and_a_launch_right_after_starts_it_afresh() {
     let host = TestHost::start(SupportConfig::default()).await;
     let data = tempfile::tempdir().unwrap();
-    let launcher = Launcher::new(
-        host.support.clone(),
-        PackageStore::open(data.path()).unwrap(),
-        vec![Arc::new(WasmRuntime::new(WasmConfig::default()).unwrap())],
-        Duration::from_secs(10),
-    );
+    let launcher = wasm_launcher(&host, data.path());
     let wasm = std::fs::read(env!("GUEST_ASSET_WASM")).unwrap();
     let id = launcher
         .install(&build_wasm_package("asset_1.0", "asset", &wasm).unwrap())
@@ -381,12 +374,7 @@ async fn stop_returns_once_the_chaincode_is_gone_and_a_launch_right_after_starts
 async fn a_chaincode_invoked_while_not_running_is_launched_on_demand_also_by_another_chaincode() {
     let host = TestHost::start(SupportConfig::default()).await;
     let data = tempfile::tempdir().unwrap();
-    let launcher = Launcher::new(
-        host.support.clone(),
-        PackageStore::open(data.path()).unwrap(),
-        vec![Arc::new(WasmRuntime::new(WasmConfig::default()).unwrap())],
-        Duration::from_secs(10),
-    );
+    let launcher = wasm_launcher(&host, data.path());
     let wasm = std::fs::read(env!("GUEST_ASSET_WASM")).unwrap();
     for name in ["asset", "other"] {
         let id = launcher
