@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cchost::ledger::{CommitTx, Height, RedbStore, StateStore};
+use cchost::ledger::{CommitTx, Height, RedbStore, StateStore, TxSimulator};
 use cchost::proposal::{BuiltProposal, DevIdentity, ProposalBuilder};
 use cchost::support::{ChaincodeSupport, ExecuteError, ExecuteResult, SupportConfig};
 use tokio::sync::oneshot;
@@ -109,6 +109,25 @@ impl TestHost {
             )
             .unwrap();
         height
+    }
+
+    /// Commits `value` at `key` of chaincode `namespace` in a block of its own, as if a
+    /// transaction of that chaincode had written it.
+    pub(crate) fn put(&self, namespace: &str, key: &str, value: Vec<u8>) {
+        let mut simulator = TxSimulator::new(self.store.snapshot(CHANNEL).unwrap(), "put");
+        simulator.put_state(namespace, key, value).unwrap();
+        let height = Height::new(self.next_block.fetch_add(1, Ordering::SeqCst), 0);
+        self.store
+            .commit(
+                CHANNEL,
+                &[CommitTx {
+                    height,
+                    tx_id: "put".to_owned(),
+                    timestamp: prost_types::Timestamp::default(),
+                    rwset: simulator.read_write_set(),
+                }],
+            )
+            .unwrap();
     }
 }
 

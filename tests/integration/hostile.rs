@@ -219,6 +219,32 @@ async fn a_loop_of_host_calls_pays_fuel_per_call_and_runs_out() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasi_calls_pay_the_host_call_fuel_too() {
+    fails_with("wasi_call_loop", "chaincode ran out of fuel").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_bytes_are_paid_per_byte() {
+    fails_with("random_get_bytes", "chaincode ran out of fuel").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_are_paid_per_byte_as_they_arrive_read_or_not() {
+    let mut bench = Bench::new(config()).await;
+    bench.host.put("hostile", "big", vec![7; 1 << 20]);
+    bench.launch_hostile(&hostile("big_reply_loop")).await;
+    for _ in 0..3 {
+        match bench.invoke("hostile").await {
+            Err(ExecuteError::ChaincodeFailed(text)) => {
+                assert_eq!(text, "chaincode ran out of fuel");
+            }
+            other => panic!("expected the chaincode to fail, got {other:?}"),
+        }
+    }
+    bench.assert_benign().await;
+}
+
 // Memory and tables.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

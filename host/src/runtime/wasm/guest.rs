@@ -4,11 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cchost_proto::protos::ChaincodeEvent;
-use wasmtime::{Caller, Memory, StoreLimits};
+use wasmtime::{AsContextMut, Caller, Memory, StoreLimits};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-use super::pool::InstancePool;
 use super::wasi;
 use crate::handler::{Handler, TxProposal};
 
@@ -18,6 +17,8 @@ pub(crate) struct GuestState {
     wasi: Option<WasiP1Ctx>,
     /// The guest's captured stdout and stderr, once WASI is built.
     pub(crate) output: Option<(MemoryOutputPipe, MemoryOutputPipe)>,
+    /// The transaction's random numbers (`random_get`), at first use.
+    random: Option<rand::rngs::ChaCha20Rng>,
     pub(crate) limits: StoreLimits,
     pub(crate) memory: Option<Memory>,
     pub(crate) call: TxCall,
@@ -43,8 +44,6 @@ pub(crate) struct TxCall {
     /// ([`Handler::request`]), as ChaincodeMessages, and answered the same way. `None`
     /// for a detached state.
     pub(crate) handler: Option<Arc<Handler>>,
-    /// The pool the invocation's instance came from (none for a detached state).
-    pub(crate) instances: Option<Arc<InstancePool>>,
 }
 
 impl GuestState {
@@ -53,6 +52,7 @@ impl GuestState {
         Self {
             wasi: None,
             output: None,
+            random: None,
             limits,
             memory: None,
             call,
@@ -73,9 +73,17 @@ impl GuestState {
             timestamp: Duration::ZERO,
             proposal: None,
             handler: None,
-            instances: None,
         };
         Self::new(call, Vec::new(), StoreLimits::default())
+    }
+
+    /// The transaction's ChaCha20 stream (seeded with `sha256(channel ‖ txid)`), started
+    /// at first use.
+    pub(crate) fn random(&mut self) -> &mut rand::rngs::ChaCha20Rng {
+        let call = &self.call;
+        self.random.get_or_insert_with(|| {
+            rand::SeedableRng::from_seed(wasi::seed(&call.channel, &call.txid))
+        })
     }
 
     /// The invocation's deterministic WASI context, built at first use.
@@ -106,19 +114,24 @@ fn memory(caller: &mut Caller<'_, GuestState>) -> wasmtime::Result<Memory> {
     Ok(memory)
 }
 
-/// Charges the fuel for copying `len` bytes across the guest's memory boundary (see
-/// [`FUEL_PER_BYTE`](super::imports::FUEL_PER_BYTE)): running out traps, as the guest's
-/// own instructions do.
-fn charge_bytes(caller: &mut Caller<'_, GuestState>, len: usize) -> wasmtime::Result<()> {
+/// Takes `fuel` from the store; running out traps, as the guest's own instructions do.
+pub(crate) fn charge(mut store: impl AsContextMut, fuel: u64) -> wasmtime::Result<()> {
+    let mut store = store.as_context_mut();
+    let left = store.get_fuel()?;
+    if left < fuel {
+        store.set_fuel(0)?;
+        return Err(wasmtime::Trap::OutOfFuel.into());
+    }
+    store.set_fuel(left - fuel)
+}
+
+/// Charges the fuel for `len` bytes a host call moves across the guest's memory boundary
+/// (see [`FUEL_PER_BYTE`](super::imports::FUEL_PER_BYTE)).
+pub(crate) fn charge_bytes(store: impl AsContextMut, len: usize) -> wasmtime::Result<()> {
     let cost = u64::try_from(len)
         .unwrap_or(u64::MAX)
         .saturating_mul(super::imports::FUEL_PER_BYTE);
-    let fuel = caller.get_fuel()?;
-    if fuel < cost {
-        caller.set_fuel(0)?;
-        return Err(wasmtime::Trap::OutOfFuel.into());
-    }
-    caller.set_fuel(fuel - cost)
+    charge(store, cost)
 }
 
 /// Copies `len` bytes at `ptr` out of guest memory; `len` must not exceed `limit`. The
@@ -134,7 +147,7 @@ pub(crate) fn read(
             "a length of {len} bytes exceeds the limit of {limit}"
         )));
     }
-    charge_bytes(caller, len as usize)?;
+    charge_bytes(&mut *caller, len as usize)?;
     let memory = memory(caller)?;
     let start = ptr as usize;
     let end = start
@@ -166,13 +179,24 @@ pub(crate) fn write(
     len: u32,
     bytes: &[u8],
 ) -> wasmtime::Result<()> {
+    charge_bytes(&mut *caller, bytes.len())?;
+    write_paid(caller, ptr, len, bytes)
+}
+
+/// [`write`] of bytes whose fuel was charged already (a result, paid for when it
+/// arrived).
+pub(crate) fn write_paid(
+    caller: &mut Caller<'_, GuestState>,
+    ptr: u32,
+    len: u32,
+    bytes: &[u8],
+) -> wasmtime::Result<()> {
     if bytes.len() != len as usize {
         return Err(abi_violation(&format!(
             "a buffer of {len} bytes was given for {} bytes",
             bytes.len()
         )));
     }
-    charge_bytes(caller, bytes.len())?;
     let memory = memory(caller)?;
     let start = ptr as usize;
     let end = start

@@ -15,28 +15,24 @@ use cchost_proto::protos::{
 use prost::Message;
 use wasmtime::{Caller, Linker};
 
-use super::guest::{GuestAbort, GuestState, abi_violation, read, read_str, write};
+use super::guest::{
+    GuestAbort, GuestState, abi_violation, charge_bytes, read, read_str, write, write_paid,
+};
 use crate::proposal::compute_binding;
 
-/// Fuel charged per host call, on top of the guest's own instructions: a loop of cheap
-/// host calls still runs out.
+/// Fuel charged per host call (the `cchost` imports and WASI alike, through the store's
+/// call hook), on top of the guest's own instructions: a loop of cheap host calls still
+/// runs out.
 pub const HOST_CALL_FUEL: u64 = 10_000;
 
-/// Fuel charged per byte a host call copies out of guest memory (keys, values, event
-/// payloads, responses) or into it (the input, results): a guest cannot make the host copy
-/// gigabytes for the flat price of a call. One unit, about what an instruction costs.
+/// Fuel charged per byte a host call moves: copied out of guest memory (keys, values,
+/// event payloads, responses), produced for the guest (the input, every reply as it
+/// arrives, transaction fields, random bytes): a guest cannot make the host copy or
+/// compute gigabytes for the flat price of a call. One unit, about what an instruction
+/// costs.
 pub const FUEL_PER_BYTE: u64 = 1;
 
 type Ret<'a> = Box<dyn Future<Output = wasmtime::Result<i64>> + Send + 'a>;
-
-fn charge(caller: &mut Caller<'_, GuestState>) -> wasmtime::Result<()> {
-    let fuel = caller.get_fuel()?;
-    if fuel < HOST_CALL_FUEL {
-        caller.set_fuel(0)?;
-        return Err(wasmtime::Trap::OutOfFuel.into());
-    }
-    caller.set_fuel(fuel - HOST_CALL_FUEL)
-}
 
 /// Hands a request for this transaction to the handler and waits for the answer: its
 /// payload becomes the pending result. ERROR yields `Failed` with the text pending.
@@ -45,7 +41,6 @@ async fn request(
     ty: Type,
     payload: Vec<u8>,
 ) -> wasmtime::Result<i64> {
-    charge(caller)?;
     let call = &mut caller.data_mut().call;
     let message = ChaincodeMessage {
         r#type: ty.into(),
@@ -60,6 +55,8 @@ async fn request(
         .request(message)
         .await
         .ok_or_else(|| wasmtime::format_err!("the peer dropped a concurrent request"))?;
+    // The reply is paid for as it arrives, whether or not the guest reads it.
+    charge_bytes(&mut *caller, reply.payload.len())?;
     let state = caller.data_mut();
     match reply.r#type() {
         Type::Response => {
@@ -78,10 +75,12 @@ async fn request(
     }
 }
 
-fn set_pending(caller: &mut Caller<'_, GuestState>, bytes: Vec<u8>) -> i64 {
+/// Makes `bytes` the pending result, paid for now.
+fn set_pending(caller: &mut Caller<'_, GuestState>, bytes: Vec<u8>) -> wasmtime::Result<i64> {
+    charge_bytes(&mut *caller, bytes.len())?;
     let len = bytes.len();
     caller.data_mut().pending = Some(bytes);
-    i64::try_from(len).unwrap_or(i64::MAX)
+    Ok(i64::try_from(len).unwrap_or(i64::MAX))
 }
 
 /// One `add_to_linker` for the whole `cchost` capability.
@@ -92,7 +91,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         imports::INPUT_READ,
         |mut caller: Caller<'_, GuestState>, p: u32, l: u32| -> wasmtime::Result<i32> {
-            charge(&mut caller)?;
             let input = std::mem::take(&mut caller.data_mut().input);
             write(&mut caller, p, l, &input)?;
             caller.data_mut().input = input;
@@ -103,21 +101,19 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         imports::RESULT_READ,
         |mut caller: Caller<'_, GuestState>, p: u32, l: u32| -> wasmtime::Result<i32> {
-            charge(&mut caller)?;
             let pending = caller
                 .data_mut()
                 .pending
                 .take()
                 .ok_or_else(|| abi_violation("result_read without a pending result"))?;
-            write(&mut caller, p, l, &pending)?;
+            write_paid(&mut caller, p, l, &pending)?;
             Ok(Status::Ok as i32)
         },
     )?;
     linker.func_wrap(
         m,
         imports::RESULT_LEN,
-        |mut caller: Caller<'_, GuestState>| -> wasmtime::Result<i64> {
-            charge(&mut caller)?;
+        |caller: Caller<'_, GuestState>| -> wasmtime::Result<i64> {
             Ok(caller
                 .data()
                 .pending
@@ -131,7 +127,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         imports::SET_RESPONSE,
         |mut caller: Caller<'_, GuestState>, p: u32, l: u32| -> wasmtime::Result<i32> {
-            charge(&mut caller)?;
             let response = read(&mut caller, p, l, MAX_VALUE_LEN)?;
             caller.data_mut().response = Some(response);
             Ok(Status::Ok as i32)
@@ -146,7 +141,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
          pp: u32,
          pl: u32|
          -> wasmtime::Result<i32> {
-            charge(&mut caller)?;
             let event_name = read_str(&mut caller, np, nl, MAX_KEY_LEN)?;
             let payload = read(&mut caller, pp, pl, MAX_VALUE_LEN)?;
             caller.data_mut().event = Some(ChaincodeEvent {
@@ -161,7 +155,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         imports::TX_CONTEXT,
         |mut caller: Caller<'_, GuestState>, field: u32| -> wasmtime::Result<i64> {
-            charge(&mut caller)?;
             let call = &caller.data().call;
             let bytes = match TxField::from_raw(field) {
                 Some(TxField::TxId) => call.txid.clone().into_bytes(),
@@ -184,14 +177,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
                     )));
                 }
             };
-            Ok(set_pending(&mut caller, bytes))
+            set_pending(&mut caller, bytes)
         },
     )?;
     linker.func_wrap(
         m,
         imports::LOG,
         |mut caller: Caller<'_, GuestState>, level: u32, p: u32, l: u32| -> wasmtime::Result<()> {
-            charge(&mut caller)?;
             let line = read(&mut caller, p, l.min(MAX_LOG_LEN), MAX_LOG_LEN)?;
             let line = String::from_utf8_lossy(&line);
             let call = &caller.data().call;
@@ -210,7 +202,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         imports::ABORT,
         |mut caller: Caller<'_, GuestState>, p: u32, l: u32| -> wasmtime::Result<()> {
-            charge(&mut caller)?;
             // A panic message longer than a log line is cut, never refused: the abort
             // must end the invocation with the guest's own words.
             let message = read(&mut caller, p, l.min(MAX_LOG_LEN), MAX_LOG_LEN)?;
@@ -450,14 +441,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
                     input: Some(input),
                     ..Default::default()
                 };
-                // While it waits on the callee this guest's instance cannot be released:
-                // the pool needs to know (see `pool`).
-                let _waiting = caller
-                    .data()
-                    .call
-                    .instances
-                    .as_ref()
-                    .map(|pool| pool.waiting_on_call());
                 request(&mut caller, Type::InvokeChaincode, spec.encode_to_vec()).await
             })
         },

@@ -3,6 +3,7 @@
 //! INIT/TRANSACTION it is handed in a fresh instance; the guest's host calls reach the
 //! handler by direct calls ([`Handler::request`]).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -14,9 +15,10 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tracing::{debug, warn};
-use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{CallHook, Store, StoreLimitsBuilder, UpdateDeadline};
 
-use super::guest::{GuestAbort, GuestState, TxCall};
+use super::guest::{GuestAbort, GuestState, TxCall, charge};
+use super::imports::HOST_CALL_FUEL;
 use super::pool::InstancePool;
 use super::{WasmConfig, WasmModule};
 use crate::handler::{DirectChaincode, Handler, Invocation, TxProposal};
@@ -70,24 +72,30 @@ impl DirectChaincode for WasmPeer {
                 channel_id: message.channel_id.clone(),
                 ..Default::default()
             };
+            // The invocations of one transaction (it and the chaincode it calls) share its
+            // proposal: its address names their chain in the pool.
+            static UNIQUE: AtomicUsize = AtomicUsize::new(1);
+            let chain = proposal.as_ref().map_or_else(
+                || UNIQUE.fetch_add(1, Ordering::Relaxed).wrapping_neg(),
+                |p| Arc::as_ptr(p).addr(),
+            );
             // A transaction from the peer takes one of the chaincode's slots, then one of
             // the engine's pooled instances; a call from another chaincode only needs the
             // instance (see `pool` for why this never deadlocks).
             let (_slot, _instance) = if nested {
-                match instances.acquire_nested().await {
+                match instances.acquire_nested(chain).await {
                     Ok(instance) => (None, instance),
                     Err(exhausted) => return failed(exhausted.to_string()),
                 }
             } else {
-                let Ok(slot) = slots.acquire_owned().await else {
+                let (Ok(slot), Some(instance)) =
+                    (slots.acquire_owned().await, instances.acquire(chain).await)
+                else {
                     return failed("the wasm runtime is shutting down".to_owned());
                 };
-                (Some(slot), instances.acquire().await)
+                (Some(slot), instance)
             };
-            invoke(
-                &module, &config, &chaincode, message, proposal, &handler, &instances,
-            )
-            .await
+            invoke(&module, &config, &chaincode, message, proposal, &handler).await
         }))
     }
 }
@@ -138,7 +146,6 @@ async fn invoke(
     message: ChaincodeMessage,
     proposal: Option<Arc<TxProposal>>,
     handler: &Arc<Handler>,
-    instances: &Arc<InstancePool>,
 ) -> ChaincodeMessage {
     let (channel, txid) = (message.channel_id.clone(), message.txid.clone());
     let reply = |ty: Type, payload: Vec<u8>, event| ChaincodeMessage {
@@ -175,12 +182,16 @@ async fn invoke(
         timestamp,
         proposal,
         handler: Some(Arc::clone(handler)),
-        instances: Some(Arc::clone(instances)),
     };
     let state = GuestState::new(call, message.payload, limits);
     let input_len = u32::try_from(state.input.len()).unwrap_or(u32::MAX);
     let mut store = Store::new(module.pre.module().engine(), state);
     store.limiter(|s| &mut s.limits);
+    // Every host call, the `cchost` imports and WASI alike, costs HOST_CALL_FUEL.
+    store.call_hook(|store, hook| match hook {
+        CallHook::CallingHost => charge(store, HOST_CALL_FUEL),
+        _ => Ok(()),
+    });
     // At every epoch tick the guest yields its runtime worker (other transactions, gRPC and
     // the operations endpoints run meanwhile, and a timeout around this future can fire);
     // past its deadline it traps. Neither changes what a guest computes.
