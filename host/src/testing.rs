@@ -17,7 +17,7 @@ use std::time::Duration;
 use cchost_proto::protos::{ChaincodeEvent, Response};
 
 use crate::ids::PackageId;
-use crate::ledger::{CommitTx, Height, LedgerError, RedbStore, StateStore};
+use crate::ledger::{CommitTx, Height, LedgerError, ReadLimit, RedbStore, StateStore};
 use crate::proposal::{DevIdentity, ProposalBuilder, ProposalError};
 use crate::runtime::wasm::{WasmChaincode, WasmConfig, WasmError, WasmRuntime};
 use crate::support::{ChaincodeSupport, ExecuteError, SupportConfig};
@@ -156,7 +156,7 @@ impl WasmHarness {
     pub fn all_state(&self) -> Result<Vec<(String, Vec<u8>)>, HarnessError> {
         let snapshot = self.store.snapshot(CHANNEL)?;
         Ok(snapshot
-            .range(CHAINCODE, "", "", usize::MAX)?
+            .range(CHAINCODE, "", "", ReadLimit::count(usize::MAX))?
             .into_iter()
             .map(|(key, value)| (key, value.value))
             .collect())

@@ -1,7 +1,7 @@
 //! Rust chaincode written with the contract API, built for wasm32 by rustc and run
 //! through `cchost::testing::WasmHarness` (the real runtime, handler and ledger).
 
-use cchost::ledger::StateStore;
+use cchost::ledger::{ReadLimit, StateStore};
 use cchost::proto::protos::Response;
 use cchost::support::SupportConfig;
 use cchost::testing::WasmHarness;
@@ -98,7 +98,7 @@ async fn asset_transfer_in_wasm_answers_what_the_javascript_sample_answers_under
         .store
         .snapshot(CHANNEL)
         .unwrap()
-        .range("basic", "", "", usize::MAX)
+        .range("basic", "", "", ReadLimit::count(usize::MAX))
         .unwrap()
         .into_iter()
         .map(|(key, value)| (key, String::from_utf8(value.value).unwrap()))

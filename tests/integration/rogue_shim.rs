@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use cchost::ids::PackageId;
-use cchost::proto::kvrwset::{KvMetadataEntry, KvMetadataWrite, KvrwSet};
+use cchost::proto::kvrwset::{KvMetadataEntry, KvMetadataWrite, KvrwSet, RangeQueryInfo};
 use cchost::proto::protos::chaincode_message::Type;
 use cchost::proto::protos::chaincode_support_client::ChaincodeSupportClient;
 use cchost::proto::protos::{
@@ -1051,5 +1051,112 @@ async fn a_write_batch_applies_in_order_and_stops_at_the_first_bad_record_keepin
             }],
         }]
     );
+    assert_healthy(&host).await;
+}
+
+#[tokio::test]
+async fn reads_past_the_key_count_or_the_message_size_are_refused_and_the_stream_lives() {
+    use cchost::proto::protos::{GetHistoryForKey, GetStateMultiple, GetStateMultipleResult};
+    let host = host(SupportConfig {
+        dev_mode: true,
+        max_message_size: 64 * 1024,
+        ..SupportConfig::default()
+    })
+    .await;
+    // Ten values of 10 KiB: half fit in one 60 KiB reply (64 KiB less 4 KiB for the
+    // message around it), all ten do not.
+    let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    for key in &keys {
+        host.put("reads", key, vec![b'v'; 10 * 1024]);
+    }
+    // And one key written ten times, 10 KiB each time.
+    for i in 0..10 {
+        host.put("reads", "h", vec![b'0' + i; 10 * 1024]);
+    }
+    let mut shim = registered(&host, "reads").await;
+    let pending = start_tx(&host, "reads", &["f"]);
+    let tx = shim.expect(Type::Transaction).await;
+    let multiple = |keys: &[String]| {
+        GetStateMultiple {
+            keys: keys.to_vec(),
+            collection: String::new(),
+        }
+        .encode_to_vec()
+    };
+    let failed =
+        |ty: &str, cause: &str| format!("{ty} failed: transaction ID: {}: {cause}", tx.txid);
+
+    let too_many: Vec<String> = (0..1001).map(|i| format!("x{i}")).collect();
+    let reply = shim
+        .request(&tx, Type::GetStateMultiple, multiple(&too_many))
+        .await;
+    assert_eq!(
+        text(&reply),
+        failed(
+            "GET_STATE_MULTIPLE",
+            "GET_STATE_MULTIPLE asks for 1001 keys; at most 1000 at a time (maxSizeGetMultipleKeys)"
+        )
+    );
+    let reply = shim
+        .request(&tx, Type::GetStateMultiple, multiple(&keys[..5]))
+        .await;
+    assert_eq!(reply.r#type(), Type::Response, "{}", text(&reply));
+    let values = GetStateMultipleResult::decode(reply.payload.as_slice())
+        .unwrap()
+        .values;
+    assert_eq!(values, vec![vec![b'v'; 10 * 1024]; 5]);
+    let reply = shim
+        .request(&tx, Type::GetStateMultiple, multiple(&keys))
+        .await;
+    assert_eq!(
+        text(&reply),
+        failed(
+            "GET_STATE_MULTIPLE",
+            "the values of GET_STATE_MULTIPLE exceed 61440 bytes, the maximum message size"
+        )
+    );
+    let range = GetStateByRange {
+        start_key: String::new(),
+        end_key: String::new(),
+        collection: String::new(),
+        metadata: Vec::new(),
+    }
+    .encode_to_vec();
+    let reply = shim.request(&tx, Type::GetStateByRange, range).await;
+    assert_eq!(
+        text(&reply),
+        failed(
+            "GET_STATE_BY_RANGE",
+            "the results of one query batch exceed 61440 bytes, the maximum message size"
+        )
+    );
+    let history = GetHistoryForKey { key: "h".into() }.encode_to_vec();
+    let reply = shim.request(&tx, Type::GetHistoryForKey, history).await;
+    assert_eq!(
+        text(&reply),
+        failed(
+            "GET_HISTORY_FOR_KEY",
+            "the results of one query batch exceed 61440 bytes, the maximum message size"
+        )
+    );
+    // The transaction goes on and completes. GET_STATE_MULTIPLE records its reads as it
+    // goes, so the key that passed the bound is read too; the refused range is recorded
+    // as Fabric records an iterator closed on an error: opened, nothing read, not
+    // exhausted.
+    shim.complete(&tx, 200, b"").await;
+    let result = pending.await.unwrap().unwrap();
+    let kv = KvrwSet::decode(result.rwset.ns_rwset[0].rwset.as_slice()).unwrap();
+    let reads: Vec<_> = kv.reads.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(reads, ["k0", "k1", "k2", "k3", "k4", "k5"]);
+    assert_eq!(
+        kv.range_queries_info,
+        [RangeQueryInfo {
+            start_key: String::new(),
+            end_key: String::new(),
+            itr_exhausted: false,
+            reads_info: None,
+        }]
+    );
+    drop(shim);
     assert_healthy(&host).await;
 }

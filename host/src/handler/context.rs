@@ -2,7 +2,7 @@
 //! the slot the chaincode's COMPLETED or ERROR is delivered to.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cchost_proto::protos::{ChaincodeInput, ChaincodeMessage, SignedProposal};
@@ -49,6 +49,8 @@ pub(crate) struct TxContext {
     pub(crate) proposal: Option<Arc<TxProposal>>,
     pub(crate) is_init: bool,
     pub(crate) iterators: Mutex<HashMap<String, QueryIterator>>,
+    /// Query iterators opened so far (their ids follow from it).
+    iterators_opened: AtomicU64,
     completion: Mutex<Option<oneshot::Sender<ChaincodeMessage>>>,
     busy: AtomicBool,
 }
@@ -63,6 +65,7 @@ impl TxContext {
             proposal: params.proposal.clone(),
             is_init: params.is_init,
             iterators: Mutex::new(HashMap::new()),
+            iterators_opened: AtomicU64::new(0),
             completion: Mutex::new(Some(tx)),
             busy: AtomicBool::new(false),
         });
@@ -72,6 +75,24 @@ impl TxContext {
     /// The simulator, locked. Never held across an `.await`.
     pub(crate) fn sim(&self) -> MutexGuard<'_, TxSimulator> {
         self.simulator.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The id of the next query iterator: shaped like Fabric's (a random UUID) but drawn
+    /// from `sha256(channel ‖ txid ‖ n)`, so that a chaincode that hands it on (into a
+    /// response or a write) answers the same on every peer.
+    pub(crate) fn next_iterator_id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let n = self.iterators_opened.fetch_add(1, Ordering::Relaxed);
+        let mut hash = Sha256::new();
+        hash.update(self.key.channel.as_bytes());
+        hash.update([0]);
+        hash.update(self.key.txid.as_bytes());
+        hash.update(n.to_be_bytes());
+        let bytes: [u8; 32] = hash.finalize().into();
+        let random = *bytes.first_chunk::<16>().unwrap_or(&[0; 16]);
+        uuid::Builder::from_random_bytes(random)
+            .into_uuid()
+            .to_string()
     }
 
     pub(crate) fn iterators(&self) -> MutexGuard<'_, HashMap<String, QueryIterator>> {

@@ -558,7 +558,7 @@ impl Handler {
             Type::GetPrivateDataHash => state::get_private_data_hash(ctx, payload),
             Type::PurgePrivateData => state::purge_private_data(ctx, payload),
             Type::WriteBatchState => state::write_batch_state(ctx, payload),
-            Type::GetStateMultiple => state::get_state_multiple(ctx, payload),
+            Type::GetStateMultiple => state::get_state_multiple(config, ctx, payload),
             Type::GetStateByRange => query::get_state_by_range(config, ctx, payload),
             Type::GetQueryResult => query::get_query_result(ctx, payload),
             Type::QueryStateNext => query::query_state_next(config, ctx, payload),

@@ -6,6 +6,11 @@
 //! one); the last batch closes the iterator; a paginated query answers in one reply with
 //! `QueryResponseMetadata` and its bookmark. Every range result read from the ledger,
 //! paginated or not, is recorded in the transaction's `RangeQueryInfo`.
+//!
+//! One more bound than Fabric's: a batch (or page) must fit in one message of
+//! `max_message_size` bytes. Reads stop as soon as the stored results pass it, and a
+//! reply that would not fit is refused with [`LedgerError::ReadTooLarge`]; Fabric would
+//! fail to send it and break the chaincode's stream.
 
 use cchost_proto::protos::{
     GetHistoryForKey, GetQueryResult, GetStateByRange, QueryMetadata, QueryResponse,
@@ -16,7 +21,7 @@ use prost::Message;
 
 use super::state::check_collection;
 use super::{RequestError, RequestResult, TxContext};
-use crate::ledger::{Height, RangeQueryId, VersionedValue};
+use crate::ledger::{Height, LedgerError, RangeQueryId, ReadLimit, VersionedValue};
 use crate::support::SupportConfig;
 
 /// An open iterator of a transaction.
@@ -62,13 +67,34 @@ fn new_iterator_id(ctx: &TxContext, config: &SupportConfig) -> Result<String, Re
             config.max_iterators_per_tx
         )));
     }
-    Ok(uuid::Uuid::new_v4().to_string())
+    Ok(ctx.next_iterator_id())
 }
 
 /// How many results to read now: up to a full batch plus one, within the total limit.
 fn reads_wanted(config: &SupportConfig, have: usize, read_so_far: usize) -> usize {
     let want = (config.query_batch_size + 1).saturating_sub(have);
     want.min(config.total_query_limit.saturating_sub(read_so_far))
+}
+
+/// Room in a message for what surrounds a reply (the ChaincodeMessage's type, txid,
+/// channel id).
+pub(super) const MESSAGE_ENVELOPE: usize = 4096;
+
+/// The bound of one read: `count` entries, and no more stored bytes than a reply may hold.
+fn read_limit(config: &SupportConfig, count: usize) -> ReadLimit {
+    ReadLimit {
+        count,
+        bytes: config.max_message_size.saturating_sub(MESSAGE_ENVELOPE),
+    }
+}
+
+/// `response`, encoded, if it fits in a message.
+fn encode_reply(config: &SupportConfig, response: &QueryResponse) -> RequestResult {
+    let limit = read_limit(config, 0).bytes;
+    if response.encoded_len() > limit {
+        return Err(LedgerError::ReadTooLarge { limit }.into());
+    }
+    Ok(response.encode_to_vec())
 }
 
 fn kv_result(namespace: &str, key: String, value: Vec<u8>) -> QueryResultBytes {
@@ -104,10 +130,11 @@ pub(super) fn get_state_by_range(
         read: 0,
     };
     let response = next_range_batch(config, ctx, &id, &mut iter)?;
+    let reply = encode_reply(config, &response)?;
     if response.has_more {
         ctx.iterators().insert(id, QueryIterator::Range(iter));
     }
-    Ok(response.encode_to_vec())
+    Ok(reply)
 }
 
 fn next_range_batch(
@@ -121,7 +148,8 @@ fn next_range_batch(
     let fetched = {
         let mut sim = ctx.sim();
         let fetched = if wanted > 0 {
-            sim.range(&ctx.namespace, &iter.next_from, &iter.end, wanted)?
+            let limit = read_limit(config, wanted);
+            sim.range(&ctx.namespace, &iter.next_from, &iter.end, limit)?
         } else {
             Vec::new()
         };
@@ -205,7 +233,8 @@ fn paginated_range(
         });
     let mut sim = ctx.sim();
     let record = sim.begin_paginated_range_query(&ctx.namespace, start, &req.end_key)?;
-    let mut fetched = sim.range(&ctx.namespace, start, &req.end_key, limit.saturating_add(1))?;
+    let read = read_limit(config, limit.saturating_add(1));
+    let mut fetched = sim.range(&ctx.namespace, start, &req.end_key, read)?;
     let next = (fetched.len() > limit).then(|| fetched.pop()).flatten();
     for (key, value) in &fetched {
         sim.record_range_read(record, key, value.version)?;
@@ -216,20 +245,20 @@ fn paginated_range(
     drop(sim);
     let bookmark = next.map(|(key, _)| key).unwrap_or_default();
     let count = i32::try_from(fetched.len()).unwrap_or(i32::MAX);
-    Ok(QueryResponse {
+    let response = QueryResponse {
         results: fetched
             .into_iter()
             .map(|(key, value)| kv_result(&ctx.namespace, key, value.value))
             .collect(),
         has_more: false,
-        id: uuid::Uuid::new_v4().to_string(),
+        id: ctx.next_iterator_id(),
         metadata: QueryResponseMetadata {
             fetched_records_count: count,
             bookmark,
         }
         .encode_to_vec(),
-    }
-    .encode_to_vec())
+    };
+    encode_reply(config, &response)
 }
 
 pub(super) fn get_query_result(ctx: &TxContext, payload: &[u8]) -> RequestResult {
@@ -262,10 +291,11 @@ pub(super) fn get_history_for_key(
         read: 0,
     };
     let response = next_history_batch(config, ctx, &id, &mut iter)?;
+    let reply = encode_reply(config, &response)?;
     if response.has_more {
         ctx.iterators().insert(id, QueryIterator::History(iter));
     }
-    Ok(response.encode_to_vec())
+    Ok(reply)
 }
 
 fn next_history_batch(
@@ -277,8 +307,12 @@ fn next_history_batch(
     let first = iter.pending.take();
     let wanted = reads_wanted(config, usize::from(first.is_some()), iter.read);
     let fetched = if wanted > 0 {
-        ctx.sim()
-            .history(&ctx.namespace, &iter.key, iter.before, wanted)?
+        ctx.sim().history(
+            &ctx.namespace,
+            &iter.key,
+            iter.before,
+            read_limit(config, wanted),
+        )?
     } else {
         Vec::new()
     };
@@ -316,10 +350,11 @@ pub(super) fn query_state_next(
             (response, QueryIterator::History(it))
         }
     };
+    let reply = encode_reply(config, &response)?;
     if response.has_more {
         ctx.iterators().insert(req.id, iter);
     }
-    Ok(response.encode_to_vec())
+    Ok(reply)
 }
 
 /// Answered for any id, open, finished or unknown, as Fabric does.

@@ -11,7 +11,9 @@ use cchost_proto::protos::{
 };
 use prost::Message;
 
+use super::query::MESSAGE_ENVELOPE;
 use super::{RequestError, RequestResult, TxContext};
+use crate::support::SupportConfig;
 
 /// Public state only until private data collections exist; Init may never use them.
 pub(super) fn check_collection(ctx: &TxContext, collection: &str) -> Result<(), RequestError> {
@@ -135,15 +137,38 @@ pub(super) fn write_batch_state(ctx: &TxContext, payload: &[u8]) -> RequestResul
     Ok(Vec::new())
 }
 
-/// Fabric 3.x: several reads in one message.
-pub(super) fn get_state_multiple(ctx: &TxContext, payload: &[u8]) -> RequestResult {
+/// Fabric 3.x: several reads in one message. Two bounds Fabric's peer leaves to the shim:
+/// at most the `max_size_get_multiple_keys` keys READY offered (the shims send no more
+/// at a time), and values that fit in one message.
+pub(super) fn get_state_multiple(
+    config: &SupportConfig,
+    ctx: &TxContext,
+    payload: &[u8],
+) -> RequestResult {
     let req = GetStateMultiple::decode(payload)?;
     check_collection(ctx, &req.collection)?;
+    let max_keys = config.max_size_get_multiple_keys as usize;
+    if req.keys.len() > max_keys {
+        return Err(RequestError::new(format!(
+            "GET_STATE_MULTIPLE asks for {} keys; at most {max_keys} at a time \
+             (maxSizeGetMultipleKeys)",
+            req.keys.len()
+        )));
+    }
+    let limit = config.max_message_size.saturating_sub(MESSAGE_ENVELOPE);
     let mut sim = ctx.sim();
-    let values = req
-        .keys
-        .iter()
-        .map(|key| Ok(sim.get_state(&ctx.namespace, key)?.unwrap_or_default()))
-        .collect::<Result<Vec<_>, RequestError>>()?;
+    let (mut values, mut bytes) = (Vec::with_capacity(req.keys.len()), 0_usize);
+    for key in &req.keys {
+        let value = sim.get_state(&ctx.namespace, key)?.unwrap_or_default();
+        // Each value costs its bytes and a few of encoding.
+        bytes = bytes.saturating_add(value.len() + 8);
+        if bytes > limit {
+            return Err(RequestError::new(format!(
+                "the values of GET_STATE_MULTIPLE exceed {limit} bytes, the maximum message \
+                 size"
+            )));
+        }
+        values.push(value);
+    }
     Ok(GetStateMultipleResult { values }.encode_to_vec())
 }

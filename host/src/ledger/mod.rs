@@ -43,6 +43,36 @@ impl Height {
     }
 }
 
+/// How much one range or history read may return: at most `count` entries, and an error
+/// ([`LedgerError::ReadTooLarge`]) once the stored entries it has read pass `bytes`, so
+/// that a batch of large values is refused before it is all in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimit {
+    /// Entries, at most.
+    pub count: usize,
+    /// Stored bytes (keys and records), at most.
+    pub bytes: usize,
+}
+
+impl ReadLimit {
+    /// At most `count` entries, of any size.
+    pub const fn count(count: usize) -> Self {
+        Self {
+            count,
+            bytes: usize::MAX,
+        }
+    }
+
+    /// Adds one stored entry of `len` bytes to `total`; past the byte bound, the error.
+    pub(crate) fn add(self, total: &mut usize, len: usize) -> Result<(), LedgerError> {
+        *total = total.saturating_add(len);
+        if *total > self.bytes {
+            return Err(LedgerError::ReadTooLarge { limit: self.bytes });
+        }
+        Ok(())
+    }
+}
+
 /// A committed value with its version and state metadata (e.g. `VALIDATION_PARAMETER`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionedValue {
@@ -89,6 +119,12 @@ pub enum LedgerError {
     PaginatedQueryAfterWrite {
         /// The transaction.
         txid: String,
+    },
+    /// One batch of range or history results would pass its byte bound.
+    #[error("the results of one query batch exceed {limit} bytes, the maximum message size")]
+    ReadTooLarge {
+        /// The bound, bytes.
+        limit: usize,
     },
     /// The transaction's read/write set would pass its bound.
     #[error("the transaction's read/write set exceeds its limit of {limit} bytes")]

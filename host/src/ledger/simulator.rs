@@ -26,7 +26,7 @@ use cchost_proto::rwset::{NsReadWriteSet, TxReadWriteSet, tx_read_write_set::Dat
 use prost::Message;
 
 use super::range_read::{READ_OVERHEAD, RangeRead};
-use super::{Height, LedgerError, StateSnapshot, VersionedValue};
+use super::{Height, LedgerError, ReadLimit, StateSnapshot, VersionedValue};
 
 /// The default bound on a transaction's read/write set: Fabric's largest gRPC message
 /// (100 MiB), since a larger one could never reach a client.
@@ -210,25 +210,25 @@ impl TxSimulator {
         Ok(())
     }
 
-    /// Up to `limit` committed keys in `[start, end)`; records nothing (iterators record
+    /// Committed keys in `[start, end)`, within `limit`; records nothing (iterators record
     /// what they hand out with [`record_range_read`](Self::record_range_read)).
     pub fn range(
         &self,
         namespace: &str,
         start: &str,
         end: &str,
-        limit: usize,
+        limit: ReadLimit,
     ) -> Result<Vec<(String, VersionedValue)>, LedgerError> {
         self.snapshot.range(namespace, start, end, limit)
     }
 
-    /// Up to `limit` committed modifications of `key`, newest first, older than `before`.
+    /// Committed modifications of `key` within `limit`, newest first, older than `before`.
     pub fn history(
         &self,
         namespace: &str,
         key: &str,
         before: Option<Height>,
-        limit: usize,
+        limit: ReadLimit,
     ) -> Result<Vec<(Height, KeyModification)>, LedgerError> {
         self.snapshot.history(namespace, key, before, limit)
     }
@@ -553,7 +553,7 @@ mod tests {
         commit(&store, Height::new(4, 0), "tx4", &other);
 
         let snap = store.snapshot(CH).unwrap();
-        let history = snap.history(NS, "k", None, 10).unwrap();
+        let history = snap.history(NS, "k", None, ReadLimit::count(10)).unwrap();
         let seen: Vec<_> = history
             .iter()
             .map(|(h, m)| {
@@ -574,7 +574,9 @@ mod tests {
                 (1, "tx1", b"a", false, 1)
             ]
         );
-        let older = snap.history(NS, "k", Some(Height::new(3, 0)), 1).unwrap();
+        let older = snap
+            .history(NS, "k", Some(Height::new(3, 0)), ReadLimit::count(1))
+            .unwrap();
         assert_eq!(older.len(), 1);
         assert_eq!(older[0].1.tx_id, "tx2");
     }
@@ -590,7 +592,7 @@ mod tests {
         commit(&store, Height::new(1, 0), "tx1", &tx);
         let snap = store.snapshot(CH).unwrap();
         let keys = |start, end, limit| -> Vec<String> {
-            snap.range(NS, start, end, limit)
+            snap.range(NS, start, end, ReadLimit::count(limit))
                 .unwrap()
                 .into_iter()
                 .map(|(k, _)| k)

@@ -20,7 +20,7 @@ use cchost_proto::rwset::TxReadWriteSet;
 use prost::Message;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Height, LedgerError, VersionedValue};
+use super::{Height, LedgerError, ReadLimit, VersionedValue};
 
 const STATE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state");
 const HISTORY: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("history");
@@ -60,24 +60,24 @@ pub trait StateSnapshot: Send + Sync {
     /// The committed value of `key` in `namespace`, if any.
     fn get(&self, namespace: &str, key: &str) -> Result<Option<VersionedValue>, LedgerError>;
 
-    /// Up to `limit` keys in `[start, end)` in byte order, from `start` inclusive. An empty
-    /// `end` means no upper bound.
+    /// Keys in `[start, end)` in byte order, from `start` inclusive, within `limit`. An
+    /// empty `end` means no upper bound.
     fn range(
         &self,
         namespace: &str,
         start: &str,
         end: &str,
-        limit: usize,
+        limit: ReadLimit,
     ) -> Result<Vec<(String, VersionedValue)>, LedgerError>;
 
-    /// Up to `limit` modifications of `key`, newest first, strictly older than `before`
+    /// Modifications of `key` within `limit`, newest first, strictly older than `before`
     /// (all of them when `before` is `None`), each with the height that made it.
     fn history(
         &self,
         namespace: &str,
         key: &str,
         before: Option<Height>,
-        limit: usize,
+        limit: ReadLimit,
     ) -> Result<Vec<(Height, KeyModification)>, LedgerError>;
 }
 
@@ -365,7 +365,7 @@ impl StateSnapshot for RedbSnapshot {
         namespace: &str,
         start: &str,
         end: &str,
-        limit: usize,
+        limit: ReadLimit,
     ) -> Result<Vec<(String, VersionedValue)>, LedgerError> {
         let table = self.txn.open_table(STATE).map_err(LedgerError::storage)?;
         let prefix = namespace_prefix(&self.channel, namespace);
@@ -380,15 +380,16 @@ impl StateSnapshot for RedbSnapshot {
             table.range(lo.as_slice()..hi.as_slice())
         }
         .map_err(LedgerError::storage)?;
-        let mut out = Vec::new();
+        let (mut out, mut bytes) = (Vec::new(), 0);
         for entry in iter {
-            if out.len() >= limit {
+            if out.len() >= limit.count {
                 break;
             }
             let (k, v) = entry.map_err(LedgerError::storage)?;
             let Some(key) = k.value().strip_prefix(prefix.as_slice()) else {
                 break; // past the namespace
             };
+            limit.add(&mut bytes, key.len() + v.value().len())?;
             let key = String::from_utf8(key.to_vec())
                 .map_err(|_| LedgerError::Corrupt("state key is not UTF-8".into()))?;
             out.push((key, StoredValue::decode_from(v.value())?));
@@ -401,7 +402,7 @@ impl StateSnapshot for RedbSnapshot {
         namespace: &str,
         key: &str,
         before: Option<Height>,
-        limit: usize,
+        limit: ReadLimit,
     ) -> Result<Vec<(Height, KeyModification)>, LedgerError> {
         let table = self.txn.open_table(HISTORY).map_err(LedgerError::storage)?;
         let prefix = history_prefix(&self.channel, namespace, key);
@@ -410,15 +411,16 @@ impl StateSnapshot for RedbSnapshot {
             Some(height) => history_key(&prefix, height),
             None => history_key(&prefix, Height::new(u64::MAX, u64::MAX)),
         };
-        let mut out = Vec::new();
+        let (mut out, mut bytes) = (Vec::new(), 0);
         let iter = table
             .range(lo.as_slice()..hi.as_slice())
             .map_err(LedgerError::storage)?;
         for entry in iter.rev() {
-            if out.len() >= limit {
+            if out.len() >= limit.count {
                 break;
             }
             let (k, v) = entry.map_err(LedgerError::storage)?;
+            limit.add(&mut bytes, v.value().len())?;
             let height = height_of_history_key(prefix.len(), k.value())?;
             let record = KeyModification::decode(v.value())
                 .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
