@@ -233,3 +233,145 @@ async fn a_service_that_hangs_up_before_registering_is_reported_at_once() {
     )));
     server.abort();
 }
+
+/// A chaincode service that accepts the connection and never answers `Connect`.
+struct NeverAnswers;
+
+#[tonic::async_trait]
+impl cchost::proto::protos::chaincode_server::Chaincode for NeverAnswers {
+    type ConnectStream =
+        tokio_stream::Empty<Result<cchost::proto::protos::ChaincodeMessage, tonic::Status>>;
+
+    async fn connect(
+        &self,
+        _request: tonic::Request<tonic::Streaming<cchost::proto::protos::ChaincodeMessage>>,
+    ) -> Result<tonic::Response<Self::ConnectStream>, tonic::Status> {
+        std::future::pending().await
+    }
+}
+
+/// A chaincode service that registers as `package_id`, and once the peer's side of the
+/// stream ends keeps its own side open, sending nothing.
+struct NeverHangsUp {
+    package_id: String,
+}
+
+#[tonic::async_trait]
+impl cchost::proto::protos::chaincode_server::Chaincode for NeverHangsUp {
+    type ConnectStream = tokio_stream::wrappers::ReceiverStream<
+        Result<cchost::proto::protos::ChaincodeMessage, tonic::Status>,
+    >;
+
+    async fn connect(
+        &self,
+        request: tonic::Request<tonic::Streaming<cchost::proto::protos::ChaincodeMessage>>,
+    ) -> Result<tonic::Response<Self::ConnectStream>, tonic::Status> {
+        use cchost::proto::protos::chaincode_message::Type;
+        use cchost::proto::protos::{ChaincodeId, ChaincodeMessage};
+        use prost::Message;
+        let (out, stream) = tokio::sync::mpsc::channel(4);
+        let register = ChaincodeMessage {
+            r#type: Type::Register.into(),
+            payload: ChaincodeId {
+                name: self.package_id.clone(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            ..Default::default()
+        };
+        out.send(Ok(register)).await.unwrap();
+        let mut inbound = request.into_inner();
+        tokio::spawn(async move {
+            while let Ok(Some(_)) = inbound.message().await {}
+            // The peer hung up; this side stays open until the server is dropped.
+            std::future::pending::<()>().await;
+            drop(out);
+        });
+        Ok(tonic::Response::new(
+            tokio_stream::wrappers::ReceiverStream::new(stream),
+        ))
+    }
+}
+
+/// A loopback listener for a chaincode service, and its port.
+fn listen() -> (std::net::TcpListener, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+/// A chaincode service served in a task, stopped on drop.
+struct Served(tokio::task::JoinHandle<Result<(), tonic::transport::Error>>);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn serve<S: cchost::proto::protos::chaincode_server::Chaincode>(
+    listener: std::net::TcpListener,
+    service: S,
+) -> Served {
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    Served(tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(cchost::proto::protos::chaincode_server::ChaincodeServer::new(service))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_never_answers_connect_fails_the_launch_at_its_dial_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let (listener, port) = listen();
+    let _server = serve(listener, NeverAnswers);
+    let connection = format!(r#"{{"address":"127.0.0.1:{port}","dial_timeout":"1s"}}"#);
+    let package = build_ccaas_package("silent", connection.as_bytes()).unwrap();
+    let id = package_id("silent", &package);
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(dir.path()).unwrap(),
+        vec![Arc::new(CcaasRuntime)],
+        Duration::from_secs(600),
+    );
+    launcher.install(&package).unwrap();
+    // A 600 s startup timeout: only the dial timeout around Connect ends the launch.
+    let error = tokio::time::timeout(Duration::from_secs(30), launcher.launch(&id))
+        .await
+        .expect("the launch ended at the dial timeout")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        format!("starting chaincode {id}: Connect at 127.0.0.1:{port} did not answer within 1s")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_service_is_deregistered_even_if_it_keeps_its_stream_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = TestHost::start(SupportConfig::default()).await;
+    let (listener, port) = listen();
+    let package = build_ccaas_package("stubborn", &connection(port)).unwrap();
+    let id = package_id("stubborn", &package);
+    let _server = serve(
+        listener,
+        NeverHangsUp {
+            package_id: id.to_string(),
+        },
+    );
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(dir.path()).unwrap(),
+        vec![Arc::new(CcaasRuntime)],
+        Duration::from_secs(30),
+    );
+    launcher.install(&package).unwrap();
+    launcher.launch(&id).await.unwrap();
+    assert!(host.support.is_ready(&id));
+    launcher.stop(&id).await;
+    assert!(!host.support.is_ready(&id));
+}

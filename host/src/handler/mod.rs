@@ -85,6 +85,15 @@ impl fmt::Debug for MessageSink {
 }
 
 impl MessageSink {
+    /// Resolves once no one reads what this sink sends (never, for chaincode in this
+    /// process, whose end is its own).
+    async fn closed(&self) {
+        match self {
+            Self::Stream(out) => out.closed().await,
+            Self::Direct(_) => std::future::pending().await,
+        }
+    }
+
     /// Sends one message (or, on a stream, the status that ends it). Err once the
     /// chaincode is gone.
     pub async fn send(&self, item: Result<ChaincodeMessage, Status>) -> Result<(), ()> {
@@ -298,6 +307,9 @@ impl Handler {
             let item = tokio::select! {
                 item = inbound.next() => item,
                 _ = closing.wait_for(|closing| *closing) => return Ok(()),
+                // Whoever reads our messages is gone (a stopped chaincode-as-a-service
+                // connection): nothing sent now would arrive.
+                () = self.out.closed() => return Ok(()),
                 () = &mut register_by, if state == HandlerState::Created => {
                     return Err(HandlerError::RegisterTimeout(register_timeout));
                 }

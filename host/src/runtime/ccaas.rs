@@ -163,11 +163,20 @@ impl ChaincodeRuntime for CcaasRuntime {
             // as the response stream, which the handler serves.
             let (to_chaincode, outbound) = tokio::sync::mpsc::channel::<ChaincodeMessage>(64);
             let limit = support.config().max_message_size;
-            let inbound = ChaincodeClient::new(channel)
+            // The call is bounded by the dial timeout too: a server that accepts the
+            // connection but never answers `Connect` must not hold the launch.
+            let mut client = ChaincodeClient::new(channel)
                 .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit)
-                .connect(ReceiverStream::new(outbound))
+                .max_encoding_message_size(limit);
+            let connect = client.connect(ReceiverStream::new(outbound));
+            let inbound = tokio::time::timeout(timeout, connect)
                 .await
+                .map_err(|_| {
+                    fail(format!(
+                        "Connect at {} did not answer within {timeout:?}",
+                        info.address
+                    ))
+                })?
                 .map_err(|e| fail(format!("Connect at {}: {}", info.address, e.message())))?
                 .into_inner();
             let mut replies = support.connect(Box::pin(inbound));
