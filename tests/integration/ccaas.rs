@@ -250,14 +250,15 @@ impl cchost::proto::protos::chaincode_server::Chaincode for NeverAnswers {
     }
 }
 
-/// A chaincode service that registers as `package_id`, and once the peer's side of the
-/// stream ends keeps its own side open, sending nothing.
-struct NeverHangsUp {
-    package_id: String,
+/// A chaincode service that registers as `package_id` once `delay` has passed, answers
+/// nothing else, and keeps its side of the stream open even after the peer's side ends.
+pub(crate) struct RegistersOnly {
+    pub(crate) package_id: String,
+    pub(crate) delay: Duration,
 }
 
 #[tonic::async_trait]
-impl cchost::proto::protos::chaincode_server::Chaincode for NeverHangsUp {
+impl cchost::proto::protos::chaincode_server::Chaincode for RegistersOnly {
     type ConnectStream = tokio_stream::wrappers::ReceiverStream<
         Result<cchost::proto::protos::ChaincodeMessage, tonic::Status>,
     >;
@@ -279,9 +280,11 @@ impl cchost::proto::protos::chaincode_server::Chaincode for NeverHangsUp {
             .encode_to_vec(),
             ..Default::default()
         };
-        out.send(Ok(register)).await.unwrap();
         let mut inbound = request.into_inner();
+        let delay = self.delay;
         tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = out.send(Ok(register)).await;
             while let Ok(Some(_)) = inbound.message().await {}
             // The peer hung up; this side stays open until the server is dropped.
             std::future::pending::<()>().await;
@@ -294,7 +297,7 @@ impl cchost::proto::protos::chaincode_server::Chaincode for NeverHangsUp {
 }
 
 /// A loopback listener for a chaincode service, and its port.
-fn listen() -> (std::net::TcpListener, u16) {
+pub(crate) fn listen() -> (std::net::TcpListener, u16) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -302,7 +305,7 @@ fn listen() -> (std::net::TcpListener, u16) {
 }
 
 /// A chaincode service served in a task, stopped on drop.
-struct Served(tokio::task::JoinHandle<Result<(), tonic::transport::Error>>);
+pub(crate) struct Served(tokio::task::JoinHandle<Result<(), tonic::transport::Error>>);
 
 impl Drop for Served {
     fn drop(&mut self) {
@@ -310,7 +313,7 @@ impl Drop for Served {
     }
 }
 
-fn serve<S: cchost::proto::protos::chaincode_server::Chaincode>(
+pub(crate) fn serve<S: cchost::proto::protos::chaincode_server::Chaincode>(
     listener: std::net::TcpListener,
     service: S,
 ) -> Served {
@@ -359,8 +362,9 @@ async fn a_stopped_service_is_deregistered_even_if_it_keeps_its_stream_open() {
     let id = package_id("stubborn", &package);
     let _server = serve(
         listener,
-        NeverHangsUp {
+        RegistersOnly {
             package_id: id.to_string(),
+            delay: Duration::ZERO,
         },
     );
     let launcher = Launcher::new(

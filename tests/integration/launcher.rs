@@ -392,3 +392,47 @@ async fn a_chaincode_invoked_while_not_running_is_launched_on_demand_also_by_ano
         r#"{"status":200,"message":"","payload":""}"#
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_launch_on_demand_goes_on_when_the_transaction_that_started_it_is_dropped() {
+    use crate::ccaas::{RegistersOnly, listen, serve};
+    let host = TestHost::start(SupportConfig::default()).await;
+    let data = tempfile::tempdir().unwrap();
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(data.path()).unwrap(),
+        vec![Arc::new(CcaasRuntime)],
+        Duration::from_secs(60),
+    );
+    let (listener, port) = listen();
+    let package = build_ccaas_package("slow_ccaas", &crate::ccaas::connection(port)).unwrap();
+    let id = launcher.install(&package).unwrap();
+    host.support.define("slow", id.clone());
+    let _server = serve(
+        listener,
+        RegistersOnly {
+            package_id: id.to_string(),
+            delay: Duration::from_millis(500),
+        },
+    );
+    // The transaction launches `slow`, which registers only after 500 ms; the client
+    // gives up first.
+    let proposal = host.proposal("slow", &["f"]);
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(100),
+        host.support.execute(&proposal.signed_proposal),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the transaction was still waiting");
+    assert!(
+        host.support.wait_ready(&id, Duration::from_secs(10)).await,
+        "the launch finished without its caller"
+    );
+    let launches = host.support.metrics().encode();
+    assert!(
+        launches.contains(&format!(
+            "chaincode_launch_duration_count{{chaincode=\"{id}\",success=\"true\",runtime=\"ccaas\"}} 1\n"
+        )),
+        "{launches}"
+    );
+}

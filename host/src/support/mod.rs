@@ -300,13 +300,25 @@ impl Inner {
                 package_id,
             });
         };
-        launcher
-            .launch(&package_id)
+        // The launch runs in a task of its own: a transaction given up on (its client
+        // gone, its timeout passed) must not stop a launch other callers may be waiting
+        // for, nor leave the chaincode half started.
+        let launch = tokio::spawn({
+            let package_id = package_id.clone();
+            async move {
+                launcher
+                    .launch(&package_id)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        });
+        let launched = launch
             .await
-            .map_err(|e| InvokeError::Launch {
-                package_id: package_id.clone(),
-                reason: e.to_string(),
-            })?;
+            .unwrap_or_else(|e| Err(format!("the launch task failed: {e}")));
+        launched.map_err(|reason| InvokeError::Launch {
+            package_id: package_id.clone(),
+            reason,
+        })?;
         self.registry
             .get(&package_id)
             .ok_or_else(|| InvokeError::Launch {
