@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use cchost::ids::PackageId;
 use cchost::launcher::Launcher;
-use cchost::package::{PackageStore, build_package, package_id};
+use cchost::package::{ChaincodePackage, PackageStore, build_package, package_id};
 use cchost::runtime::docker::{DockerConfig, DockerRuntime, Images, NODE_TYPE, container_name};
 use cchost::support::SupportConfig;
 use cchost::tls::ChaincodeCa;
@@ -419,6 +419,47 @@ async fn an_image_build_past_the_install_timeout_is_stopped_and_holds_no_launch_
     assert!(host.support.metrics().encode().contains(&format!(
         "dockercontroller_chaincode_container_build_duration_count{{chaincode=\"{id}\",success=\"false\",runtime=\"docker\"}} 2\n"
     )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_dropped_while_its_builder_runs_removes_the_builder() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let docker = runtime(&host);
+    let files = vec![(
+        "src/package.json".to_owned(),
+        br#"{"name":"dropped","version":"1.0.0","scripts":{"install":"node -e \"setTimeout(() => {}, 600000)\""}}"#.to_vec(),
+    )];
+    let (package, id) = node_package("dropped_docker", &files);
+    let package = ChaincodePackage::parse(&package).unwrap();
+    let builder = format!("{}-build", container_name(&id));
+    let exists = || {
+        std::process::Command::new("docker")
+            .args(["container", "inspect", &builder])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    // The build waits on its builder's `npm install`, which never ends; it is dropped once
+    // the builder runs.
+    let build = docker.build_image(&package);
+    let builder_runs = async {
+        while !exists() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::select! {
+        result = build => panic!("the build ended: {result:?}"),
+        () = builder_runs => {}
+    }
+    let gone = async {
+        while exists() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, gone)
+        .await
+        .unwrap_or_else(|_| panic!("builder container {builder} left behind"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

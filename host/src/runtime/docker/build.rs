@@ -14,7 +14,8 @@ use tracing::info;
 
 use super::container::exit_code;
 use super::{
-    BUILD_INPUT, BUILD_LOG, BUILD_OUTPUT, BuilderStep, DockerRuntime, container_name, platform_of,
+    BUILD_INPUT, BUILD_LOG, BUILD_OUTPUT, BuilderStep, DockerRuntime, RemoveOnDrop, container_name,
+    platform_of,
 };
 use crate::ids::PackageId;
 use crate::launcher::LaunchError;
@@ -38,7 +39,8 @@ impl DockerRuntime {
         let result = match tokio::time::timeout(timeout, self.build(package)).await {
             Ok(result) => result,
             Err(_) => {
-                // The builder container's own removal did not run: the build was dropped.
+                // The dropped build's guard removes its builder in the background; this
+                // waits until it is gone.
                 self.remove_named(&builder_name(id)).await;
                 Err(format!(
                     "building the image did not finish within {timeout:?} (the install \
@@ -131,12 +133,12 @@ impl DockerRuntime {
         let name = builder_name(package.id());
         info!(target: BUILD_LOG, chaincode = %package.id(), builder = step.image, "running the chaincode builder");
         let remove = RemoveContainerOptionsBuilder::default().force(true).build();
-        let _ = self
-            .docker
-            .remove_container(&name, Some(remove.clone()))
-            .await;
-        let result = self.build_in(&name, package, step).await;
         let _ = self.docker.remove_container(&name, Some(remove)).await;
+        // Removed however the build ends, also when it is dropped (a timeout, a launch
+        // given up on) while the builder runs.
+        let builder = RemoveOnDrop::new(self, &name);
+        let result = self.build_in(&name, package, step).await;
+        builder.remove().await;
         result
     }
 

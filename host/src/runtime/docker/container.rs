@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 use tracing::{debug, info, warn};
 
 use super::tls_files::{TLS_DIR, TLS_ENV};
-use super::{DockerRuntime, Platform, container_name, platform_of};
+use super::{DockerRuntime, Platform, RemoveOnDrop, container_name, platform_of};
 use crate::ids::PackageId;
 use crate::launcher::{LaunchError, RunningChaincode};
 use crate::package::ChaincodePackage;
@@ -95,16 +95,19 @@ impl DockerRuntime {
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        // From its creation until it is handed over, the container goes if the launch
+        // does (its start failed, e.g. its command is not in the image, or the launch was
+        // dropped meanwhile).
+        let created = RemoveOnDrop::new(self, &name);
         self.docker
             .create_container(Some(options), body)
             .await
             .map_err(|e| fail(format!("creating container {name}: {e}")))?;
         if let Err(e) = self.docker.start_container(&name, None).await {
-            // Created but not started (e.g. its command is not in the image): it
-            // must not be left behind.
-            self.remove_container(&id).await;
+            created.remove().await;
             return Err(fail(format!("starting container {name}: {e}")));
         }
+        created.defuse();
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_TAIL)));
         let (logs_done, logs_ended) = tokio::sync::oneshot::channel::<()>();
         let logs = {

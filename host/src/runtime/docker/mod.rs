@@ -214,6 +214,49 @@ impl DockerRuntime {
     }
 }
 
+/// Removes a container when dropped, unless [`defused`](Self::defuse): a launch or build
+/// given up on while it waits for the engine (a timeout, a dropped caller) leaves no
+/// container behind. The removal runs on the runtime the guard was made on.
+pub(super) struct RemoveOnDrop {
+    runtime: Option<DockerRuntime>,
+    name: String,
+    handle: tokio::runtime::Handle,
+}
+
+impl RemoveOnDrop {
+    pub(super) fn new(runtime: &DockerRuntime, name: &str) -> Self {
+        Self {
+            runtime: Some(runtime.clone()),
+            name: name.to_owned(),
+            handle: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// The container stays: something else owns it now.
+    pub(super) fn defuse(mut self) {
+        self.runtime = None;
+    }
+
+    /// Removes the container now, and waits until it is gone.
+    pub(super) async fn remove(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.remove_named(&self.name).await;
+        }
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            let name = std::mem::take(&mut self.name);
+            drop(
+                self.handle
+                    .spawn(async move { runtime.remove_named(&name).await }),
+            );
+        }
+    }
+}
+
 /// The platform of a package this runtime starts.
 fn platform_of(package: &ChaincodePackage) -> Result<Platform, String> {
     let kind = &package.metadata().kind;
