@@ -1160,3 +1160,44 @@ async fn reads_past_the_key_count_or_the_message_size_are_refused_and_the_stream
     drop(shim);
     assert_healthy(&host).await;
 }
+
+#[tokio::test]
+async fn a_chaincode_that_never_reads_its_replies_gets_no_more_answered_than_its_queue_holds() {
+    const REQUESTS: u64 = 200;
+    let host = dev_host().await;
+    host.put("deafreader", "big", vec![b'v'; 1024 * 1024]);
+    let mut shim = registered(&host, "deafreader").await;
+    let pending = start_tx(&host, "deafreader", &["f"]);
+    let tx = shim.expect(Type::Transaction).await;
+    // 200 reads of a 1 MiB value, one every 10 ms, none of the replies read: once the
+    // queue to the chaincode (64 messages) and the transport's buffers are full, the
+    // request answered last waits for room, and those sent meanwhile are dropped as
+    // duplicates instead of each holding another 1 MiB reply.
+    for _ in 0..REQUESTS {
+        shim.send_type(
+            Type::GetState,
+            get_state("big", ""),
+            &tx.txid,
+            &tx.channel_id,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(QUIET).await;
+    // Fabric's metric counts the requests taken up (not the dropped duplicates).
+    let metrics = host.support.metrics().encode();
+    let taken = r#"chaincode_shim_requests_received_total{type="GET_STATE",channel="mychannel",chaincode="deafreader:0000",runtime="dev"} "#;
+    let answered: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(taken))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {taken} in\n{metrics}"));
+    assert!(
+        answered < 64 + 16,
+        "{answered} of {REQUESTS} requests were answered into a queue no one reads"
+    );
+    eprintln!("{answered} of {REQUESTS} requests answered");
+    drop(shim);
+    assert!(pending.await.unwrap().is_err());
+    assert_healthy(&host).await;
+}

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cchost_proto::protos::chaincode_message::Type;
 use cchost_proto::protos::{ChaincodeAdditionalParams, ChaincodeId, ChaincodeMessage};
@@ -85,6 +85,27 @@ impl fmt::Debug for MessageSink {
 }
 
 impl MessageSink {
+    /// Sends `message` once there is room for it, calling `before` just before it goes
+    /// (after the wait). Err once the chaincode is gone.
+    async fn send_when_room(
+        &self,
+        message: ChaincodeMessage,
+        before: impl FnOnce(),
+    ) -> Result<(), ()> {
+        match self {
+            Self::Stream(out) => {
+                let permit = out.reserve().await.map_err(drop)?;
+                before();
+                permit.send(Ok(message));
+                Ok(())
+            }
+            Self::Direct(chaincode) => {
+                before();
+                chaincode.deliver(message).then_some(()).ok_or(())
+            }
+        }
+    }
+
     /// Resolves once no one reads what this sink sends (never, for chaincode in this
     /// process, whose end is its own).
     async fn closed(&self) {
@@ -178,6 +199,9 @@ impl From<prost::DecodeError> for RequestError {
 }
 
 type RequestResult = Result<Vec<u8>, RequestError>;
+
+/// How long the status that ends a stream may wait for room in its queue.
+const FINAL_STATUS_WAIT: Duration = Duration::from_secs(1);
 
 /// (request type, channel) pairs whose metrics one handler keeps resolved.
 const REQUEST_METRICS_CACHED: usize = 64;
@@ -284,7 +308,10 @@ impl Handler {
             Ok(()) => info!(chaincode = %who, "chaincode stream ended"),
             Err(e) => {
                 warn!(chaincode = %who, error = %e, "ending chaincode stream");
-                let _ = self.out.send(Err(Status::unknown(e.to_string()))).await;
+                // A chaincode that stopped reading does not get the status, and does not
+                // hold the deregistration up.
+                let status = self.out.send(Err(Status::unknown(e.to_string())));
+                let _ = tokio::time::timeout(FINAL_STATUS_WAIT, status).await;
             }
         }
         self.ended.send_replace(true);
@@ -474,10 +501,13 @@ impl Handler {
                 Arc::clone(&handler.requests).acquire_owned().await.ok()
             };
             let result = handler.dispatch(&ctx, ty, &message.payload).await;
-            drop(busy);
-            handler
-                .send(reply(message, ty, result, metrics, started))
-                .await;
+            // The request counts as in progress until there is room for its reply: a
+            // chaincode sending requests without reading the replies gets its duplicates
+            // dropped meanwhile, rather than a queue of answered ones. It stops counting
+            // just before the reply goes, so the request the chaincode sends once it has
+            // the reply is never taken for a duplicate.
+            let reply = reply(message, ty, result, metrics, started);
+            let _ = handler.out.send_when_room(reply, || drop(busy)).await;
         });
     }
 

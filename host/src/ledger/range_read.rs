@@ -18,8 +18,13 @@ use super::Height;
 /// tree of this degree beyond.
 pub(crate) const MAX_DEGREE: usize = 50;
 
-/// Bytes a recorded read counts for besides its key (its version).
-pub(crate) const READ_OVERHEAD: usize = 16;
+/// Bytes a recorded read counts for besides its key: about what a `KVRead` takes in
+/// memory on a 64-bit host. A fixed figure, not `size_of` (which differs by platform):
+/// the read/write-set bound must fall at the same read on every peer.
+pub(crate) const READ_OVERHEAD: usize = 48;
+/// Bytes a range record counts for besides its keys and reads: about what the record,
+/// its namespace entry and its Merkle tree take in memory (fixed, as above).
+const RANGE_OVERHEAD: usize = 256;
 /// Bytes a hash of the summary counts for.
 const HASH_BYTES: usize = 32;
 
@@ -60,7 +65,7 @@ impl RangeRead {
 
     /// The bytes this record counts for when opened.
     pub(crate) fn opened_size(&self) -> usize {
-        self.start_key.len() + self.end_key.len() + READ_OVERHEAD
+        self.start_key.len() + self.end_key.len() + RANGE_OVERHEAD
     }
 
     /// `(added, released)` bytes of recording a read of `key`: its own size, or, when it

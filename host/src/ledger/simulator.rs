@@ -241,7 +241,7 @@ impl TxSimulator {
         end: &str,
     ) -> Result<RangeQueryId, LedgerError> {
         let range = RangeRead::new(start, end);
-        self.grow(range.opened_size(), 0)?;
+        self.grow(range.opened_size() + namespace.len(), 0)?;
         self.ns(namespace);
         self.range_reads.push((namespace.to_owned(), range));
         Ok(RangeQueryId(self.range_reads.len() - 1))
