@@ -1,5 +1,6 @@
-// The logic of fabric-samples' asset-transfer-basic (chaincode-javascript), written for
-// cchost's tests and benchmark: the same transactions, stored bytes and answers, with the
+// The logic of fabric-samples' asset-transfer-basic (chaincode-javascript, as of
+// fabric-samples commit c9b221e4), written for cchost's tests and benchmark (the sample's
+// files are not copied into this repository): the same transactions, stored bytes and answers, with the
 // sample's own helper packages (json-stringify-deterministic of sort-keys-recursive for
 // everything stored) and its fabric-contract-api behaviour (class-transformer 0.4.0, as
 // the sample's npm-shrinkwrap.json pins it). cchost's integration tests run it under the

@@ -410,22 +410,13 @@ impl MockTx {
     }
 }
 
-fn check_key(key: &str) -> Result<(), Error> {
-    if key.is_empty() {
-        return Err(Error::new("key must not be an empty string"));
-    }
-    Ok(())
-}
-
 impl Backend for MockTx {
     fn get_state(&self, collection: &str, key: &str) -> Result<Vec<u8>, Error> {
-        check_key(key)?;
         self.check_collection("GET_STATE", collection)?;
         Ok(self.committed(collection, key).unwrap_or_default())
     }
 
     fn put_state(&self, collection: &str, key: &str, value: &[u8]) -> Result<(), Error> {
-        check_key(key)?;
         self.check_collection("PUT_STATE", collection)?;
         self.check_writable("PUT_STATE")?;
         // An empty value is a delete, as on the peer.
@@ -437,7 +428,6 @@ impl Backend for MockTx {
     }
 
     fn del_state(&self, collection: &str, key: &str) -> Result<(), Error> {
-        check_key(key)?;
         self.check_collection("DEL_STATE", collection)?;
         self.check_writable("DEL_STATE")?;
         self.writes
@@ -447,7 +437,6 @@ impl Backend for MockTx {
     }
 
     fn get_private_data_hash(&self, collection: &str, key: &str) -> Result<Vec<u8>, Error> {
-        check_key(key)?;
         self.check_collection("GET_PRIVATE_DATA_HASH", collection)?;
         Err(self.refused(
             "GET_PRIVATE_DATA_HASH",
@@ -456,7 +445,6 @@ impl Backend for MockTx {
     }
 
     fn purge_private_data(&self, collection: &str, key: &str) -> Result<(), Error> {
-        check_key(key)?;
         if collection.is_empty() {
             return Err(self.refused("PURGE_PRIVATE_DATA", refusals::PURGE_WITHOUT_COLLECTION));
         }
@@ -468,7 +456,6 @@ impl Backend for MockTx {
         collection: &str,
         key: &str,
     ) -> Result<StateMetadataResult, Error> {
-        check_key(key)?;
         self.check_collection("GET_STATE_METADATA", collection)?;
         let ledger = self.ledger.borrow();
         let entries = ledger
@@ -491,7 +478,6 @@ impl Backend for MockTx {
         metakey: &str,
         value: &[u8],
     ) -> Result<(), Error> {
-        check_key(key)?;
         self.check_collection("PUT_STATE_METADATA", collection)?;
         self.check_writable("PUT_STATE_METADATA")?;
         // As on the peer, the key's metadata becomes exactly this one entry.
@@ -587,7 +573,6 @@ impl Backend for MockTx {
     }
 
     fn get_history_for_key(&self, key: &str) -> Result<QueryResponse, Error> {
-        check_key(key)?;
         let results = self
             .ledger
             .borrow()

@@ -109,6 +109,7 @@ impl Stub {
 
     /// Writes `value` to `key`, like `PutState`.
     pub fn put_state(&self, key: &str, value: &[u8]) -> Result<(), Error> {
+        require_key(key)?;
         self.backend.put_state("", key, value)
     }
 
@@ -263,6 +264,7 @@ impl Stub {
     /// `PutPrivateData`.
     pub fn put_private_data(&self, collection: &str, key: &str, value: &[u8]) -> Result<(), Error> {
         require_collection(collection)?;
+        require_key(key)?;
         self.backend.put_state(collection, key, value)
     }
 
@@ -378,6 +380,15 @@ impl Stub {
 /// The state metadata key of a key-level endorsement policy (Fabric's
 /// `pb.MetaDataKeys_VALIDATION_PARAMETER`).
 pub const VALIDATION_PARAMETER: &str = "VALIDATION_PARAMETER";
+
+/// As Fabric's Go shim: a write needs a key (reads and deletes go to the peer as they
+/// are).
+fn require_key(key: &str) -> Result<(), Error> {
+    if key.is_empty() {
+        return Err(Error::new("key must not be an empty string"));
+    }
+    Ok(())
+}
 
 fn require_collection(collection: &str) -> Result<(), Error> {
     if collection.is_empty() {

@@ -42,8 +42,8 @@ pub enum LaunchError {
     /// The wasm runtime refused or failed the package.
     #[error(transparent)]
     Wasm(#[from] WasmError),
-    /// The chaincode did not register and go READY in time (Fabric's text, and the
-    /// timeout).
+    /// The chaincode did not register and go READY in time. Fabric's words (its text
+    /// goes on "for transaction"; a launch here may have none), and the timeout.
     #[error("timeout expired while starting chaincode {package_id} (startup timeout {timeout:?})")]
     StartupTimeout {
         /// The package started.

@@ -90,7 +90,7 @@ async fn node_shim_in_server_mode_runs_transactions_through_chaincode_as_a_servi
     // Stopping ends the stream: the handler deregisters, and the next launch dials again
     // (the server accepts a new Connect).
     launcher.stop(&id).await;
-    assert!(!host.support.is_ready(&id));
+    assert!(!host.support.is_registered(&id));
     launcher.launch(&id).await.unwrap();
     let (_, result) = host.invoke("asset", &["asset:get", "k2"]).await;
     assert_eq!(result.unwrap().response.payload, b"v2");
@@ -377,5 +377,5 @@ async fn a_stopped_service_is_deregistered_even_if_it_keeps_its_stream_open() {
     launcher.launch(&id).await.unwrap();
     assert!(host.support.is_ready(&id));
     launcher.stop(&id).await;
-    assert!(!host.support.is_ready(&id));
+    assert!(!host.support.is_registered(&id));
 }

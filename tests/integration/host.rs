@@ -12,21 +12,27 @@ use tokio::sync::oneshot;
 pub(crate) const CHANNEL: &str = "mychannel";
 
 /// A loopback port for a server another process binds (the Node shim in server mode),
-/// which cannot be handed a listening socket. Ports come from below the kernel's
-/// ephemeral range (32768 and up), which `bind(0)` never hands out, through a counter of
-/// this process, so no other test of this run can be given or bind the same one; a port
-/// something else on the machine holds is skipped.
+/// which cannot be handed a listening socket. Ports come from the 10 000 below the
+/// kernel's ephemeral range (`ip_local_port_range`), which `bind(0)` never hands out,
+/// through a counter of this process, so no other test of this run is given the same one;
+/// a block of 500 per process (by pid) keeps two runs side by side apart, and a port
+/// something else holds is skipped.
 pub(crate) fn service_port() -> u16 {
     use std::sync::atomic::AtomicU16;
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    // A block of 500 ports per process (by pid), so two test runs side by side differ too.
-    let base = 20_000 + u16::try_from(std::process::id() % 20).unwrap() * 500;
-    loop {
+    let ephemeral_low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let base = ephemeral_low.saturating_sub(10_000).max(1024)
+        + u16::try_from(std::process::id() % 20).unwrap() * 500;
+    for _ in 0..500 {
         let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 500;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
+    panic!("every port in {base}..{} is taken", base + 500);
 }
 
 /// A loopback port that refuses connections at once: bound, so that nothing else takes it

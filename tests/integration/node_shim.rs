@@ -417,7 +417,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_keeps_reading_while_its_request_turns_are_used_up_by_chaincode_calls() {
+async fn eight_transactions_calling_their_own_chaincode_on_another_channel_complete_with_two_request_turns()
+ {
     const CALLS: usize = 8;
     let logs = tempfile::tempdir().unwrap();
     // Two requests of the stream at a time touch the ledger; eight transactions each call

@@ -349,6 +349,41 @@ async fn keepalive_floods_are_ignored() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalives_go_out_on_a_registered_stream_and_their_task_ends_with_it() {
+    let host = host(SupportConfig {
+        dev_mode: true,
+        keepalive: Some(Duration::from_millis(20)),
+        ..SupportConfig::default()
+    })
+    .await;
+    let tasks = tokio::runtime::Handle::current().metrics();
+    let before = tasks.num_alive_tasks();
+    let mut shim = registered(&host, "kept").await;
+    for _ in 0..3 {
+        shim.expect(Type::Keepalive).await;
+    }
+    // The chaincode hangs up: the stream's tasks, the keepalive's among them, end.
+    drop(shim);
+    assert!(
+        host.support
+            .wait_deregistered(&PackageId::new("kept:0000"), WAIT)
+            .await
+    );
+    tokio::time::timeout(WAIT, async {
+        while tasks.num_alive_tasks() > before {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "{} tasks still alive, {before} before the stream",
+            tasks.num_alive_tasks()
+        )
+    });
+}
+
 #[tokio::test]
 async fn completed_for_an_unknown_transaction_is_ignored() {
     let host = dev_host().await;

@@ -246,7 +246,7 @@ async fn twelve_nested_calls(host: &Arc<TestHost>, target: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn more_nested_calls_in_flight_than_slots_all_complete() {
+async fn transactions_holding_every_slot_can_still_call_the_chaincode_on_another_channel() {
     let host = Arc::new(TestHost::start(SupportConfig::default()).await);
     host.store.create_channel("otherchannel").unwrap();
     // Two slots for `asset`, both held by transactions calling `asset` itself on another
@@ -317,7 +317,7 @@ async fn a_nested_call_no_instance_can_be_freed_for_fails_at_once_with_a_clear_e
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_wasm_chaincode_leaves_no_task_behind_with_keepalive_on() {
+async fn a_stopped_wasm_chaincode_leaves_no_task_behind_even_with_keepalive_configured() {
     let host = TestHost::start(SupportConfig {
         keepalive: Some(Duration::from_millis(10)),
         ..SupportConfig::default()
@@ -422,6 +422,38 @@ async fn mockstub_refuses_private_data_with_the_hosts_own_words() {
         generic(&in_mock, "mocktx1"),
         generic(&on_host, &proposal.txid)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_key_is_refused_for_writes_only_in_the_stub_and_in_mockstub_alike() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
+    let _asset = launch_wasm(&host, &runtime, "asset", ASSET_PKG).await;
+    let mock = cchost_sdk::mock::MockStub::new("asset");
+    // As Fabric's Go shim: PutState("") is refused before it reaches the peer.
+    let (_, result) = host.invoke("asset", &["asset:put", "", "v"]).await;
+    let response = result.unwrap().response;
+    let in_mock = mock
+        .transact(|ctx| ctx.stub.put_state("", b"v"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        (response.status, response.message.as_str()),
+        (500, "key must not be an empty string")
+    );
+    assert_eq!(in_mock, "key must not be an empty string");
+    // Reads and deletes go on: nothing is stored under "".
+    let (_, result) = host.invoke("asset", &["asset:get", ""]).await;
+    assert_eq!(payload(&result), "");
+    let (_, result) = host.invoke("asset", &["asset:del", ""]).await;
+    assert_eq!(payload(&result), "ok");
+    let in_mock = mock
+        .transact(|ctx| {
+            ctx.stub.del_state("")?;
+            ctx.stub.get_state("")
+        })
+        .unwrap();
+    assert_eq!(in_mock, b"");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

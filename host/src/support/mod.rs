@@ -56,8 +56,9 @@ pub struct SupportConfig {
     pub total_query_limit: usize,
     /// Open iterators one transaction may hold (not bounded in Fabric).
     pub max_iterators_per_tx: usize,
-    /// Requests one chaincode stream may have in progress at once; past it the stream
-    /// is read no further until one finishes (Fabric spawns a goroutine per message).
+    /// Requests of one chaincode stream that touch the ledger at once; past it, requests
+    /// wait for a turn in their own tasks while the stream goes on being read (Fabric
+    /// spawns a goroutine per message, unbounded). INVOKE_CHAINCODE takes no turn.
     pub max_concurrent_requests: usize,
     /// Serve GET_HISTORY_FOR_KEY (`ledger.history.enableHistoryDatabase`, true).
     pub history_enabled: bool,
@@ -502,6 +503,11 @@ impl ChaincodeSupport {
     /// Whether `package_id` is registered and ready.
     pub fn is_ready(&self, package_id: &PackageId) -> bool {
         self.inner.registry.get(package_id).is_some()
+    }
+
+    /// Whether a stream is registered as `package_id`, ready or not.
+    pub fn is_registered(&self, package_id: &PackageId) -> bool {
+        self.inner.registry.is_registered(package_id)
     }
 
     /// Ends every chaincode stream (a chaincode then exits, or reconnects if it is built

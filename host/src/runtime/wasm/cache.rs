@@ -1,7 +1,10 @@
 //! Compiled artifacts on disk: `<dir>/<engine>/<package sha256>.cwasm`, where `<engine>`
-//! is the SHA-256 (first 8 bytes, hex) of `Engine::precompile_compatibility_hash()`. An artifact is only ever
-//! loaded into an engine of the same configuration and wasmtime build; a host with another
-//! configuration simply finds its own directory empty and compiles.
+//! is the SHA-256 (first 8 bytes, hex) of what `Engine::precompile_compatibility_hash()`
+//! feeds a hasher. An engine of another configuration or wasmtime build gets another
+//! directory, finds it empty and compiles. The name is not promised to stay the same
+//! across Rust or wasmtime releases (it comes from `Hash` implementations): a new build
+//! may compile afresh into a new directory, never load an artifact it cannot use
+//! (wasmtime checks every artifact it deserializes too).
 
 use std::hash::{Hash, Hasher};
 
@@ -18,8 +21,8 @@ pub(crate) struct ArtifactCache {
     dir: PathBuf,
 }
 
-/// Feeds what a `Hash` implementation writes into SHA-256: a digest that, unlike
-/// `DefaultHasher`'s, is the same in every Rust release.
+/// Feeds what a `Hash` implementation writes into SHA-256 (rather than `DefaultHasher`,
+/// whose algorithm may change in any Rust release).
 struct Sha256Hasher(Sha256);
 
 impl Hasher for Sha256Hasher {
@@ -27,7 +30,7 @@ impl Hasher for Sha256Hasher {
         self.0.update(bytes);
     }
 
-    /// Not used: the digest is read with [`Sha256Hasher::digest`].
+    /// Not used: the digest is read from the inner SHA-256.
     fn finish(&self) -> u64 {
         0
     }
