@@ -436,7 +436,7 @@ impl Backend for MockTx {
         Ok(())
     }
 
-    fn get_private_data_hash(&self, collection: &str, key: &str) -> Result<Vec<u8>, Error> {
+    fn get_private_data_hash(&self, collection: &str, _key: &str) -> Result<Vec<u8>, Error> {
         self.check_collection("GET_PRIVATE_DATA_HASH", collection)?;
         Err(self.refused(
             "GET_PRIVATE_DATA_HASH",
@@ -444,7 +444,7 @@ impl Backend for MockTx {
         ))
     }
 
-    fn purge_private_data(&self, collection: &str, key: &str) -> Result<(), Error> {
+    fn purge_private_data(&self, collection: &str, _key: &str) -> Result<(), Error> {
         if collection.is_empty() {
             return Err(self.refused("PURGE_PRIVATE_DATA", refusals::PURGE_WITHOUT_COLLECTION));
         }
