@@ -46,20 +46,26 @@ pub(crate) struct RangeRead {
     /// The last key read, until the iterator is exhausted.
     last_key: Option<String>,
     exhausted: bool,
-    /// Reads not yet hashed into the tree (at most `MAX_DEGREE`).
+    /// Reads not yet hashed into the tree (at most the degree).
     pending: Vec<KvRead>,
     tree: MerkleTree,
 }
 
 impl RangeRead {
     pub(crate) fn new(start_key: &str, end_key: &str) -> Self {
+        Self::with_degree(start_key, end_key, MAX_DEGREE)
+    }
+
+    /// A record whose Merkle tree has degree `degree` (Fabric's is always
+    /// [`MAX_DEGREE`]; its own tests use smaller ones, as ours do).
+    fn with_degree(start_key: &str, end_key: &str, degree: usize) -> Self {
         Self {
             start_key: start_key.to_owned(),
             end_key: end_key.to_owned(),
             last_key: None,
             exhausted: false,
             pending: Vec::new(),
-            tree: MerkleTree::default(),
+            tree: MerkleTree::new(degree),
         }
     }
 
@@ -71,7 +77,7 @@ impl RangeRead {
     /// `(added, released)` bytes of recording a read of `key`: its own size, or, when it
     /// completes a chunk, the chunk's hash for the chunk's raw reads.
     pub(crate) fn record_cost(&self, key: &str) -> (usize, usize) {
-        if self.pending.len() >= MAX_DEGREE {
+        if self.pending.len() >= self.tree.degree {
             let raw = self.pending.iter().map(|r| size_of_read(&r.key)).sum();
             (HASH_BYTES, raw)
         } else {
@@ -86,7 +92,7 @@ impl RangeRead {
             key: key.to_owned(),
             version: Some(version.to_version()),
         });
-        if self.pending.len() > MAX_DEGREE {
+        if self.pending.len() > self.tree.degree {
             let chunk = std::mem::take(&mut self.pending);
             self.tree.update(hash_reads(chunk));
         }
@@ -147,24 +153,24 @@ fn hash_reads(kv_reads: Vec<KvRead>) -> Hash {
     sha256(&QueryReads { kv_reads }.encode_to_vec())
 }
 
-/// Fabric's `merkleTree`: hashes by level; a level with more than `MAX_DEGREE` hashes is
+/// Fabric's `merkleTree`: hashes by level; a level with more than `degree` hashes is
 /// combined into one hash of the next level.
 #[derive(Debug, Clone)]
 struct MerkleTree {
+    degree: usize,
     levels: BTreeMap<u32, Vec<Hash>>,
     max_level: u32,
 }
 
-impl Default for MerkleTree {
-    fn default() -> Self {
+impl MerkleTree {
+    fn new(degree: usize) -> Self {
         Self {
+            degree,
             levels: BTreeMap::new(),
             max_level: 1,
         }
     }
-}
 
-impl MerkleTree {
     fn is_empty(&self) -> bool {
         self.max_level == 1 && self.levels.get(&1).is_none_or(Vec::is_empty)
     }
@@ -176,7 +182,7 @@ impl MerkleTree {
             let Some(hashes) = self.levels.get(&level) else {
                 return;
             };
-            if hashes.len() <= MAX_DEGREE {
+            if hashes.len() <= self.degree {
                 return;
             }
             let next = combined(hashes);
@@ -188,7 +194,7 @@ impl MerkleTree {
     }
 
     /// Fabric's `done` then `getSummery`: lower levels folded up to the highest, which
-    /// is itself folded once more if it holds more than `MAX_DEGREE` hashes.
+    /// is itself folded once more if it holds more than `degree` hashes.
     fn summary(mut self) -> QueryReadsMerkleSummary {
         let mut level = 1;
         while level < self.max_level {
@@ -205,16 +211,109 @@ impl MerkleTree {
             self.levels.entry(level).or_default().push(folded);
         }
         let top = self.levels.remove(&self.max_level).unwrap_or_default();
-        let top = if top.len() > MAX_DEGREE {
+        let top = if top.len() > self.degree {
             self.max_level += 1;
             vec![combined(&top)]
         } else {
             top
         };
         QueryReadsMerkleSummary {
-            max_degree: MAX_DEGREE as u32,
+            max_degree: u32::try_from(self.degree).unwrap_or(u32::MAX),
             max_level: self.max_level,
             max_level_hashes: top.into_iter().map(|h| h.to_vec()).collect(),
         }
+    }
+}
+
+/// The tree shapes of Fabric's own `query_results_helper_test.go` (reads `key_<i>` at
+/// height (1, i), small degrees): which chunks of reads are hashed, which hashes combine
+/// at which level, and which are carried up unchanged.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(degree: usize, results: usize) -> kvrwset::RangeQueryInfo {
+        let mut range = RangeRead::with_degree("", "", degree);
+        for i in 0..results {
+            range.record(&format!("key_{i}"), Height::new(1, i as u64));
+        }
+        range.info()
+    }
+
+    /// The hash of the chunk of reads `from..to`.
+    fn chunk(from: usize, to: usize) -> Hash {
+        hash_reads(
+            (from..to)
+                .map(|i| KvRead {
+                    key: format!("key_{i}"),
+                    version: Some(Height::new(1, i as u64).to_version()),
+                })
+                .collect(),
+        )
+    }
+
+    /// Level-1 hashes of chunks of `size` reads, numbered from 1 as Fabric's test does.
+    fn level1(size: usize, total: usize) -> Vec<Hash> {
+        (0..total.div_ceil(size))
+            .map(|c| chunk(c * size, ((c + 1) * size).min(total)))
+            .collect()
+    }
+
+    fn merkle(degree: u32, level: u32, hashes: &[Hash]) -> Option<ReadsInfo> {
+        Some(ReadsInfo::ReadsMerkleHashes(QueryReadsMerkleSummary {
+            max_degree: degree,
+            max_level: level,
+            max_level_hashes: hashes.iter().map(|h| h.to_vec()).collect(),
+        }))
+    }
+
+    #[test]
+    fn no_more_results_than_the_degree_are_kept_raw() {
+        let info = summary(3, 3);
+        let Some(ReadsInfo::RawReads(raw)) = info.reads_info else {
+            panic!("{info:?}");
+        };
+        let keys: Vec<_> = raw.kv_reads.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys, ["key_0", "key_1", "key_2"]);
+    }
+
+    #[test]
+    fn nine_results_of_degree_3_make_one_level_of_three_chunk_hashes() {
+        let l1 = level1(4, 9);
+        assert_eq!(summary(3, 9).reads_info, merkle(3, 1, &l1));
+    }
+
+    #[test]
+    fn twenty_five_results_of_degree_3_make_two_levels() {
+        let l1 = level1(4, 25);
+        let l2 = [combined(&l1[0..4]), combined(&l1[4..7])];
+        assert_eq!(summary(3, 25).reads_info, merkle(3, 2, &l2));
+    }
+
+    #[test]
+    fn sixty_five_results_of_degree_3_carry_the_last_chunk_hash_up_to_level_3() {
+        let l1 = level1(4, 65);
+        let l2: Vec<Hash> = l1[0..16].chunks(4).map(combined).collect();
+        let l3 = [combined(&l2), l1[16]];
+        assert_eq!(summary(3, 65).reads_info, merkle(3, 3, &l3));
+    }
+
+    #[test]
+    fn a_full_top_level_is_folded_once_more_when_done() {
+        let l1 = level1(3, 24);
+        let l2 = [
+            combined(&l1[0..3]),
+            combined(&l1[3..6]),
+            combined(&l1[6..8]),
+        ];
+        assert_eq!(summary(2, 24).reads_info, merkle(2, 3, &[combined(&l2)]));
+    }
+
+    #[test]
+    fn an_empty_first_level_is_skipped_when_done() {
+        let l1 = level1(3, 45);
+        let l2: Vec<Hash> = l1.chunks(3).map(combined).collect();
+        let l3 = [combined(&l2[0..3]), combined(&l2[3..5])];
+        assert_eq!(summary(2, 45).reads_info, merkle(2, 3, &l3));
     }
 }
