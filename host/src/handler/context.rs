@@ -19,7 +19,8 @@ use crate::proposal::ParsedProposal;
 pub struct TxProposal {
     /// As the client signed it.
     pub signed: SignedProposal,
-    /// Its decoded layers.
+    /// Its decoded layers, but for `parsed.input`, which is moved into the INIT or
+    /// TRANSACTION message (its payload) and left empty here.
     pub parsed: ParsedProposal,
 }
 

@@ -175,6 +175,9 @@ fn height_of_history_key(prefix_len: usize, key: &[u8]) -> Result<Height, Ledger
 /// The embedded state store: one redb database file for every channel.
 pub struct RedbStore {
     db: Database,
+    /// Channels known to have a ledger: a channel is never removed, so once seen in the
+    /// table it needs no lookup again (every transaction's snapshot asks).
+    channels: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 impl fmt::Debug for RedbStore {
@@ -204,13 +207,36 @@ impl RedbStore {
         write.open_table(HISTORY).map_err(LedgerError::storage)?;
         write.open_table(CHANNELS).map_err(LedgerError::storage)?;
         write.commit().map_err(LedgerError::storage)?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            channels: std::sync::RwLock::default(),
+        })
+    }
+
+    fn known_channel(&self, channel: &str) -> bool {
+        self.channels
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(channel)
+    }
+
+    fn remember_channel(&self, channel: &str) {
+        self.channels
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(channel.to_owned());
     }
 
     fn require_channel(&self, txn: &ReadTransaction, channel: &str) -> Result<(), LedgerError> {
+        if self.known_channel(channel) {
+            return Ok(());
+        }
         let channels = txn.open_table(CHANNELS).map_err(LedgerError::storage)?;
         match channels.get(channel).map_err(LedgerError::storage)? {
-            Some(_) => Ok(()),
+            Some(_) => {
+                self.remember_channel(channel);
+                Ok(())
+            }
             None => Err(LedgerError::NoLedger(channel.to_owned())),
         }
     }
@@ -224,7 +250,9 @@ impl StateStore for RedbStore {
             .map_err(LedgerError::storage)?
             .insert(channel, ())
             .map_err(LedgerError::storage)?;
-        write.commit().map_err(LedgerError::storage)
+        write.commit().map_err(LedgerError::storage)?;
+        self.remember_channel(channel);
+        Ok(())
     }
 
     fn has_channel(&self, channel: &str) -> Result<bool, LedgerError> {

@@ -567,11 +567,12 @@ impl ChaincodeSupport {
         &self,
         signed_proposal: &SignedProposal,
     ) -> Result<ExecuteResult, ExecuteError> {
-        let parsed = ParsedProposal::parse(signed_proposal)?;
+        let mut parsed = ParsedProposal::parse(signed_proposal)?;
         let channel = parsed.channel_header.channel_id.clone();
         let txid = parsed.channel_header.tx_id.clone();
         let chaincode = parsed.chaincode_name.clone();
-        let input = parsed.input.clone();
+        // The input goes to the chaincode in the TRANSACTION's payload (see `TxProposal`).
+        let input = std::mem::take(&mut parsed.input);
         let snapshot = match self.inner.ledger.snapshot(&channel) {
             Ok(snapshot) => snapshot,
             Err(LedgerError::NoLedger(_)) => return Err(ExecuteError::ChannelNotFound(channel)),
