@@ -55,6 +55,34 @@ impl Drop for ServerMode {
     }
 }
 
+/// A launcher with the chaincode-as-a-service runtime, its packages under `dir`, and
+/// `package` installed.
+pub(crate) fn ccaas_launcher(
+    host: &TestHost,
+    dir: impl Into<std::path::PathBuf>,
+    package: &[u8],
+    startup_timeout: Duration,
+) -> Arc<Launcher> {
+    let launcher = Launcher::new(
+        host.support.clone(),
+        PackageStore::open(dir).unwrap(),
+        vec![Arc::new(CcaasRuntime)],
+        startup_timeout,
+    );
+    launcher.install(package).unwrap();
+    launcher
+}
+
+/// The launch of `id` fails within 30 s (far less than the timeouts the tests set, so
+/// only `why` can end it in time); its error.
+async fn launch_fails_soon(launcher: &Launcher, id: &cchost::ids::PackageId, why: &str) -> String {
+    tokio::time::timeout(Duration::from_secs(30), launcher.launch(id))
+        .await
+        .expect(why)
+        .unwrap_err()
+        .to_string()
+}
+
 pub(crate) fn connection(port: u16) -> Vec<u8> {
     format!(r#"{{"address":"127.0.0.1:{port}","dial_timeout":"10s","tls_required":false}}"#)
         .into_bytes()
@@ -73,13 +101,12 @@ async fn node_shim_in_server_mode_runs_transactions_through_chaincode_as_a_servi
     let id = package_id("asset_ccaas", &package);
     let _server = ServerMode::start(port, id.as_str(), &dir.path().join("chaincode.log"));
 
-    let launcher = Launcher::new(
-        host.support.clone(),
-        PackageStore::open(dir.path().join("chaincodes")).unwrap(),
-        vec![Arc::new(CcaasRuntime)],
+    let launcher = ccaas_launcher(
+        &host,
+        dir.path().join("chaincodes"),
+        &package,
         Duration::from_secs(30),
     );
-    assert_eq!(launcher.install(&package).unwrap(), id);
     host.support.define("asset", id.clone());
     launcher.launch(&id).await.unwrap();
     assert!(host.support.is_ready(&id));
@@ -106,18 +133,8 @@ async fn a_service_that_is_not_listening_fails_the_launch_at_once_with_the_dial_
     let connection = format!(r#"{{"address":"127.0.0.1:{port}","dial_timeout":"600s"}}"#);
     let package = build_ccaas_package("nobody", connection.as_bytes()).unwrap();
     let id = package_id("nobody", &package);
-    let launcher = Launcher::new(
-        host.support.clone(),
-        PackageStore::open(dir.path()).unwrap(),
-        vec![Arc::new(CcaasRuntime)],
-        Duration::from_secs(600),
-    );
-    launcher.install(&package).unwrap();
-    let error = tokio::time::timeout(Duration::from_secs(30), launcher.launch(&id))
-        .await
-        .expect("the refused dial was reported at once")
-        .unwrap_err()
-        .to_string();
+    let launcher = ccaas_launcher(&host, dir.path(), &package, Duration::from_secs(600));
+    let error = launch_fails_soon(&launcher, &id, "the refused dial was reported at once").await;
     assert!(
         error.starts_with(&format!(
             "starting chaincode {id}: dialing 127.0.0.1:{port}"
@@ -163,13 +180,12 @@ async fn a_service_registering_as_another_package_times_out_with_fabrics_message
     let id = package_id("asset_ccaas", &package);
     // Fabric refuses the registration silently; the launch runs out its startup timeout.
     let _server = ServerMode::start(port, "someone_else:1234", &dir.path().join("chaincode.log"));
-    let launcher = Launcher::new(
-        host.support.clone(),
-        PackageStore::open(dir.path().join("chaincodes")).unwrap(),
-        vec![Arc::new(CcaasRuntime)],
+    let launcher = ccaas_launcher(
+        &host,
+        dir.path().join("chaincodes"),
+        &package,
         Duration::from_secs(2),
     );
-    launcher.install(&package).unwrap();
     let error = launcher.launch(&id).await.unwrap_err().to_string();
     assert_eq!(
         error,
@@ -209,19 +225,9 @@ async fn a_service_that_hangs_up_before_registering_is_reported_at_once() {
     );
     let package = build_ccaas_package("hangs_up", &connection(port)).unwrap();
     let id = package_id("hangs_up", &package);
-    let launcher = Launcher::new(
-        host.support.clone(),
-        PackageStore::open(dir.path()).unwrap(),
-        vec![Arc::new(CcaasRuntime)],
-        Duration::from_secs(600),
-    );
-    launcher.install(&package).unwrap();
+    let launcher = ccaas_launcher(&host, dir.path(), &package, Duration::from_secs(600));
     // A 600 s startup timeout: only a hang-up reported at once ends the launch in time.
-    let error = tokio::time::timeout(Duration::from_secs(30), launcher.launch(&id))
-        .await
-        .expect("the hang-up was reported at once")
-        .unwrap_err()
-        .to_string();
+    let error = launch_fails_soon(&launcher, &id, "the hang-up was reported at once").await;
     assert_eq!(
         error,
         format!(
@@ -334,19 +340,9 @@ async fn a_service_that_never_answers_connect_fails_the_launch_at_its_dial_timeo
     let connection = format!(r#"{{"address":"127.0.0.1:{port}","dial_timeout":"1s"}}"#);
     let package = build_ccaas_package("silent", connection.as_bytes()).unwrap();
     let id = package_id("silent", &package);
-    let launcher = Launcher::new(
-        host.support.clone(),
-        PackageStore::open(dir.path()).unwrap(),
-        vec![Arc::new(CcaasRuntime)],
-        Duration::from_secs(600),
-    );
-    launcher.install(&package).unwrap();
+    let launcher = ccaas_launcher(&host, dir.path(), &package, Duration::from_secs(600));
     // A 600 s startup timeout: only the dial timeout around Connect ends the launch.
-    let error = tokio::time::timeout(Duration::from_secs(30), launcher.launch(&id))
-        .await
-        .expect("the launch ended at the dial timeout")
-        .unwrap_err()
-        .to_string();
+    let error = launch_fails_soon(&launcher, &id, "the launch ended at the dial timeout").await;
     assert_eq!(
         error,
         format!("starting chaincode {id}: Connect at 127.0.0.1:{port} did not answer within 1s")
@@ -367,13 +363,7 @@ async fn a_stopped_service_is_deregistered_even_if_it_keeps_its_stream_open() {
             delay: Duration::ZERO,
         },
     );
-    let launcher = Launcher::new(
-        host.support.clone(),
-        PackageStore::open(dir.path()).unwrap(),
-        vec![Arc::new(CcaasRuntime)],
-        Duration::from_secs(30),
-    );
-    launcher.install(&package).unwrap();
+    let launcher = ccaas_launcher(&host, dir.path(), &package, Duration::from_secs(30));
     launcher.launch(&id).await.unwrap();
     assert!(host.support.is_ready(&id));
     launcher.stop(&id).await;

@@ -13,8 +13,7 @@ use futures_util::future::BoxFuture;
 use tokio_stream::wrappers::ReceiverStream;
 
 use cchost::launcher::{Backoff, ChaincodeRuntime, LaunchError, Launcher, RunningChaincode};
-use cchost::package::{PackageStore, build_ccaas_package, build_wasm_package};
-use cchost::runtime::ccaas::CcaasRuntime;
+use cchost::package::{PackageStore, build_ccaas_package, build_wasm_package, package_id};
 use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
 use cchost::support::SupportConfig;
 
@@ -251,14 +250,10 @@ async fn a_failed_launch_withdraws_its_expected_registration() {
     let host = TestHost::start(SupportConfig::default()).await;
     let data = tempfile::tempdir().unwrap();
     let (_refusing, port) = crate::host::refusing_port();
-    let launcher = Launcher::new(
-        host.support.clone(),
-        PackageStore::open(data.path()).unwrap(),
-        vec![Arc::new(CcaasRuntime)],
-        Duration::from_secs(10),
-    );
     let package = build_ccaas_package("gone_ccaas", &crate::ccaas::connection(port)).unwrap();
-    let id = launcher.install(&package).unwrap();
+    let id = package_id("gone_ccaas", &package);
+    let launcher =
+        crate::ccaas::ccaas_launcher(&host, data.path(), &package, Duration::from_secs(10));
     let error = launcher.launch(&id).await.unwrap_err().to_string();
     assert!(
         error.starts_with(&format!(
@@ -312,14 +307,10 @@ async fn a_dropped_launch_stops_what_it_started_and_withdraws_its_expected_regis
             .add_service(chaincode_server::ChaincodeServer::new(service))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    let launcher = Launcher::new(
-        host.support.clone(),
-        PackageStore::open(data.path()).unwrap(),
-        vec![Arc::new(CcaasRuntime)],
-        Duration::from_secs(60),
-    );
     let package = build_ccaas_package("silent_ccaas", &crate::ccaas::connection(port)).unwrap();
-    let id = launcher.install(&package).unwrap();
+    let id = package_id("silent_ccaas", &package);
+    let launcher =
+        crate::ccaas::ccaas_launcher(&host, data.path(), &package, Duration::from_secs(60));
     // The launch waits for a REGISTER that never comes; its caller gives up.
     let mut launch = Box::pin(launcher.launch(&id));
     let wait_started = async {
@@ -397,15 +388,12 @@ async fn a_launch_on_demand_goes_on_when_the_transaction_that_started_it_is_drop
     use crate::ccaas::{RegistersOnly, listen, serve};
     let host = TestHost::start(SupportConfig::default()).await;
     let data = tempfile::tempdir().unwrap();
-    let launcher = Launcher::new(
-        host.support.clone(),
-        PackageStore::open(data.path()).unwrap(),
-        vec![Arc::new(CcaasRuntime)],
-        Duration::from_secs(60),
-    );
     let (listener, port) = listen();
     let package = build_ccaas_package("slow_ccaas", &crate::ccaas::connection(port)).unwrap();
-    let id = launcher.install(&package).unwrap();
+    let id = package_id("slow_ccaas", &package);
+    // Held for the test: the host launches on demand through it.
+    let _launcher =
+        crate::ccaas::ccaas_launcher(&host, data.path(), &package, Duration::from_secs(60));
     host.support.define("slow", id.clone());
     let _server = serve(
         listener,
