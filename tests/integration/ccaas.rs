@@ -216,13 +216,8 @@ impl cchost::proto::protos::chaincode_server::Chaincode for HangsUp {
 async fn a_service_that_hangs_up_before_registering_is_reported_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let host = TestHost::start(SupportConfig::default()).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(cchost::proto::protos::chaincode_server::ChaincodeServer::new(HangsUp))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
+    let (listener, port) = listen();
+    let _server = serve(listener, HangsUp);
     let package = build_ccaas_package("hangs_up", &connection(port)).unwrap();
     let id = package_id("hangs_up", &package);
     let launcher = ccaas_launcher(&host, dir.path(), &package, Duration::from_secs(600));
@@ -237,7 +232,6 @@ async fn a_service_that_hangs_up_before_registering_is_reported_at_once() {
     assert!(host.support.metrics().encode().contains(&format!(
         "chaincode_launch_failures_total{{chaincode=\"{id}\",runtime=\"ccaas\"}} 1\n"
     )));
-    server.abort();
 }
 
 /// A chaincode service that accepts the connection and never answers `Connect`.

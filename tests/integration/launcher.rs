@@ -90,6 +90,13 @@ fn wasm_launcher(host: &TestHost, dir: &std::path::Path) -> Arc<Launcher> {
 }
 
 /// A `.tar.gz` of `files`.
+/// Installs the asset guest as package `<name>_1.0`; its id.
+fn install_guest(launcher: &Launcher, name: &str) -> cchost::ids::PackageId {
+    let wasm = std::fs::read(env!("GUEST_ASSET_WASM")).unwrap();
+    let package = build_wasm_package(&format!("{name}_1.0"), name, &wasm).unwrap();
+    launcher.install(&package).unwrap()
+}
+
 fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;
     let gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -143,10 +150,7 @@ async fn concurrent_launches_of_one_package_start_it_once() {
     let host = TestHost::start(SupportConfig::default()).await;
     let data = tempfile::tempdir().unwrap();
     let launcher = wasm_launcher(&host, data.path());
-    let wasm = std::fs::read(env!("GUEST_ASSET_WASM")).unwrap();
-    let id = launcher
-        .install(&build_wasm_package("asset_1.0", "asset", &wasm).unwrap())
-        .unwrap();
+    let id = install_guest(&launcher, "asset");
     let launches: Vec<_> = (0..8)
         .map(|_| {
             let (launcher, id) = (Arc::clone(&launcher), id.clone());
@@ -336,10 +340,7 @@ async fn stop_returns_once_the_chaincode_is_gone_and_a_launch_right_after_starts
     let host = TestHost::start(SupportConfig::default()).await;
     let data = tempfile::tempdir().unwrap();
     let launcher = wasm_launcher(&host, data.path());
-    let wasm = std::fs::read(env!("GUEST_ASSET_WASM")).unwrap();
-    let id = launcher
-        .install(&build_wasm_package("asset_1.0", "asset", &wasm).unwrap())
-        .unwrap();
+    let id = install_guest(&launcher, "asset");
     host.support.define("asset", id.clone());
     for _ in 0..3 {
         launcher.launch(&id).await.unwrap();
@@ -365,12 +366,8 @@ async fn a_chaincode_invoked_while_not_running_is_launched_on_demand_also_by_ano
     let host = TestHost::start(SupportConfig::default()).await;
     let data = tempfile::tempdir().unwrap();
     let launcher = wasm_launcher(&host, data.path());
-    let wasm = std::fs::read(env!("GUEST_ASSET_WASM")).unwrap();
     for name in ["asset", "other"] {
-        let id = launcher
-            .install(&build_wasm_package(&format!("{name}_1.0"), name, &wasm).unwrap())
-            .unwrap();
-        host.support.define(name, id);
+        host.support.define(name, install_guest(&launcher, name));
     }
     // Neither runs: the client's call starts `asset`, whose call starts `other`.
     let (_, result) = host
