@@ -196,11 +196,15 @@ async fn a_service_registering_as_another_package_times_out_with_fabrics_message
     )));
 }
 
-/// A chaincode service that answers every Connect with a stream that ends at once.
-struct HangsUp;
+/// A chaincode service that never registers: it answers every `Connect` with a stream
+/// that ends at once, or never answers it at all.
+enum Unregistering {
+    HangsUp,
+    NeverAnswers,
+}
 
 #[tonic::async_trait]
-impl cchost::proto::protos::chaincode_server::Chaincode for HangsUp {
+impl cchost::proto::protos::chaincode_server::Chaincode for Unregistering {
     type ConnectStream =
         tokio_stream::Empty<Result<cchost::proto::protos::ChaincodeMessage, tonic::Status>>;
 
@@ -208,7 +212,10 @@ impl cchost::proto::protos::chaincode_server::Chaincode for HangsUp {
         &self,
         _request: tonic::Request<tonic::Streaming<cchost::proto::protos::ChaincodeMessage>>,
     ) -> Result<tonic::Response<Self::ConnectStream>, tonic::Status> {
-        Ok(tonic::Response::new(tokio_stream::empty()))
+        match self {
+            Self::HangsUp => Ok(tonic::Response::new(tokio_stream::empty())),
+            Self::NeverAnswers => std::future::pending().await,
+        }
     }
 }
 
@@ -217,7 +224,7 @@ async fn a_service_that_hangs_up_before_registering_is_reported_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let host = TestHost::start(SupportConfig::default()).await;
     let (listener, port) = listen();
-    let _server = serve(listener, HangsUp);
+    let _server = serve(listener, Unregistering::HangsUp);
     let package = build_ccaas_package("hangs_up", &connection(port)).unwrap();
     let id = package_id("hangs_up", &package);
     let launcher = ccaas_launcher(&host, dir.path(), &package, Duration::from_secs(600));
@@ -232,22 +239,6 @@ async fn a_service_that_hangs_up_before_registering_is_reported_at_once() {
     assert!(host.support.metrics().encode().contains(&format!(
         "chaincode_launch_failures_total{{chaincode=\"{id}\",runtime=\"ccaas\"}} 1\n"
     )));
-}
-
-/// A chaincode service that accepts the connection and never answers `Connect`.
-struct NeverAnswers;
-
-#[tonic::async_trait]
-impl cchost::proto::protos::chaincode_server::Chaincode for NeverAnswers {
-    type ConnectStream =
-        tokio_stream::Empty<Result<cchost::proto::protos::ChaincodeMessage, tonic::Status>>;
-
-    async fn connect(
-        &self,
-        _request: tonic::Request<tonic::Streaming<cchost::proto::protos::ChaincodeMessage>>,
-    ) -> Result<tonic::Response<Self::ConnectStream>, tonic::Status> {
-        std::future::pending().await
-    }
 }
 
 /// A chaincode service that registers as `package_id` once `delay` has passed, answers
@@ -330,7 +321,7 @@ async fn a_service_that_never_answers_connect_fails_the_launch_at_its_dial_timeo
     let dir = tempfile::tempdir().unwrap();
     let host = TestHost::start(SupportConfig::default()).await;
     let (listener, port) = listen();
-    let _server = serve(listener, NeverAnswers);
+    let _server = serve(listener, Unregistering::NeverAnswers);
     let connection = format!(r#"{{"address":"127.0.0.1:{port}","dial_timeout":"1s"}}"#);
     let package = build_ccaas_package("silent", connection.as_bytes()).unwrap();
     let id = package_id("silent", &package);

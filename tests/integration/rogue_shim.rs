@@ -1165,6 +1165,8 @@ async fn reads_past_the_key_count_or_the_message_size_are_refused_and_the_stream
             "the results of one query batch exceed 61440 bytes, the maximum message size"
         )
     );
+    // While the refused transaction is still open, another chaincode is served.
+    assert_healthy(&host).await;
     let history = GetHistoryForKey { key: "h".into() }.encode_to_vec();
     let reply = shim.request(&tx, Type::GetHistoryForKey, history).await;
     assert_eq!(
@@ -1232,7 +1234,8 @@ async fn a_chaincode_that_never_reads_its_replies_gets_no_more_answered_than_its
         "{answered} of {REQUESTS} requests were answered into a queue no one reads"
     );
     eprintln!("{answered} of {REQUESTS} requests answered");
+    // While it sits on its full queue, another chaincode is served.
+    assert_healthy(&host).await;
     drop(shim);
     assert!(pending.await.unwrap().is_err());
-    assert_healthy(&host).await;
 }
