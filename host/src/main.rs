@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod builder;
 mod devnode;
 mod packaging;
+mod remote;
 mod template;
 
 use anyhow::Context;
@@ -139,6 +141,18 @@ enum Command {
         #[command(flatten)]
         docker: Box<DockerArgs>,
     },
+    /// Fabric external builder for wasm chaincode: `install` writes the builder's
+    /// programs; detect, build and release are what they run for the peer.
+    Builder {
+        #[command(subcommand)]
+        command: BuilderCommand,
+    },
+    /// Run wasm chaincode for a Fabric peer in another process: dialing it (`run`, an
+    /// external builder's bin/run) or dialed by it (`serve`, chaincode-as-a-service).
+    Chaincode {
+        #[command(subcommand)]
+        command: ChaincodeCommand,
+    },
     /// Install a chaincode package into a data directory: validate it and precompile it.
     /// Prints the package id.
     Install {
@@ -147,6 +161,77 @@ enum Command {
         /// Where installed packages and compiled artifacts are kept.
         #[arg(long, default_value = "cchost-data")]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BuilderCommand {
+    /// Write the builder into DIR (DIR/bin/detect, build, release, run); point a peer's
+    /// core.yaml chaincode.externalBuilders entry at DIR. The programs run this cchost
+    /// binary by its absolute path.
+    Install {
+        /// The builder directory to write.
+        dir: PathBuf,
+    },
+    /// Exit 0 for a package whose metadata.json type is `wasm`, 1 otherwise.
+    Detect {
+        /// The unpacked code.tar.gz.
+        source_dir: PathBuf,
+        /// Holds the package's metadata.json.
+        metadata_dir: PathBuf,
+    },
+    /// Validate the module as `cchost install` does and precompile it into
+    /// BUILD_OUTPUT_DIR.
+    Build {
+        /// The unpacked code.tar.gz.
+        source_dir: PathBuf,
+        /// Holds the package's metadata.json.
+        metadata_dir: PathBuf,
+        /// Where the build goes.
+        build_output_dir: PathBuf,
+    },
+    /// Copy the package's CouchDB index definitions into RELEASE_OUTPUT_DIR.
+    Release {
+        /// What `build` wrote.
+        build_output_dir: PathBuf,
+        /// Where the peer reads statedb/couchdb/ from.
+        release_output_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ChaincodeCommand {
+    /// Dial the peer named in RUN_METADATA_DIR/chaincode.json (mutual TLS with its
+    /// certificates, plaintext when they are empty), register, and run each transaction
+    /// in a fresh wasm instance. Exits 0 at SIGTERM once the transactions in flight are
+    /// answered, with an error when the peer closes the stream.
+    Run {
+        /// What `cchost builder build` wrote.
+        build_output_dir: PathBuf,
+        /// Holds chaincode.json.
+        run_metadata_dir: PathBuf,
+    },
+    /// Serve a wasm package as chaincode-as-a-service: a peer using Fabric's ccaas
+    /// builder dials /protos.Chaincode/Connect at --address.
+    Serve {
+        /// The wasm package file (from `cchost package`).
+        package: PathBuf,
+        /// Where to listen, host:port (port 0: any free port, printed).
+        #[arg(long, env = "CHAINCODE_SERVER_ADDRESS")]
+        address: SocketAddr,
+        /// The package id to register as: that of the ccaas package installed on the
+        /// peer.
+        #[arg(long, env = "CHAINCODE_ID")]
+        package_id: String,
+        /// Serve TLS with this certificate (PEM); needs --tls-key.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The TLS certificate's private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Require client certificates issued by this CA (PEM).
+        #[arg(long, requires = "tls_cert")]
+        client_ca: Option<PathBuf>,
     },
 }
 
@@ -239,9 +324,55 @@ fn parse_package(value: &str) -> Result<(String, PathBuf), String> {
 async fn main() -> anyhow::Result<()> {
     let command = Cli::parse().command;
     // The benchmark stops chaincode on purpose all the time: only errors, and progress.
-    let quiet = matches!(command, Command::Bench { .. });
-    let logspec = init_logging(if quiet { "error" } else { "warn" });
+    let level = match command {
+        Command::Bench { .. } => "error",
+        Command::Chaincode { .. } => "info",
+        _ => "warn",
+    };
+    let logspec = init_logging(level);
     match command {
+        Command::Builder { command } => match command {
+            BuilderCommand::Install { dir } => {
+                for program in builder::install(&dir)? {
+                    println!("{}", program.display());
+                }
+            }
+            BuilderCommand::Detect { metadata_dir, .. } => {
+                if !builder::detect(&metadata_dir)? {
+                    std::process::exit(1);
+                }
+            }
+            BuilderCommand::Build {
+                source_dir,
+                metadata_dir,
+                build_output_dir,
+            } => builder::build(&source_dir, &metadata_dir, &build_output_dir)?,
+            BuilderCommand::Release {
+                build_output_dir,
+                release_output_dir,
+            } => builder::release(&build_output_dir, &release_output_dir)?,
+        },
+        Command::Chaincode { command } => match command {
+            ChaincodeCommand::Run {
+                build_output_dir,
+                run_metadata_dir,
+            } => remote::run(&build_output_dir, &run_metadata_dir).await?,
+            ChaincodeCommand::Serve {
+                package,
+                address,
+                package_id,
+                tls_cert,
+                tls_key,
+                client_ca,
+            } => {
+                let tls = tls_cert.zip(tls_key).map(|(cert, key)| remote::ServeTls {
+                    cert,
+                    key,
+                    client_ca,
+                });
+                remote::serve(&package, address, PackageId::new(package_id), tls).await?;
+            }
+        },
         Command::Package {
             crate_dir,
             label,

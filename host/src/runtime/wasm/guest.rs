@@ -3,11 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cchost_proto::protos::ChaincodeEvent;
+use cchost_proto::protos::{ChaincodeEvent, ChaincodeMessage};
 use wasmtime::{AsContextMut, Caller, Memory, StoreLimits};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+use super::remote::RemoteLine;
 use super::wasi;
 use crate::handler::{Handler, TxProposal};
 
@@ -40,10 +41,36 @@ pub(crate) struct TxCall {
     pub(crate) timestamp: Duration,
     /// The client's proposal (none for a detached state).
     pub(crate) proposal: Option<Arc<TxProposal>>,
-    /// The handler serving this chaincode's stream: requests are handed to it by a call
-    /// ([`Handler::request`]), as ChaincodeMessages, and answered the same way. `None`
-    /// for a detached state.
-    pub(crate) handler: Option<Arc<Handler>>,
+    /// Where the invocation's requests go. `None` for a detached state.
+    pub(crate) line: Option<PeerLine>,
+}
+
+/// The chaincode's line to the peer's handler: the same ChaincodeMessages either way.
+#[derive(Clone)]
+pub(crate) enum PeerLine {
+    /// The handler is in this process: a request is handed to it by a call
+    /// ([`Handler::request`]) and answered the same way.
+    Direct(Arc<Handler>),
+    /// The handler is a peer at the other end of a gRPC stream (`cchost chaincode run`
+    /// and `serve`): a request is sent on the stream, its answer routed back by txid.
+    Remote(Arc<RemoteLine>),
+}
+
+impl PeerLine {
+    /// Sends `message` (a request of this invocation's transaction) and waits for the
+    /// peer's RESPONSE or ERROR; `Err` says why no answer will come.
+    pub(crate) async fn request(
+        &self,
+        message: ChaincodeMessage,
+    ) -> Result<ChaincodeMessage, &'static str> {
+        match self {
+            Self::Direct(handler) => handler
+                .request(message)
+                .await
+                .ok_or("the peer dropped a concurrent request"),
+            Self::Remote(line) => line.request(message).await,
+        }
+    }
 }
 
 impl GuestState {
@@ -72,7 +99,7 @@ impl GuestState {
             txid: String::new(),
             timestamp: Duration::ZERO,
             proposal: None,
-            handler: None,
+            line: None,
         };
         Self::new(call, Vec::new(), StoreLimits::default())
     }

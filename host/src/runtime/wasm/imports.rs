@@ -49,12 +49,14 @@ async fn request(
         channel_id: call.channel.clone(),
         ..Default::default()
     };
-    let closed = || wasmtime::format_err!("the peer closed the chaincode stream");
-    let handler = call.handler.clone().ok_or_else(closed)?;
-    let reply = handler
+    let line = call
+        .line
+        .clone()
+        .ok_or_else(|| wasmtime::format_err!("the peer closed the chaincode stream"))?;
+    let reply = line
         .request(message)
         .await
-        .ok_or_else(|| wasmtime::format_err!("the peer dropped a concurrent request"))?;
+        .map_err(|why| wasmtime::format_err!("{why}"))?;
     // The reply is paid for as it arrives, whether or not the guest reads it.
     charge_bytes(&mut *caller, reply.payload.len())?;
     let state = caller.data_mut();

@@ -18,11 +18,12 @@ mod engine;
 mod guest;
 mod imports;
 mod pool;
+mod remote;
 mod shim;
 mod validate;
 mod wasi;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use guest::GuestState;
 use validate::{HostImports, Val};
 
 pub use imports::{FUEL_PER_BYTE, HOST_CALL_FUEL};
+pub use remote::{DRAIN_TIMEOUT, RemoteChaincode, SessionEnd, SessionError};
 pub use validate::StaticLimits;
 
 /// Limits of wasm chaincode.
@@ -321,6 +323,59 @@ impl WasmRuntime {
         Ok(WasmModule { pre: Arc::new(pre) })
     }
 
+    /// Writes a build of a wasm package into `dir` (an external builder's
+    /// `BUILD_OUTPUT_DIR`): the install-time checks first, with install's errors, then the
+    /// module ([`BUILD_MODULE`]) and its precompiled artifact ([`BUILD_ARTIFACT`]).
+    pub fn write_build(&self, package: &ChaincodePackage, dir: &Path) -> Result<(), WasmError> {
+        check_no_assets(package)?;
+        let wasm = package.wasm()?;
+        self.validate(wasm)?;
+        self.compilations.fetch_add(1, Ordering::Relaxed);
+        let artifact = self
+            .engine
+            .precompile_module(wasm)
+            .map_err(|e| WasmError::Compile(format!("{e:#}")))?;
+        let write = |name: &str, bytes: &[u8]| {
+            crate::package::write_atomically(&dir.join(name), bytes)
+                .map_err(|e| WasmError::Cache(format!("writing {}: {e}", dir.join(name).display())))
+        };
+        write(BUILD_MODULE, wasm)?;
+        write(BUILD_ARTIFACT, &artifact)
+    }
+
+    /// Loads a build [`write_build`](Self::write_build) wrote: its artifact when this
+    /// engine can use it, else the module, checked and compiled again (a build kept by a
+    /// peer whose cchost was upgraded since).
+    pub fn load_build(&self, dir: &Path) -> Result<WasmModule, WasmError> {
+        let artifact = dir.join(BUILD_ARTIFACT);
+        // SAFETY: `deserialize_file` trusts the file to be an artifact of a compatible
+        // engine. A build directory holds what `write_build` wrote there, and belongs
+        // to the peer that ran the build (Fabric keeps it under its file system path);
+        // wasmtime also refuses artifacts of another version or configuration.
+        match unsafe { Module::deserialize_file(&self.engine, &artifact) } {
+            Ok(module) => self.link(&module),
+            Err(e) => {
+                tracing::warn!(path = %artifact.display(), error = %e, "compiling the module again: its artifact is unusable");
+                let module = dir.join(BUILD_MODULE);
+                let wasm = std::fs::read(&module)
+                    .map_err(|e| WasmError::Cache(format!("reading {}: {e}", module.display())))?;
+                self.compile(&wasm)
+            }
+        }
+    }
+
+    /// `module` as chaincode that registers as `package_id` with peers at the other end
+    /// of gRPC streams ([`RemoteChaincode::serve`]).
+    pub fn remote(&self, module: &WasmModule, package_id: PackageId) -> RemoteChaincode {
+        RemoteChaincode {
+            module: module.clone(),
+            slots: Arc::new(tokio::sync::Semaphore::new(self.config.max_concurrent)),
+            config: self.config.clone(),
+            instances: Arc::clone(&self.instances),
+            package_id,
+        }
+    }
+
     /// Starts `module` as chaincode `package_id`: it registers with `support` and serves
     /// transactions until stopped.
     pub fn start(
@@ -345,11 +400,21 @@ impl WasmRuntime {
     }
 }
 
+/// The module in a build directory ([`WasmRuntime::write_build`]).
+pub const BUILD_MODULE: &str = "chaincode.wasm";
+/// The precompiled module in a build directory.
+pub const BUILD_ARTIFACT: &str = "chaincode.cwasm";
+
 /// Read-only assets next to the module are not supported yet: real files would show
 /// each peer's inode numbers and timestamps through WASI, which is not deterministic.
+/// `META-INF/` (CouchDB index definitions, for the peer) is no asset: the guest never
+/// sees it.
 fn check_no_assets(package: &ChaincodePackage) -> Result<(), WasmError> {
     let module = package.metadata().path.as_str();
-    match package.code_paths().find(|path| *path != module) {
+    match package
+        .code_paths()
+        .find(|path| *path != module && !path.starts_with("META-INF/"))
+    {
         Some(other) => Err(WasmError::Invalid(format!(
             "the package ships {other:?} besides the module {module:?}: read-only assets are \
              not supported yet; embed them in the module (e.g. `include_bytes!`)"

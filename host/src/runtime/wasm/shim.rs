@@ -17,7 +17,7 @@ use tonic::Status;
 use tracing::{debug, warn};
 use wasmtime::{CallHook, Store, StoreLimitsBuilder, UpdateDeadline};
 
-use super::guest::{GuestAbort, GuestState, TxCall, charge};
+use super::guest::{GuestAbort, GuestState, PeerLine, TxCall, charge};
 use super::imports::HOST_CALL_FUEL;
 use super::pool::InstancePool;
 use super::{WasmConfig, WasmModule};
@@ -95,7 +95,8 @@ impl DirectChaincode for WasmPeer {
                 };
                 (Some(slot), instance)
             };
-            invoke(&module, &config, &chaincode, message, proposal, &handler).await
+            let line = PeerLine::Direct(handler);
+            invoke(&module, &config, &chaincode, message, proposal, line).await
         }))
     }
 }
@@ -138,14 +139,15 @@ pub(crate) fn connect(
     to_handler
 }
 
-/// Runs one INIT or TRANSACTION in a fresh instance; returns COMPLETED or ERROR.
-async fn invoke(
+/// Runs one INIT or TRANSACTION in a fresh instance, its requests going to the peer
+/// over `line`; returns COMPLETED or ERROR.
+pub(super) async fn invoke(
     module: &WasmModule,
     config: &WasmConfig,
     chaincode: &str,
     message: ChaincodeMessage,
     proposal: Option<Arc<TxProposal>>,
-    handler: &Arc<Handler>,
+    line: PeerLine,
 ) -> ChaincodeMessage {
     let (channel, txid) = (message.channel_id.clone(), message.txid.clone());
     let reply = |ty: Type, payload: Vec<u8>, event| ChaincodeMessage {
@@ -181,7 +183,7 @@ async fn invoke(
         txid: txid.clone(),
         timestamp,
         proposal,
-        handler: Some(Arc::clone(handler)),
+        line: Some(line),
     };
     let state = GuestState::new(call, message.payload, limits);
     let input_len = u32::try_from(state.input.len()).unwrap_or(u32::MAX);
