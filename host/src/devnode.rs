@@ -26,9 +26,17 @@ use cchost::operations::{DockerCheck, HealthCheck, LogSpec, Operations, StateDbC
 use cchost::package::PackageStore;
 use cchost::proposal::{DevIdentity, ProposalBuilder};
 use cchost::runtime::docker::{DockerConfig, DockerRuntime, Platform};
+use cchost::runtime::external::{ExternalBuilder, ExternalConfig, ExternalRuntime};
 use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
 use cchost::support::{ChaincodeSupport, SupportConfig};
 use cchost::tls::ChaincodeCa;
+
+/// The MSP of the dev node and of its client.
+const MSP_ID: &str = "Org1MSP";
+
+/// How long an external builder may take to build a package (Fabric's
+/// `chaincode.installTimeout` default).
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What `cchost devnode` runs with.
 #[derive(Debug, Clone)]
@@ -57,6 +65,9 @@ pub(crate) struct DevnodeConfig {
     pub(crate) tls: bool,
     /// The Docker runtime's engine and images (its peer address is the listener's).
     pub(crate) docker: DockerConfig,
+    /// External builders, tried in order before the built-in runtimes (Fabric's
+    /// `chaincode.externalBuilders`).
+    pub(crate) external_builders: Vec<ExternalBuilder>,
 }
 
 /// Runs the dev node until standard input ends.
@@ -105,6 +116,7 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
             },
             Some(Arc::clone(support.metrics())),
             config.execute_timeout,
+            &config.external_builders,
         )?;
         Some(Launcher::new(
             support.clone(),
@@ -174,7 +186,7 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
         );
     }
 
-    let identity = DevIdentity::generate("Org1MSP", "Org1", "User1")?;
+    let identity = DevIdentity::generate(MSP_ID, "Org1", "User1")?;
     let mut block = 1;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
@@ -312,19 +324,28 @@ pub(crate) fn runtimes(
     docker: DockerConfig,
     metrics: Option<Arc<cchost::metrics::Metrics>>,
     execute_timeout: Duration,
+    external_builders: &[ExternalBuilder],
 ) -> anyhow::Result<(PackageStore, Vec<Arc<dyn ChaincodeRuntime>>)> {
     let packages = PackageStore::open(data_dir.join("chaincodes"))?;
+    let mut runtimes: Vec<Arc<dyn ChaincodeRuntime>> = Vec::new();
+    if !external_builders.is_empty() {
+        runtimes.push(Arc::new(ExternalRuntime::new(ExternalConfig {
+            builders: external_builders.to_vec(),
+            builds_dir: data_dir.join("externalbuilder/builds"),
+            peer_address: docker.peer_address.clone(),
+            mspid: MSP_ID.to_owned(),
+            build_timeout: INSTALL_TIMEOUT,
+        })?));
+    }
     let wasm = WasmRuntime::new(WasmConfig {
         cache_dir: Some(data_dir.join("wasm-cache")),
         deadline: execute_timeout,
         ..WasmConfig::default()
     })?;
-    Ok((
-        packages,
-        vec![
-            Arc::new(wasm),
-            Arc::new(DockerRuntime::connect(docker, metrics).map_err(anyhow::Error::msg)?),
-            Arc::new(cchost::runtime::ccaas::CcaasRuntime),
-        ],
-    ))
+    runtimes.push(Arc::new(wasm));
+    runtimes.push(Arc::new(
+        DockerRuntime::connect(docker, metrics).map_err(anyhow::Error::msg)?,
+    ));
+    runtimes.push(Arc::new(cchost::runtime::ccaas::CcaasRuntime));
+    Ok((packages, runtimes))
 }

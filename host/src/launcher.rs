@@ -64,6 +64,15 @@ pub enum LaunchError {
         /// How long until the next start is allowed.
         retry_in: Duration,
     },
+    /// An external builder could not build the package (Fabric: "could not build
+    /// chaincode"), or its kept build could not be restored.
+    #[error("could not build chaincode {package_id}: {reason}")]
+    Build {
+        /// The package built.
+        package_id: PackageId,
+        /// What failed, with the failing program's output.
+        reason: String,
+    },
     /// The runtime could not start the chaincode.
     #[error("starting chaincode {package_id}: {reason}")]
     Start {
@@ -174,6 +183,13 @@ pub trait ChaincodeRuntime: Send + Sync + std::fmt::Debug {
 
     /// Whether this runtime starts packages of `metadata.json` type `kind`.
     fn handles(&self, kind: &str) -> bool;
+
+    /// Whether this runtime installs and starts `package`. By default: whether it
+    /// [`handles`](Self::handles) its type; a runtime that looks into the package (an
+    /// external builder's `detect`) decides here. Runtimes are asked in order.
+    fn accepts(&self, package: &ChaincodePackage) -> bool {
+        self.handles(&package.metadata().kind)
+    }
 
     /// Prepares an installed package (validate, compile, build an image). Idempotent.
     fn install(&self, package: &ChaincodePackage) -> Result<(), LaunchError>;
@@ -524,11 +540,10 @@ fn runtime_for<'a>(
     runtimes: &'a [Arc<dyn ChaincodeRuntime>],
     package: &ChaincodePackage,
 ) -> Result<&'a Arc<dyn ChaincodeRuntime>, LaunchError> {
-    let kind = &package.metadata().kind;
     runtimes
         .iter()
-        .find(|r| r.handles(kind))
-        .ok_or_else(|| LaunchError::UnknownType(kind.clone()))
+        .find(|r| r.accepts(package))
+        .ok_or_else(|| LaunchError::UnknownType(package.metadata().kind.clone()))
 }
 
 impl LaunchOnDemand for Launcher {

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-mod builder;
 mod devnode;
 mod packaging;
 mod remote;
@@ -14,6 +13,8 @@ mod template;
 use anyhow::Context;
 use cchost::ids::PackageId;
 use cchost::operations::LogSpec;
+use cchost::runtime::external::ExternalBuilder;
+use cchost::runtime::wasm::builder;
 use clap::{Parser, Subcommand};
 use devnode::DevnodeConfig;
 
@@ -69,6 +70,12 @@ enum Command {
         /// register then.
         #[arg(long)]
         tls: bool,
+        /// NAME=DIR: an external builder (Fabric's chaincode.externalBuilders), tried in
+        /// order before the built-in runtimes; DIR holds bin/detect and bin/build (e.g.
+        /// written by `cchost builder install DIR`). Its programs see only PATH,
+        /// LD_LIBRARY_PATH, LIBPATH and TMPDIR of this environment.
+        #[arg(long = "external-builder", value_parser = parse_builder)]
+        external_builders: Vec<(String, PathBuf)>,
         #[command(flatten)]
         docker: Box<DockerArgs>,
     },
@@ -112,7 +119,9 @@ enum Command {
     /// concurrency, memory and artifact sizes. Prints a table with the wasm advantage and
     /// writes bench.json, bench.csv and launch.svg into --out.
     Bench {
-        /// Runtimes to measure, comma separated: wasm, docker, process.
+        /// Runtimes to measure, comma separated: wasm, docker, process, and external
+        /// (the wasm chaincode run by `cchost chaincode run` through the external
+        /// builder, over gRPC).
         #[arg(long, value_delimiter = ',', default_value = "wasm,docker,process")]
         runtime: Vec<String>,
         /// Install and launch repetitions per runtime.
@@ -315,6 +324,11 @@ fn parse_definition(value: &str) -> Result<(String, PackageId), String> {
     Ok((name, PackageId::new(id)))
 }
 
+fn parse_builder(value: &str) -> Result<(String, PathBuf), String> {
+    let (name, dir) = parse_named(value, "NAME=DIR", "wasm=/opt/cchost/builder")?;
+    Ok((name, PathBuf::from(dir)))
+}
+
 fn parse_package(value: &str) -> Result<(String, PathBuf), String> {
     let (name, file) = parse_named(value, "NAME=FILE", "asset=asset.tar.gz")?;
     Ok((name, PathBuf::from(file)))
@@ -333,7 +347,8 @@ async fn main() -> anyhow::Result<()> {
     match command {
         Command::Builder { command } => match command {
             BuilderCommand::Install { dir } => {
-                for program in builder::install(&dir)? {
+                let cchost = std::env::current_exe().context("finding this cchost binary")?;
+                for program in builder::install(&dir, &cchost)? {
                     println!("{}", program.display());
                 }
             }
@@ -418,6 +433,7 @@ async fn main() -> anyhow::Result<()> {
                 cchost::runtime::docker::DockerConfig::default(),
                 None,
                 cchost::support::DEFAULT_EXECUTE_TIMEOUT,
+                &[],
             )?;
             let id = cchost::launcher::install(&packages, &runtimes, &bytes)?;
             let kind = cchost::package::ChaincodePackage::parse(&bytes)?
@@ -472,6 +488,7 @@ async fn main() -> anyhow::Result<()> {
                 node_dir: node_dir.unwrap_or_else(|| source.join("examples/node-asset")),
                 docker: docker.config(),
                 startup_timeout: Duration::from_secs(startup_timeout),
+                cchost: std::env::current_exe().ok(),
             };
             let started = std::time::Instant::now();
             // On a runtime worker, as a peer's launches and transactions run (a call from
@@ -550,6 +567,7 @@ async fn main() -> anyhow::Result<()> {
             execute_timeout,
             operations_listen,
             tls,
+            external_builders,
             docker,
         } => {
             if chaincodes.is_empty() && packages.is_empty() {
@@ -570,6 +588,14 @@ async fn main() -> anyhow::Result<()> {
                 logspec,
                 tls,
                 docker: docker.config(),
+                external_builders: external_builders
+                    .into_iter()
+                    .map(|(name, path)| ExternalBuilder {
+                        name,
+                        path,
+                        propagate_environment: Vec::new(),
+                    })
+                    .collect(),
             })
             .await?;
         }

@@ -48,6 +48,10 @@ pub enum Runtime {
     Docker,
     /// The Node chaincode as a local process (dev mode).
     Process,
+    /// The Rust chaincode in wasmtime in a process of its own (`cchost chaincode run`,
+    /// started by the external builder `cchost builder install` writes), its host calls
+    /// crossing the gRPC stream to the peer: what a Fabric peer runs.
+    External,
 }
 
 impl Runtime {
@@ -57,6 +61,7 @@ impl Runtime {
             Self::Wasm => "wasm",
             Self::Docker => "docker",
             Self::Process => "process",
+            Self::External => "external",
         }
     }
 
@@ -66,8 +71,9 @@ impl Runtime {
             "wasm" => Ok(Self::Wasm),
             "docker" => Ok(Self::Docker),
             "process" => Ok(Self::Process),
+            "external" => Ok(Self::External),
             other => Err(format!(
-                "unknown runtime {other:?}: expected wasm, docker or process"
+                "unknown runtime {other:?}: expected wasm, external, docker or process"
             )),
         }
     }
@@ -92,6 +98,9 @@ pub struct BenchConfig {
     pub docker: DockerConfig,
     /// How long a launch may take.
     pub startup_timeout: Duration,
+    /// The `cchost` binary the external builder's programs run (needed by
+    /// [`Runtime::External`] only).
+    pub cchost: Option<PathBuf>,
 }
 
 /// A one-node chaincode host: support, listener, in-memory ledger, a signing identity.
@@ -240,6 +249,7 @@ pub async fn run(config: &BenchConfig, progress: &(dyn Fn(&str) + Sync)) -> anyh
             Runtime::Wasm => bench_wasm(config, progress).await,
             Runtime::Docker => bench_docker(config, progress).await,
             Runtime::Process => bench_process(config, progress).await,
+            Runtime::External => bench_external(config, progress).await,
         }
         .with_context(|| format!("benchmarking the {name} runtime"))?;
         report.runtimes.insert(name.to_owned(), result);
@@ -666,5 +676,138 @@ async fn bench_process(
         memory_bytes: memory,
         memory_is: "the node process's resident memory after 100 TransferAsset".to_owned(),
         artifact_bytes: BTreeMap::from([("package".to_owned(), package.len() as u64)]),
+    })
+}
+
+/// The process `cchost chaincode run` this process started last (its programs exec
+/// cchost, so it is a child of this process), if one runs.
+fn chaincode_run_pid() -> Option<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The parent is the fourth field, after the parenthesised command name.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                == Some(me)
+        })
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.windows(14).any(|w| w == b"chaincode\0run\0"))
+        })
+        .max()
+}
+
+async fn bench_external(
+    config: &BenchConfig,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<RuntimeReport> {
+    use crate::runtime::external::{ExternalBuilder, ExternalConfig, ExternalRuntime};
+
+    let cchost = config
+        .cchost
+        .as_deref()
+        .context("the external runtime needs the cchost binary its builder runs")?;
+    let wasm = std::fs::read(&config.wasm)
+        .with_context(|| format!("reading the wasm module {}", config.wasm.display()))?;
+    let package = build_wasm_package("asset_transfer_external", "asset_transfer", &wasm)?;
+    let mut node = Node::start().await?;
+    let scratch = tempfile::tempdir()?;
+    let builder = ExternalBuilder {
+        name: "wasm".to_owned(),
+        path: scratch.path().join("builder"),
+        propagate_environment: Vec::new(),
+    };
+    crate::runtime::wasm::builder::install(&builder.path, cchost)?;
+    let peer_address = node.addr.to_string();
+    let external = |data: &Path| -> anyhow::Result<Arc<dyn ChaincodeRuntime>> {
+        Ok(Arc::new(ExternalRuntime::new(ExternalConfig {
+            builders: vec![builder.clone()],
+            builds_dir: data.join("externalbuilder/builds"),
+            peer_address: peer_address.clone(),
+            mspid: "Org1MSP".to_owned(),
+            build_timeout: config.startup_timeout,
+        })?))
+    };
+
+    // Install: detect, build (validate + precompile, in a cchost process) and release,
+    // into an empty data directory each time.
+    let mut install = Vec::new();
+    for round in 0..config.rounds {
+        progress(&format!(
+            "[external] install {}/{}",
+            round + 1,
+            config.rounds
+        ));
+        let data = scratch.path().join(format!("install-{round}"));
+        let launcher = launcher(&node, &data, external(&data)?, config)?;
+        let started = Instant::now();
+        launcher.install(&package)?;
+        install.push(micros(started.elapsed()));
+    }
+
+    let data = scratch.path().join("data");
+    let id = launcher(&node, &data, external(&data)?, config)?.install(&package)?;
+    node.support.define(CHAINCODE, id.clone());
+    {
+        let seeder = launcher(&node, &data, external(&data)?, config)?;
+        seed(&mut node, &seeder, &id).await?;
+    }
+
+    // Every launch starts a process that loads the kept build: cold is a fresh launcher
+    // (as after a restart), warm the same launcher again.
+    let (mut cold, mut warm, mut first) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..config.rounds {
+        progress(&format!(
+            "[external] launches {}/{}",
+            round + 1,
+            config.rounds
+        ));
+        let launcher = launcher(&node, &data, external(&data)?, config)?;
+        let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
+        cold.push(launch);
+        first.push(invoke);
+        launcher.stop(&id).await;
+        let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
+        warm.push(launch);
+        first.push(invoke);
+        launcher.stop(&id).await;
+    }
+
+    let launcher = launcher(&node, &data, external(&data)?, config)?;
+    launcher.launch(&id).await?;
+    for i in 0..100 {
+        node.execute(&node.proposal(&transfer_args(i).each_ref().map(String::as_str))?)
+            .await?;
+    }
+    let memory = chaincode_run_pid().map_or(0, |pid| rss(&pid.to_string()));
+    let invoke = warm_invokes(&node, config, "external", progress).await?;
+    launcher.shutdown().await;
+    let kept = |name: &str| {
+        std::fs::read_dir(data.join("externalbuilder/builds"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|build| std::fs::metadata(build.path().join("bld").join(name)).ok())
+            .map(|m| m.len())
+            .sum::<u64>()
+    };
+    Ok(RuntimeReport {
+        install_is: "detect + build (validate + precompile) + release by the external builder's programs (empty data directory)".to_owned(),
+        install: Samples::new(install),
+        cold_launch: Samples::new(cold),
+        warm_launch: Samples::new(warm),
+        first_invoke: Samples::new(first),
+        invoke,
+        memory_bytes: memory,
+        memory_is: "the `cchost chaincode run` process's resident memory after 100 TransferAsset".to_owned(),
+        artifact_bytes: BTreeMap::from([
+            ("package".to_owned(), package.len() as u64),
+            ("wasm".to_owned(), wasm.len() as u64),
+            ("compiled_artifact".to_owned(), kept(crate::runtime::wasm::BUILD_ARTIFACT)),
+        ]),
     })
 }

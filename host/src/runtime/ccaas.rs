@@ -13,6 +13,7 @@ use serde::Deserialize;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{debug, warn};
 
+use crate::ids::PackageId;
 use crate::launcher::{ChaincodeRuntime, LaunchError, RunningChaincode};
 use crate::package::{CCAAS_TYPE, CONNECTION_FILE, ChaincodePackage, EXTERNAL_TYPE};
 use crate::support::ChaincodeSupport;
@@ -40,15 +41,22 @@ pub struct ConnectionInfo {
 impl ConnectionInfo {
     /// Reads and checks the `connection.json` of `package`.
     pub fn from_package(package: &ChaincodePackage) -> Result<Self, LaunchError> {
+        let bytes = package
+            .code_file(CONNECTION_FILE)
+            .ok_or_else(|| LaunchError::Start {
+                package_id: package.id().clone(),
+                reason: format!("a {CCAAS_TYPE} package needs {CONNECTION_FILE} in code.tar.gz"),
+            })?;
+        Self::from_json(bytes, package.id())
+    }
+
+    /// Reads and checks a `connection.json` (from a package, or released by an external
+    /// builder) for chaincode `package_id`.
+    pub fn from_json(bytes: &[u8], package_id: &PackageId) -> Result<Self, LaunchError> {
         let fail = |reason: String| LaunchError::Start {
-            package_id: package.id().clone(),
+            package_id: package_id.clone(),
             reason,
         };
-        let bytes = package.code_file(CONNECTION_FILE).ok_or_else(|| {
-            fail(format!(
-                "a {CCAAS_TYPE} package needs {CONNECTION_FILE} in code.tar.gz"
-            ))
-        })?;
         let info: Self = serde_json::from_slice(bytes)
             .map_err(|e| fail(format!("{CONNECTION_FILE} is not valid: {e}")))?;
         if info.address.is_empty() || !info.address.contains(':') {
@@ -137,76 +145,83 @@ impl ChaincodeRuntime for CcaasRuntime {
     ) -> BoxFuture<'a, Result<Box<dyn RunningChaincode>, LaunchError>> {
         Box::pin(async move {
             let info = ConnectionInfo::from_package(package)?;
-            let package_id = package.id().clone();
-            let fail = |reason: String| LaunchError::Start {
-                package_id: package_id.clone(),
-                reason,
-            };
-            let timeout = info.dial_timeout.unwrap_or(DEFAULT_DIAL_TIMEOUT);
-            let endpoint =
-                tonic::transport::Endpoint::from_shared(format!("http://{}", info.address))
-                    .map_err(|e| fail(format!("address {:?}: {e}", info.address)))?
-                    .connect_timeout(timeout)
-                    .keep_alive_while_idle(true)
-                    .http2_keep_alive_interval(Duration::from_secs(60))
-                    .keep_alive_timeout(Duration::from_secs(20));
-            let channel = tokio::time::timeout(timeout, endpoint.connect())
-                .await
-                .map_err(|_| {
-                    fail(format!(
-                        "dialing {} timed out after {timeout:?}",
-                        info.address
-                    ))
-                })?
-                .map_err(|e| fail(format!("dialing {}: {e}", info.address)))?;
-            // The peer's messages go out through `to_chaincode`; the chaincode's come back
-            // as the response stream, which the handler serves.
-            let (to_chaincode, outbound) = tokio::sync::mpsc::channel::<ChaincodeMessage>(64);
-            let limit = support.config().max_message_size;
-            // The call is bounded by the dial timeout too: a server that accepts the
-            // connection but never answers `Connect` must not hold the launch.
-            let mut client = ChaincodeClient::new(channel)
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit);
-            let connect = client.connect(ReceiverStream::new(outbound));
-            let inbound = tokio::time::timeout(timeout, connect)
-                .await
-                .map_err(|_| {
-                    fail(format!(
-                        "Connect at {} did not answer within {timeout:?}",
-                        info.address
-                    ))
-                })?
-                .map_err(|e| fail(format!("Connect at {}: {}", info.address, e.message())))?
-                .into_inner();
-            let mut replies = support.connect(Box::pin(inbound));
-            let address = info.address.clone();
-            let (end, ended) = tokio::sync::watch::channel(None);
-            let task = tokio::spawn(async move {
-                let reason = loop {
-                    match replies.next().await {
-                        Some(Ok(message)) => {
-                            if to_chaincode.send(message).await.is_err() {
-                                break format!("the stream to {address} closed");
-                            }
-                        }
-                        Some(Err(status)) => {
-                            warn!(address, "chaincode stream failed: {status}");
-                            break format!(
-                                "the stream from {address} failed: {}",
-                                status.message()
-                            );
-                        }
-                        None => break format!("{address} closed the stream"),
-                    }
-                };
-                debug!(address, "chaincode-as-a-service stream ended: {reason}");
-                let _ = end.send(Some(reason));
-            });
-            let running: Box<dyn RunningChaincode> = Box::new(CcaasChaincode { task, ended });
+            let running: Box<dyn RunningChaincode> =
+                Box::new(dial(&info, package.id(), support).await?);
             Ok(running)
         })
     }
+}
+
+/// Dials the chaincode server at `info.address` and serves `package_id`'s stream on it
+/// with `support`'s handler: chaincode-as-a-service, for [`CcaasRuntime`] and for
+/// external builders that release a `connection.json`.
+pub(crate) async fn dial(
+    info: &ConnectionInfo,
+    package_id: &PackageId,
+    support: &ChaincodeSupport,
+) -> Result<CcaasChaincode, LaunchError> {
+    let fail = |reason: String| LaunchError::Start {
+        package_id: package_id.clone(),
+        reason,
+    };
+    let timeout = info.dial_timeout.unwrap_or(DEFAULT_DIAL_TIMEOUT);
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", info.address))
+        .map_err(|e| fail(format!("address {:?}: {e}", info.address)))?
+        .connect_timeout(timeout)
+        .keep_alive_while_idle(true)
+        .http2_keep_alive_interval(Duration::from_secs(60))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let channel = tokio::time::timeout(timeout, endpoint.connect())
+        .await
+        .map_err(|_| {
+            fail(format!(
+                "dialing {} timed out after {timeout:?}",
+                info.address
+            ))
+        })?
+        .map_err(|e| fail(format!("dialing {}: {e}", info.address)))?;
+    // The peer's messages go out through `to_chaincode`; the chaincode's come back
+    // as the response stream, which the handler serves.
+    let (to_chaincode, outbound) = tokio::sync::mpsc::channel::<ChaincodeMessage>(64);
+    let limit = support.config().max_message_size;
+    // The call is bounded by the dial timeout too: a server that accepts the
+    // connection but never answers `Connect` must not hold the launch.
+    let mut client = ChaincodeClient::new(channel)
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let connect = client.connect(ReceiverStream::new(outbound));
+    let inbound = tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| {
+            fail(format!(
+                "Connect at {} did not answer within {timeout:?}",
+                info.address
+            ))
+        })?
+        .map_err(|e| fail(format!("Connect at {}: {}", info.address, e.message())))?
+        .into_inner();
+    let mut replies = support.connect(Box::pin(inbound));
+    let address = info.address.clone();
+    let (end, ended) = tokio::sync::watch::channel(None);
+    let task = tokio::spawn(async move {
+        let reason = loop {
+            match replies.next().await {
+                Some(Ok(message)) => {
+                    if to_chaincode.send(message).await.is_err() {
+                        break format!("the stream to {address} closed");
+                    }
+                }
+                Some(Err(status)) => {
+                    warn!(address, "chaincode stream failed: {status}");
+                    break format!("the stream from {address} failed: {}", status.message());
+                }
+                None => break format!("{address} closed the stream"),
+            }
+        };
+        debug!(address, "chaincode-as-a-service stream ended: {reason}");
+        let _ = end.send(Some(reason));
+    });
+    Ok(CcaasChaincode { task, ended })
 }
 
 #[cfg(test)]

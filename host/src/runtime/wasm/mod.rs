@@ -13,6 +13,7 @@
 //! TRANSACTION by a call (the invocation runs in the caller's task) and each host call
 //! is a `ChaincodeMessage` answered by the same handler code as a stream's.
 
+pub mod builder;
 mod cache;
 mod engine;
 mod guest;
@@ -42,7 +43,7 @@ use guest::GuestState;
 use validate::{HostImports, Val};
 
 pub use imports::{FUEL_PER_BYTE, HOST_CALL_FUEL};
-pub use remote::{DRAIN_TIMEOUT, RemoteChaincode, SessionEnd, SessionError};
+pub use remote::{DRAIN_TIMEOUT, READY_TIMEOUT, RemoteChaincode, SessionEnd, SessionError};
 pub use validate::StaticLimits;
 
 /// Limits of wasm chaincode.

@@ -29,9 +29,14 @@ use crate::handler::TxProposal;
 use crate::ids::PackageId;
 use crate::proposal::ParsedProposal;
 
-/// How long in-flight transactions may take to finish once the chaincode is asked to stop
-/// (Fabric sends SIGTERM, then SIGKILL 5 s later).
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long in-flight transactions may take to finish once the chaincode is asked to
+/// stop: Fabric sends SIGTERM, then SIGKILL 5 s later, so the chaincode ends first.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// How long the chaincode waits for the peer to make it READY after REGISTER (Fabric's
+/// default `chaincode.startuptimeout`). A peer that gave up on the launch does not stop
+/// what it started; the chaincode ends by itself instead of lingering.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The text a request gets when the stream ends before its answer.
 const CLOSED: &str = "the peer closed the chaincode stream";
@@ -188,6 +193,8 @@ impl RemoteChaincode {
         let mut stop = futures_util::FutureExt::fuse(stop);
         let drained = tokio::time::sleep(Duration::MAX);
         tokio::pin!(drained);
+        let unready = tokio::time::sleep(READY_TIMEOUT);
+        tokio::pin!(unready);
         let mut stopping = false;
         loop {
             tokio::select! {
@@ -204,16 +211,20 @@ impl RemoteChaincode {
                         return Ok(SessionEnd::Stopped);
                     }
                 }
+                () = &mut unready, if state != State::Ready => {
+                    return fail(format!(
+                        "the peer did not make the chaincode READY within {READY_TIMEOUT:?} of REGISTER"
+                    ));
+                }
                 () = &mut drained => {
                     return fail(format!(
-                        "{} transactions were still running {DRAIN_TIMEOUT:?} after the \
-                         chaincode was asked to stop",
-                        running.len()
+                        "still {} {DRAIN_TIMEOUT:?} after the chaincode was asked to stop",
+                        in_flight(running.len())
                     ));
                 }
                 message = inbound.next() => {
                     let message = match message {
-                        None => return fail(format!("{CLOSED} ({} transactions in flight)", running.len())),
+                        None => return fail(format!("{CLOSED} ({})", in_flight(running.len()))),
                         Some(Err(e)) => return fail(format!("the chaincode stream failed: {e}")),
                         Some(Ok(message)) => message,
                     };
@@ -315,6 +326,11 @@ impl RemoteChaincode {
                 ..Default::default()
             })
     }
+}
+
+/// "1 transaction in flight", "2 transactions in flight".
+fn in_flight(n: usize) -> String {
+    format!("{n} transaction{} in flight", if n == 1 { "" } else { "s" })
 }
 
 /// An ERROR answering `message`.

@@ -128,6 +128,15 @@ fn run(stub: &Stub) -> Result<Vec<u8>, cchost_sdk::Error> {
             Ok(b"ok".to_vec())
         }
         "asset:panic" => panic!("asset:panic was called"),
+        // A trap: the instance ends at an `unreachable` instruction.
+        "asset:trap" => std::process::abort(),
+        // Memory until the instance's limit refuses more; the allocator then aborts.
+        "asset:hog" => {
+            let mut held: Vec<Vec<u8>> = Vec::new();
+            loop {
+                held.push(std::hint::black_box(vec![1u8; 1 << 20]));
+            }
+        }
         "asset:spin" => {
             // A host call first, so a test can tell the spinning has begun.
             stub.get_state("spin")?;

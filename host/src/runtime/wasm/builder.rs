@@ -1,6 +1,6 @@
-//! `cchost builder`: cchost as a Fabric external builder for wasm chaincode.
+//! cchost as a Fabric external builder for wasm chaincode (`cchost builder`).
 //!
-//! `cchost builder install DIR` writes `DIR/bin/{detect,build,release,run}`, which a
+//! [`install`] (`cchost builder install DIR`) writes `DIR/bin/{detect,build,release,run}`, which a
 //! peer's `chaincode.externalBuilders` entry points at. Each is a two-line shell program
 //! that execs this cchost binary by its absolute path (a peer passes builders only
 //! `PATH`, `LD_LIBRARY_PATH`, `LIBPATH`, `TMPDIR` and the names configured in
@@ -12,8 +12,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use cchost::package::{ChaincodePackage, METADATA_FILE, PackageMetadata, WASM_TYPE};
-use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
+
+use super::{WasmConfig, WasmRuntime};
+use crate::package::{ChaincodePackage, METADATA_FILE, PackageMetadata, WASM_TYPE};
 
 /// The builder's programs: each runs this cchost with these arguments, then the peer's.
 const PROGRAMS: [(&str, &str); 4] = [
@@ -29,11 +30,12 @@ const COUCHDB_SOURCE: &str = "META-INF/statedb/couchdb";
 /// `statedb/couchdb/collections/<collection>/indexes`).
 const COUCHDB_RELEASE: &str = "statedb/couchdb";
 
-/// Writes the builder into `dir`; returns the programs written.
-pub(crate) fn install(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let cchost = std::env::current_exe()
-        .and_then(|exe| exe.canonicalize())
-        .context("finding this cchost binary's path")?;
+/// Writes the builder into `dir`, its programs running the `cchost` binary at `cchost`
+/// (an absolute path); returns the programs written.
+pub fn install(dir: &Path, cchost: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let cchost = cchost
+        .canonicalize()
+        .with_context(|| format!("finding {}", cchost.display()))?;
     let cchost = cchost
         .to_str()
         .context("the cchost binary's path is not UTF-8")?;
@@ -70,7 +72,7 @@ fn read_metadata(metadata_dir: &Path) -> anyhow::Result<PackageMetadata> {
 
 /// `detect SOURCE_DIR METADATA_DIR`: whether this builder builds the package — exactly
 /// the packages whose metadata.json type is `wasm`.
-pub(crate) fn detect(metadata_dir: &Path) -> anyhow::Result<bool> {
+pub fn detect(metadata_dir: &Path) -> anyhow::Result<bool> {
     let metadata = read_metadata(metadata_dir)?;
     Ok(metadata.kind.eq_ignore_ascii_case(WASM_TYPE))
 }
@@ -78,7 +80,7 @@ pub(crate) fn detect(metadata_dir: &Path) -> anyhow::Result<bool> {
 /// `build SOURCE_DIR METADATA_DIR BUILD_OUTPUT_DIR`: the checks `cchost install` makes
 /// (with its error texts), then the module and its precompiled artifact into the build
 /// output, and the package's CouchDB definitions for `release`.
-pub(crate) fn build(source: &Path, metadata_dir: &Path, output: &Path) -> anyhow::Result<()> {
+pub fn build(source: &Path, metadata_dir: &Path, output: &Path) -> anyhow::Result<()> {
     let metadata = read_metadata(metadata_dir)?;
     let mut files = Vec::new();
     for entry in walkdir::WalkDir::new(source).sort_by_file_name() {
@@ -100,7 +102,7 @@ pub(crate) fn build(source: &Path, metadata_dir: &Path, output: &Path) -> anyhow
         .map(|(path, bytes)| (path.as_str(), bytes.as_slice()))
         .collect();
     // The same package the peer installed, but for its bytes: what `install` checks.
-    let package = ChaincodePackage::parse(&cchost::package::build_package(
+    let package = ChaincodePackage::parse(&crate::package::build_package(
         &metadata.label,
         &metadata.kind,
         &metadata.path,
@@ -110,7 +112,8 @@ pub(crate) fn build(source: &Path, metadata_dir: &Path, output: &Path) -> anyhow
     std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
     runtime.write_build(&package, output)?;
     copy_tree(&source.join(COUCHDB_SOURCE), &output.join(COUCHDB_SOURCE))?;
-    println!(
+    // On stderr: a peer logs its builders' stderr and drops their stdout.
+    eprintln!(
         "validated and precompiled {} ({} bytes) into {}",
         metadata.path,
         package.wasm()?.len(),
@@ -121,7 +124,7 @@ pub(crate) fn build(source: &Path, metadata_dir: &Path, output: &Path) -> anyhow
 
 /// `release BUILD_OUTPUT_DIR RELEASE_OUTPUT_DIR`: the package's CouchDB index
 /// definitions, where the peer looks for them.
-pub(crate) fn release(build: &Path, release: &Path) -> anyhow::Result<()> {
+pub fn release(build: &Path, release: &Path) -> anyhow::Result<()> {
     copy_tree(&build.join(COUCHDB_SOURCE), &release.join(COUCHDB_RELEASE))
 }
 
