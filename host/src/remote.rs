@@ -140,19 +140,7 @@ async fn dial(config: &RunConfig) -> anyhow::Result<tonic::transport::Channel> {
     tokio::time::timeout(DIAL_TIMEOUT, endpoint.connect())
         .await
         .map_err(|_| anyhow::anyhow!("no connection within {DIAL_TIMEOUT:?}"))?
-        .map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))
-}
-
-/// An error and its causes on one line (tonic's transport errors say little alone).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+        .map_err(|e| anyhow::anyhow!("{}", cchost::runtime::error_chain(&e)))
 }
 
 /// TLS for `cchost chaincode serve`, from PEM files.

@@ -47,8 +47,14 @@ use tonic::{Request, Status, Streaming};
 const CHANNEL: &str = "mychannel";
 const WAIT: Duration = Duration::from_secs(60);
 
+/// The cchost binary, printing errors without a backtrace whatever the test's
+/// environment asks for.
 fn cchost() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_cchost"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cchost"));
+    command
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
+    command
 }
 
 /// Runs `cchost ARGS` to success; its standard output.
@@ -301,9 +307,39 @@ async fn asset_transfer_through_the_wasm_builder_over_mutual_tls_answers_byte_fo
     peer.launcher.as_ref().unwrap().shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn asset_transfer_served_by_chaincode_serve_to_the_ccaas_runtime_answers_byte_for_byte_as_in_process()
- {
+/// TLS material for `cchost chaincode serve` and its client: one CA, a server
+/// certificate for 127.0.0.1 and a client certificate, as PEM.
+struct TlsFiles {
+    ca: String,
+    server: (String, String),
+    client: (String, String),
+}
+
+fn tls_files() -> TlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf = |names: Vec<String>| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    TlsFiles {
+        ca: ca_pem,
+        server: leaf(vec!["127.0.0.1".to_owned()]),
+        client: leaf(vec!["peer0.org1.example.com".to_owned()]),
+    }
+}
+
+/// fabric-samples' sequence through `cchost chaincode serve`, dialed by the ccaas
+/// runtime (with TLS and client authentication when `tls`), equals the in-process run.
+async fn serve_answers_as_in_process(tls: bool) {
     let dir = tempfile::tempdir().unwrap();
     let (wasm_package, package) = package("examples/asset-transfer", "basic_1.0", dir.path());
     let identity = DevIdentity::generate("Org1MSP", "Org1", "User1").unwrap();
@@ -317,16 +353,39 @@ async fn asset_transfer_served_by_chaincode_serve_to_the_ccaas_runtime_answers_b
         .unwrap()
         .port();
     let address = format!("127.0.0.1:{port}");
-    let ccaas = cchost::package::build_ccaas_package(
-        "basic_ccaas",
-        format!(r#"{{"address":"{address}","dial_timeout":"10s"}}"#).as_bytes(),
-    )
-    .unwrap();
+    let mut connection = serde_json::json!({"address": address, "dial_timeout": "10s"});
+    let mut serve = cchost();
+    serve.args(["chaincode", "serve"]).arg(&wasm_package);
+    if tls {
+        let files = tls_files();
+        let write = |name: &str, pem: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).unwrap();
+            path
+        };
+        serve
+            .arg("--tls-cert")
+            .arg(write("server.pem", &files.server.0))
+            .arg("--tls-key")
+            .arg(write("server.key", &files.server.1))
+            .arg("--client-ca")
+            .arg(write("ca.pem", &files.ca));
+        connection = serde_json::json!({
+            "address": address,
+            "dial_timeout": "10s",
+            "tls_required": true,
+            "client_auth_required": true,
+            "root_cert": files.ca,
+            "client_cert": files.client.0,
+            "client_key": files.client.1,
+        });
+    }
+    let ccaas =
+        cchost::package::build_ccaas_package("basic_ccaas", connection.to_string().as_bytes())
+            .unwrap();
     let ccaas_id = cchost::package::package_id("basic_ccaas", &ccaas);
     let mut server = Killed(
-        cchost()
-            .args(["chaincode", "serve"])
-            .arg(&wasm_package)
+        serve
             .args(["--address", &address, "--package-id", ccaas_id.as_str()])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -337,7 +396,11 @@ async fn asset_transfer_served_by_chaincode_serve_to_the_ccaas_runtime_answers_b
     std::io::BufReader::new(server.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert_eq!(line, format!("serving chaincode {ccaas_id} on {address}\n"));
+    let suffix = if tls { " (TLS)" } else { "" };
+    assert_eq!(
+        line,
+        format!("serving chaincode {ccaas_id} on {address}{suffix}\n")
+    );
 
     let peer = Peer::start(false).await;
     let peer = peer.with_runtimes(vec![Arc::new(CcaasRuntime)], dir.path());
@@ -345,6 +408,18 @@ async fn asset_transfer_served_by_chaincode_serve_to_the_ccaas_runtime_answers_b
     let outcomes = sequence(&peer, &identity).await;
     assert_same(&outcomes, &expected);
     peer.launcher.as_ref().unwrap().shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asset_transfer_served_by_chaincode_serve_to_the_ccaas_runtime_answers_byte_for_byte_as_in_process()
+ {
+    serve_answers_as_in_process(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asset_transfer_served_over_mutual_tls_by_chaincode_serve_answers_byte_for_byte_as_in_process()
+ {
+    serve_answers_as_in_process(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

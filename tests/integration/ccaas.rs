@@ -144,23 +144,36 @@ async fn a_service_that_is_not_listening_fails_the_launch_at_once_with_the_dial_
 }
 
 #[test]
-fn a_package_asking_for_tls_or_without_an_address_is_refused_at_install() {
+fn a_package_with_tls_settings_missing_or_without_an_address_is_refused_at_install() {
     let runtime = CcaasRuntime;
     let check = |json: &str| {
         let package = build_ccaas_package("svc", json.as_bytes()).unwrap();
         let parsed = cchost::package::ChaincodePackage::parse(&package).unwrap();
-        runtime.install(&parsed).unwrap_err().to_string()
+        runtime
+            .install(&parsed)
+            .map(|()| String::new())
+            .unwrap_or_else(|e| e.to_string())
     };
     let id_of =
         |json: &str| package_id("svc", &build_ccaas_package("svc", json.as_bytes()).unwrap());
-    let tls = r#"{"address":"127.0.0.1:9","tls_required":true}"#;
+    let no_root = r#"{"address":"127.0.0.1:9","tls_required":true}"#;
     assert_eq!(
-        check(tls),
+        check(no_root),
         format!(
-            "starting chaincode {}: connection.json: TLS to chaincode-as-a-service is not supported yet (tls_required and client_auth_required must be false)",
-            id_of(tls)
+            "starting chaincode {}: connection.json: tls_required needs root_cert, the CA of the server's certificate",
+            id_of(no_root)
         )
     );
+    let no_key = r#"{"address":"127.0.0.1:9","tls_required":true,"root_cert":"x","client_auth_required":true,"client_cert":"y"}"#;
+    assert_eq!(
+        check(no_key),
+        format!(
+            "starting chaincode {}: connection.json: client_auth_required needs tls_required, client_cert and client_key",
+            id_of(no_key)
+        )
+    );
+    let complete = r#"{"address":"127.0.0.1:9","tls_required":true,"root_cert":"x","client_auth_required":true,"client_cert":"y","client_key":"z"}"#;
+    assert_eq!(check(complete), "");
     let bare = r#"{"address":"localhost"}"#;
     assert_eq!(
         check(bare),

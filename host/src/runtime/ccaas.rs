@@ -36,6 +36,19 @@ pub struct ConnectionInfo {
     /// Whether it requires a client certificate.
     #[serde(default)]
     pub client_auth_required: bool,
+    /// The CA the server's certificate is checked against (PEM), with `tls_required`.
+    #[serde(default)]
+    pub root_cert: String,
+    /// The certificate presented to the server (PEM), with `client_auth_required`.
+    #[serde(default)]
+    pub client_cert: String,
+    /// Its private key (PEM).
+    #[serde(default)]
+    pub client_key: String,
+    /// Fabric 3.x: the name the server's certificate is checked for instead of the
+    /// address's host (as in Fabric, only with `client_auth_required`).
+    #[serde(default)]
+    pub domain: String,
 }
 
 impl ConnectionInfo {
@@ -65,13 +78,41 @@ impl ConnectionInfo {
                 info.address
             )));
         }
-        if info.tls_required || info.client_auth_required {
+        if info.tls_required && info.root_cert.is_empty() {
             return Err(fail(format!(
-                "{CONNECTION_FILE}: TLS to chaincode-as-a-service is not supported yet \
-                 (tls_required and client_auth_required must be false)"
+                "{CONNECTION_FILE}: tls_required needs root_cert, the CA of the server's certificate"
+            )));
+        }
+        if info.client_auth_required
+            && (!info.tls_required || info.client_cert.is_empty() || info.client_key.is_empty())
+        {
+            return Err(fail(format!(
+                "{CONNECTION_FILE}: client_auth_required needs tls_required, client_cert and client_key"
             )));
         }
         Ok(info)
+    }
+
+    /// The TLS settings of the connection, when `tls_required`.
+    fn tls(&self) -> Option<tonic::transport::ClientTlsConfig> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        if !self.tls_required {
+            return None;
+        }
+        let host = self
+            .address
+            .rsplit_once(':')
+            .map_or(self.address.as_str(), |(host, _)| host)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&self.root_cert));
+        if self.client_auth_required {
+            tls = tls.identity(Identity::from_pem(&self.client_cert, &self.client_key));
+            if !self.domain.is_empty() {
+                return Some(tls.domain_name(&self.domain));
+            }
+        }
+        Some(tls.domain_name(host))
     }
 }
 
@@ -165,12 +206,19 @@ pub(crate) async fn dial(
         reason,
     };
     let timeout = info.dial_timeout.unwrap_or(DEFAULT_DIAL_TIMEOUT);
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", info.address))
-        .map_err(|e| fail(format!("address {:?}: {e}", info.address)))?
-        .connect_timeout(timeout)
-        .keep_alive_while_idle(true)
-        .http2_keep_alive_interval(Duration::from_secs(60))
-        .keep_alive_timeout(Duration::from_secs(20));
+    let scheme = if info.tls_required { "https" } else { "http" };
+    let mut endpoint =
+        tonic::transport::Endpoint::from_shared(format!("{scheme}://{}", info.address))
+            .map_err(|e| fail(format!("address {:?}: {e}", info.address)))?
+            .connect_timeout(timeout)
+            .keep_alive_while_idle(true)
+            .http2_keep_alive_interval(Duration::from_secs(60))
+            .keep_alive_timeout(Duration::from_secs(20));
+    if let Some(tls) = info.tls() {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| fail(format!("{CONNECTION_FILE}: TLS settings: {e}")))?;
+    }
     let channel = tokio::time::timeout(timeout, endpoint.connect())
         .await
         .map_err(|_| {
@@ -179,7 +227,13 @@ pub(crate) async fn dial(
                 info.address
             ))
         })?
-        .map_err(|e| fail(format!("dialing {}: {e}", info.address)))?;
+        .map_err(|e| {
+            fail(format!(
+                "dialing {}: {}",
+                info.address,
+                super::error_chain(&e)
+            ))
+        })?;
     // The peer's messages go out through `to_chaincode`; the chaincode's come back
     // as the response stream, which the handler serves.
     let (to_chaincode, outbound) = tokio::sync::mpsc::channel::<ChaincodeMessage>(64);

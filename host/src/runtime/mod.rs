@@ -7,3 +7,16 @@ pub mod ccaas;
 pub mod docker;
 pub mod external;
 pub mod wasm;
+
+/// An error and its causes on one line: transport errors (tonic's, hyper's) say little
+/// alone ("transport error"), their causes say what failed.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
