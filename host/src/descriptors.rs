@@ -25,11 +25,19 @@ pub struct GrpcMethod {
     pub server_streaming: bool,
 }
 
-/// The methods cchost serves: the chaincode listener (`cchost devnode`).
-pub const SERVED: &[&str] = &["/protos.ChaincodeSupport/Register"];
+/// The methods cchost serves: the chaincode listener (`cchost devnode`), and wasm
+/// chaincode as a service (`cchost chaincode serve`).
+pub const SERVED: &[&str] = &[
+    "/protos.ChaincodeSupport/Register",
+    "/protos.Chaincode/Connect",
+];
 
-/// The methods cchost calls as a client: chaincode-as-a-service.
-pub const DIALED: &[&str] = &["/protos.Chaincode/Connect"];
+/// The methods cchost calls as a client: chaincode-as-a-service (the peer side), and
+/// the peer's chaincode listener (`cchost chaincode run`).
+pub const DIALED: &[&str] = &[
+    "/protos.Chaincode/Connect",
+    "/protos.ChaincodeSupport/Register",
+];
 
 /// Every method of every service in Fabric's protocol as cchost compiled it, in `.proto`
 /// file order (most of them not served yet: see [`SERVED`]).
@@ -76,8 +84,9 @@ mod tests {
         let served =
             <protos::chaincode_support_server::ChaincodeSupportServer<()> as NamedService>::NAME;
         let dialed = <protos::chaincode_server::ChaincodeServer<()> as NamedService>::NAME;
-        assert_eq!(SERVED, [format!("/{served}/Register").as_str()]);
-        assert_eq!(DIALED, [format!("/{dialed}/Connect").as_str()]);
+        let (register, connect) = (format!("/{served}/Register"), format!("/{dialed}/Connect"));
+        assert_eq!(SERVED, [register.as_str(), connect.as_str()]);
+        assert_eq!(DIALED, [connect.as_str(), register.as_str()]);
     }
 
     #[test]

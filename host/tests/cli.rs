@@ -35,8 +35,10 @@ fn version_lists_only_the_grpc_methods_cchost_serves_and_calls() {
             "cchost {}\n\
              Fabric protocol: fabric-protos v0.3 (a Fabric 3.x peer's chaincode protocol, 2.5 shims included)\n\
              gRPC methods served:\n  \
-             /protos.ChaincodeSupport/Register (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n\
+             /protos.ChaincodeSupport/Register (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n  \
+             /protos.Chaincode/Connect (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n\
              gRPC methods called:\n  \
+             /protos.ChaincodeSupport/Register (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n  \
              /protos.Chaincode/Connect (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n",
             env!("CARGO_PKG_VERSION")
         )

@@ -911,3 +911,75 @@ fn bench_measures_the_external_runtime_next_to_the_in_process_one() {
             > 0
     );
 }
+
+#[test]
+fn the_builder_detects_wasm_only_and_releases_the_packages_couchdb_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, package) = package("tests/guests/asset", "asset_1", dir.path());
+    let parsed = cchost::package::ChaincodePackage::parse(&package).unwrap();
+    let builder = dir.path().join("builder");
+    wasm_builder(&builder);
+    let program = |name: &str| Command::new(builder.join("bin").join(name));
+    let (source, metadata, build, release) = (
+        dir.path().join("src"),
+        dir.path().join("metadata"),
+        dir.path().join("bld"),
+        dir.path().join("release"),
+    );
+    let index = br#"{"index":{"fields":["owner"]},"ddoc":"indexOwnerDoc","name":"indexOwner","type":"json"}"#;
+    for (path, bytes) in [
+        ("guest_asset.wasm", parsed.wasm().unwrap()),
+        (
+            "META-INF/statedb/couchdb/indexes/indexOwner.json",
+            &index[..],
+        ),
+        (
+            "META-INF/statedb/couchdb/collections/private/indexes/indexOwner.json",
+            &index[..],
+        ),
+    ] {
+        let path = source.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    std::fs::create_dir_all(&metadata).unwrap();
+    let detect = |kind: &str| {
+        let json = format!(r#"{{"path":"guest_asset.wasm","type":"{kind}","label":"asset_1"}}"#);
+        std::fs::write(metadata.join("metadata.json"), json).unwrap();
+        program("detect")
+            .args([&source, &metadata])
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(detect("golang"), Some(1));
+    assert_eq!(detect("ccaas"), Some(1));
+    assert_eq!(detect("wasm"), Some(0));
+
+    std::fs::create_dir_all(&build).unwrap();
+    std::fs::create_dir_all(&release).unwrap();
+    assert!(
+        program("build")
+            .args([&source, &metadata, &build])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        program("release")
+            .args([&build, &release])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for released in [
+        "statedb/couchdb/indexes/indexOwner.json",
+        "statedb/couchdb/collections/private/indexes/indexOwner.json",
+    ] {
+        assert_eq!(
+            std::fs::read(release.join(released)).unwrap(),
+            index,
+            "{released}"
+        );
+    }
+}

@@ -89,6 +89,10 @@ pub struct ExternalConfigError(String);
 #[derive(Debug, Clone)]
 pub struct ExternalRuntime {
     config: Arc<ExternalConfig>,
+    /// Packages every builder's `detect` declined. A package id names the package's
+    /// bytes, so the verdict holds: a launcher asks at every launch, and the other
+    /// runtimes' packages are not sent through the builders' processes each time.
+    declined: Arc<std::sync::Mutex<std::collections::HashSet<PackageId>>>,
 }
 
 /// `build-info.json` of a kept build.
@@ -383,6 +387,7 @@ impl ExternalRuntime {
         }
         Ok(Self {
             config: Arc::new(config),
+            declined: Arc::default(),
         })
     }
 
@@ -701,9 +706,19 @@ impl ChaincodeRuntime for ExternalRuntime {
         if self.build_dir(package.id()).exists() {
             return true;
         }
+        let declined = || self.declined.lock().unwrap_or_else(|e| e.into_inner());
+        if declined().contains(package.id()) {
+            return false;
+        }
         let deadline = Instant::now().checked_add(self.config.build_timeout);
         match BuildContext::new(package) {
-            Ok(context) => self.detect(&context, deadline).is_some(),
+            Ok(context) => {
+                let detected = self.detect(&context, deadline).is_some();
+                if !detected {
+                    declined().insert(package.id().clone());
+                }
+                detected
+            }
             Err(e) => {
                 warn!(chaincode = %package.id(), "could not create build context: {e}");
                 false
@@ -1341,5 +1356,21 @@ mod tests {
             launcher.install(&other).unwrap_err().to_string(),
             r#"no runtime starts chaincode of type "cobol""#
         );
+    }
+
+    #[test]
+    fn a_package_every_builder_declined_is_not_detected_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("detected");
+        let detect = format!("echo run >> '{}'; exit 1", count.display());
+        let none = builder(dir.path(), "none", &detect, "exit 0");
+        let external = runtime(dir.path(), vec![none], Duration::from_secs(10));
+        let package = ChaincodePackage::parse(
+            &build_ccaas_package("svc", br#"{"address":"127.0.0.1:9999"}"#).unwrap(),
+        )
+        .unwrap();
+        assert!(!external.accepts(&package));
+        assert!(!external.accepts(&package));
+        assert_eq!(std::fs::read_to_string(&count).unwrap(), "run\n");
     }
 }
