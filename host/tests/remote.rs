@@ -734,8 +734,8 @@ fn exit_status(child: &mut Killed) -> std::process::ExitStatus {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_answers_keepalive_and_exits_with_a_clear_message_when_the_peer_leaves_mid_transaction()
-{
+async fn run_answers_keepalive_refuses_a_txid_in_progress_and_exits_with_a_clear_message_when_the_peer_leaves_mid_transaction()
+ {
     let mut process = run_against_scripted_peer().await;
     handshake(&mut process).await;
     process
@@ -758,6 +758,25 @@ async fn run_answers_keepalive_and_exits_with_a_clear_message_when_the_peer_leav
     assert_eq!(
         GetState::decode(request.payload.as_slice()).unwrap().key,
         "k"
+    );
+    // The same txid again while the first waits: refused, the first left alone.
+    process
+        .to
+        .send(Ok(transaction("tx1", &["asset:get", "k"])))
+        .await
+        .unwrap();
+    let refused = next(&mut process.from).await;
+    assert_eq!(
+        (
+            refused.r#type(),
+            refused.txid.as_str(),
+            refused.payload.as_slice()
+        ),
+        (
+            Type::Error,
+            "tx1",
+            &b"transaction tx1 on channel mychannel is already in progress"[..]
+        )
     );
     // The peer goes away while the transaction waits for its answer.
     drop(process.to);

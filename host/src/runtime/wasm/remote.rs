@@ -63,8 +63,13 @@ impl RemoteLine {
     ) -> Result<ChaincodeMessage, &'static str> {
         let key = (message.channel_id.clone(), message.txid.clone());
         let (answer, answered) = oneshot::channel();
-        if self.waiting().insert(key.clone(), answer).is_some() {
-            return Err("a transaction sent a second request before the first was answered");
+        match self.waiting().entry(key.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                return Err("a transaction sent a second request before the first was answered");
+            }
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(answer);
+            }
         }
         // A request given up (its transaction timed out) leaves no waiter behind.
         struct Forget<'a>(&'a RemoteLine, TxKey);
@@ -189,6 +194,9 @@ impl RemoteChaincode {
         }
         let mut state = State::Created;
         let mut running = JoinSet::new();
+        // The transactions in flight, by channel and txid: their requests' answers are
+        // routed by these, so one may not run twice at once.
+        let mut in_progress = std::collections::HashSet::new();
         let stop = std::pin::pin!(stop);
         let mut stop = futures_util::FutureExt::fuse(stop);
         let drained = tokio::time::sleep(Duration::MAX);
@@ -206,7 +214,10 @@ impl RemoteChaincode {
                     info!(transactions = running.len(), "stopping: answering the transactions in flight first");
                     drained.as_mut().reset(tokio::time::Instant::now() + DRAIN_TIMEOUT);
                 }
-                Some(_) = running.join_next() => {
+                Some(done) = running.join_next() => {
+                    if let Ok(key) = done {
+                        in_progress.remove(&key);
+                    }
                     if stopping && running.is_empty() {
                         return Ok(SessionEnd::Stopped);
                     }
@@ -262,10 +273,20 @@ impl RemoteChaincode {
                                 let _ = reply.send(refused).await;
                                 continue;
                             }
+                            let key = (message.channel_id.clone(), message.txid.clone());
+                            if !in_progress.insert(key.clone()) {
+                                let text = format!(
+                                    "transaction {} on channel {} is already in progress",
+                                    message.txid, message.channel_id
+                                );
+                                let _ = reply.send(error(&message, text)).await;
+                                continue;
+                            }
                             let (chaincode, line) = (self.clone(), Arc::clone(line));
                             running.spawn(async move {
                                 let answer = chaincode.execute(message, line).await;
                                 let _ = reply.send(answer).await;
+                                key
                             });
                         }
                         (other, state) => {
