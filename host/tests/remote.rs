@@ -1002,3 +1002,54 @@ fn the_builder_detects_wasm_only_and_releases_the_packages_couchdb_indexes() {
         );
     }
 }
+
+#[test]
+fn devnode_with_the_wasm_builder_installs_through_it_and_serves_over_mutual_tls() {
+    use std::io::Write;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (file, package) = package("tests/guests/asset", "asset_1", dir.path());
+    let builder = dir.path().join("builder");
+    wasm_builder(&builder);
+    let data = dir.path().join("data");
+    let mut node = Killed(
+        cchost()
+            .args(["devnode", "--listen", "127.0.0.1:0", "--tls", "--data-dir"])
+            .arg(&data)
+            .arg("--external-builder")
+            .arg(format!("wasm={}", builder.display()))
+            .arg("--package")
+            .arg(format!("asset={}", file.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = node.0.stdin.take().unwrap();
+    writeln!(stdin, r#"["asset", "asset:put", "k1", "v1"]"#).unwrap();
+    writeln!(stdin, r#"["asset", "asset:get", "k1"]"#).unwrap();
+    drop(stdin);
+    let answers: Vec<serde_json::Value> = std::io::BufReader::new(node.0.stdout.take().unwrap())
+        .lines()
+        .map(|line| serde_json::from_str(&line.unwrap()).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!(
+        (answers[0]["status"].as_i64(), answers[0]["block"].as_i64()),
+        (Some(200), Some(1))
+    );
+    assert_eq!(answers[1]["payload"], "v1");
+    assert!(node.0.wait().unwrap().success());
+    // Built by the builder, not by the in-process runtime: its kept build, no artifact
+    // in the wasm cache.
+    let id = cchost::package::package_id("asset_1", &package);
+    let kept = data
+        .join("externalbuilder/builds")
+        .join(id.as_str().replace(':', "-"));
+    assert_eq!(
+        std::fs::read_to_string(kept.join("build-info.json")).unwrap(),
+        r#"{"builder_name":"wasm"}"#
+    );
+    assert!(!data.join("wasm-cache").exists());
+}
