@@ -14,7 +14,7 @@ use cchost::proto::protos::ChaincodeMessage;
 use cchost::proto::protos::chaincode_server::{Chaincode, ChaincodeServer};
 use cchost::proto::protos::chaincode_support_client::ChaincodeSupportClient;
 use cchost::runtime::wasm::{DRAIN_TIMEOUT, RemoteChaincode, SessionEnd, WasmConfig, WasmRuntime};
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
@@ -28,6 +28,10 @@ const MAX_MESSAGE_SIZE: usize = 100 * 1024 * 1024;
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages queued towards the peer.
 const OUTBOUND_QUEUE: usize = 64;
+/// `Connect` sessions one `serve` process holds at once (each peer opens one), and
+/// streams per connection: a client cannot open sessions without bound.
+const MAX_SESSIONS: usize = 64;
+const MAX_STREAMS_PER_CONNECTION: u32 = 4;
 
 /// `RUN_METADATA_DIR/chaincode.json`, as a Fabric peer writes it for `bin/run`.
 #[derive(Debug, Deserialize)]
@@ -81,23 +85,33 @@ pub(crate) async fn run(build: &Path, run_metadata: &Path) -> anyhow::Result<()>
     let channel = dial(&config)
         .await
         .with_context(|| format!("dialing the peer at {}", config.peer_address))?;
+    info!(chaincode = %config.chaincode_id, peer = %config.peer_address, mspid = %config.mspid, "connected");
     let (outbound, queued) = mpsc::channel(OUTBOUND_QUEUE);
     let mut client = ChaincodeSupportClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_SIZE)
         .max_encoding_message_size(MAX_MESSAGE_SIZE);
-    let inbound = client
-        .register(ReceiverStream::new(queued))
-        .await
-        .map_err(|status| {
-            anyhow::anyhow!(
-                "the peer at {} refused the chaincode stream: {}",
-                config.peer_address,
+    // A Fabric peer (grpc-go) sends its response headers with its first message, which
+    // it sends only once it has read REGISTER, and tonic's call returns at the headers:
+    // the call is made lazily, at the session's first read, after it queued REGISTER.
+    let peer = config.peer_address.clone();
+    let call = client.register(ReceiverStream::new(queued));
+    let inbound = futures_util::stream::once(call)
+        .map_ok(|response| {
+            response
+                .into_inner()
+                .map_err(|status| status.message().to_owned())
+        })
+        .map_err(move |status| {
+            format!(
+                "the peer at {peer} refused the chaincode stream: {}",
                 status.message()
             )
-        })?
-        .into_inner();
-    info!(chaincode = %config.chaincode_id, peer = %config.peer_address, mspid = %config.mspid, "connected");
-    match chaincode.serve(inbound, outbound, terminated()).await {
+        })
+        .try_flatten();
+    match chaincode
+        .serve(Box::pin(inbound), outbound, terminated())
+        .await
+    {
         Ok(SessionEnd::Stopped) => {
             info!(chaincode = %config.chaincode_id, "stopped");
             Ok(())
@@ -184,7 +198,18 @@ impl Chaincode for ConnectService {
         if *stopping.borrow() {
             return Err(Status::unavailable("the chaincode is shutting down"));
         }
-        sessions.send_modify(|n| *n += 1);
+        let mut admitted = false;
+        sessions.send_modify(|n| {
+            if *n < MAX_SESSIONS {
+                *n += 1;
+                admitted = true;
+            }
+        });
+        if !admitted {
+            return Err(Status::resource_exhausted(format!(
+                "the chaincode holds {MAX_SESSIONS} sessions already"
+            )));
+        }
         tokio::spawn(async move {
             struct Ended(std::sync::Arc<watch::Sender<usize>>);
             impl Drop for Ended {
@@ -231,7 +256,8 @@ pub(crate) async fn serve(
     };
     let mut server = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(2 * 60 * 60)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION));
     if let Some(tls) = &tls {
         let read = |path: &Path| {
             std::fs::read(path).with_context(|| format!("reading {}", path.display()))

@@ -53,7 +53,8 @@ fn cchost() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cchost"));
     command
         .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE");
+        .env_remove("RUST_LIB_BACKTRACE")
+        .env_remove("CCHOST_LOG");
     command
 }
 
@@ -521,9 +522,14 @@ async fn a_looping_a_trapping_and_a_memory_exhausting_transaction_each_fail_alon
         };
         if args == ["asset:spin"] {
             // The spinner's one host call comes first: then it burns its fuel.
-            while peer.support.requests_received(Type::GetState) == gets {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            let started = async {
+                while peer.support.requests_received(Type::GetState) == gets {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            };
+            tokio::time::timeout(WAIT, started)
+                .await
+                .expect("the spinner made no host call");
         }
         // Meanwhile the same process answers another transaction.
         let read = peer.execute(&proposal(&["asset:get", "k"])).await.unwrap();
@@ -547,12 +553,17 @@ async fn a_looping_a_trapping_and_a_memory_exhausting_transaction_each_fail_alon
     peer.launcher.as_ref().unwrap().shutdown().await;
 }
 
-/// A peer the test drives by hand: each stream opened to `Register` is handed over.
-/// A stream the chaincode opened: what it sends, and the sender of what it receives.
+/// A stream the chaincode opened: its first message, what it sends next, and the
+/// sender of what it receives.
 type Opened = (
+    ChaincodeMessage,
     Streaming<ChaincodeMessage>,
     mpsc::Sender<Result<ChaincodeMessage, Status>>,
 );
+
+/// A peer the test drives by hand: each stream opened to `Register` is handed over. Like
+/// a Fabric peer (grpc-go), it answers the call (sends its response headers) only once
+/// it has read the chaincode's first message.
 
 struct Scripted(mpsc::Sender<Opened>);
 
@@ -564,8 +575,13 @@ impl Register for Scripted {
         &self,
         request: Request<Streaming<ChaincodeMessage>>,
     ) -> Result<tonic::Response<Self::RegisterStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("no first message"))?;
         let (to_chaincode, outbound) = mpsc::channel(16);
-        let _ = self.0.send((request.into_inner(), to_chaincode)).await;
+        let _ = self.0.send((first, inbound, to_chaincode)).await;
         Ok(tonic::Response::new(ReceiverStream::new(outbound)))
     }
 }
@@ -647,11 +663,10 @@ async fn run_against_scripted_peer() -> RunProcess {
             let _ = lines.send(line);
         }
     });
-    let (mut from, to) = tokio::time::timeout(WAIT, opened.recv())
+    let (register, from, to) = tokio::time::timeout(WAIT, opened.recv())
         .await
-        .unwrap()
+        .expect("the chaincode did not send its first message")
         .unwrap();
-    let register = next(&mut from).await;
     assert_eq!(register.r#type(), Type::Register);
     assert_eq!(
         ChaincodeId::decode(register.payload.as_slice())
@@ -778,7 +793,34 @@ async fn run_answers_keepalive_refuses_a_txid_in_progress_and_exits_with_a_clear
             &b"transaction tx1 on channel mychannel is already in progress"[..]
         )
     );
-    // The peer goes away while the transaction waits for its answer.
+    // The first is still served: answered, it completes.
+    process
+        .to
+        .send(Ok(message(Type::Response, "tx1", b"v1".to_vec())))
+        .await
+        .unwrap();
+    let completed = next(&mut process.from).await;
+    assert_eq!(
+        (completed.r#type(), completed.txid.as_str()),
+        (Type::Completed, "tx1")
+    );
+    assert_eq!(
+        Response::decode(completed.payload.as_slice())
+            .unwrap()
+            .payload,
+        b"v1"
+    );
+    process
+        .to
+        .send(Ok(transaction("tx2", &["asset:get", "k"])))
+        .await
+        .unwrap();
+    let request = next(&mut process.from).await;
+    assert_eq!(
+        (request.r#type(), request.txid.as_str()),
+        (Type::GetState, "tx2")
+    );
+    // The peer goes away while that transaction waits for its answer.
     drop(process.to);
     drop(process.from);
     let status = exit_status(&mut process.child);

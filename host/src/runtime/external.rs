@@ -1087,8 +1087,9 @@ mod tests {
         let package = package();
         let started = Instant::now();
         let error = rt.install(&package).unwrap_err().to_string();
+        // Killed at its timeout, long before its 30 s sleep ends.
         assert!(
-            started.elapsed() < Duration::from_secs(3),
+            started.elapsed() < Duration::from_secs(10),
             "{:?}",
             started.elapsed()
         );
@@ -1223,7 +1224,7 @@ mod tests {
         running.shutdown().await;
         let took = started.elapsed();
         assert!(
-            took >= TERM_TIMEOUT && took < TERM_TIMEOUT + Duration::from_secs(2),
+            took >= TERM_TIMEOUT && took < TERM_TIMEOUT + Duration::from_secs(5),
             "{took:?}"
         );
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "term\n");
@@ -1231,7 +1232,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn stop_ends_a_run_that_exits_on_term_within_a_second_and_reports_no_exit() {
+    async fn stop_ends_a_run_that_exits_on_term_without_waiting_for_sigkill_and_reports_no_exit() {
         let dir = tempfile::tempdir().unwrap();
         let pid = dir.path().join("pid");
         let body = format!("echo $$ > {}; exec sleep 30", pid.display());
@@ -1239,11 +1240,7 @@ mod tests {
         let pid: i32 = wait_for(&pid).await.trim().parse().unwrap();
         let started = Instant::now();
         running.shutdown().await;
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "{:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() < TERM_TIMEOUT, "{:?}", started.elapsed());
         assert!(rustix::process::test_kill_process(Pid::from_raw(pid).unwrap()).is_err());
         let exited = tokio::time::timeout(Duration::from_millis(200), running.exited()).await;
         assert!(

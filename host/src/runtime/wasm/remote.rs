@@ -269,8 +269,9 @@ impl RemoteChaincode {
                         (Type::Init | Type::Transaction, State::Ready) => {
                             let reply = outbound.clone();
                             if stopping {
-                                let refused = error(&message, "the chaincode is shutting down".into());
-                                let _ = reply.send(refused).await;
+                                // Never awaited here: a peer that stops reading must not
+                                // hold the loop (and with it the stop and the drain).
+                                let _ = reply.try_send(error(&message, "the chaincode is shutting down".into()));
                                 continue;
                             }
                             let key = (message.channel_id.clone(), message.txid.clone());
@@ -279,7 +280,7 @@ impl RemoteChaincode {
                                     "transaction {} on channel {} is already in progress",
                                     message.txid, message.channel_id
                                 );
-                                let _ = reply.send(error(&message, text)).await;
+                                let _ = reply.try_send(error(&message, text));
                                 continue;
                             }
                             let (chaincode, line) = (self.clone(), Arc::clone(line));
@@ -296,7 +297,7 @@ impl RemoteChaincode {
                                     "cannot handle {} while in state {state:?}",
                                     other.as_str_name()
                                 );
-                                let _ = outbound.send(error(&message, text)).await;
+                                let _ = outbound.try_send(error(&message, text));
                             }
                         }
                     }
@@ -308,6 +309,21 @@ impl RemoteChaincode {
     /// Runs one INIT or TRANSACTION in a fresh instance, bounded by the deadline also
     /// while it waits for the peer.
     async fn execute(&self, message: ChaincodeMessage, line: Arc<RemoteLine>) -> ChaincodeMessage {
+        let (txid, channel) = (message.txid.clone(), message.channel_id.clone());
+        // From its arrival: waiting for a slot and an instance counts too, so that no
+        // transaction runs after the peer has given up on it.
+        tokio::time::timeout(self.config.deadline, self.run(message, line))
+            .await
+            .unwrap_or_else(|_| ChaincodeMessage {
+                r#type: Type::Error.into(),
+                payload: b"chaincode exceeded its execution deadline".to_vec(),
+                txid,
+                channel_id: channel,
+                ..Default::default()
+            })
+    }
+
+    async fn run(&self, message: ChaincodeMessage, line: Arc<RemoteLine>) -> ChaincodeMessage {
         let proposal = match &message.proposal {
             None => None,
             Some(signed) => match ParsedProposal::parse(signed) {
@@ -328,24 +344,15 @@ impl RemoteChaincode {
         let Some(_instance) = self.instances.acquire(chain).await else {
             return error(&message, "the wasm runtime is shutting down".into());
         };
-        let (txid, channel) = (message.txid.clone(), message.channel_id.clone());
-        let invoke = shim::invoke(
+        shim::invoke(
             &self.module,
             &self.config,
             self.package_id.as_str(),
             message,
             proposal,
             PeerLine::Remote(line),
-        );
-        tokio::time::timeout(self.config.deadline, invoke)
-            .await
-            .unwrap_or_else(|_| ChaincodeMessage {
-                r#type: Type::Error.into(),
-                payload: b"chaincode exceeded its execution deadline".to_vec(),
-                txid,
-                channel_id: channel,
-                ..Default::default()
-            })
+        )
+        .await
     }
 }
 
