@@ -564,7 +564,6 @@ type Opened = (
 /// A peer the test drives by hand: each stream opened to `Register` is handed over. Like
 /// a Fabric peer (grpc-go), it answers the call (sends its response headers) only once
 /// it has read the chaincode's first message.
-
 struct Scripted(mpsc::Sender<Opened>);
 
 #[tonic::async_trait]
