@@ -17,7 +17,7 @@ use cchost::runtime::wasm::{DRAIN_TIMEOUT, RemoteChaincode, SessionEnd, WasmConf
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
@@ -282,7 +282,7 @@ pub(crate) async fn serve(
             .max_encoding_message_size(MAX_MESSAGE_SIZE),
     );
     router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(cchost::support::incoming(listener), async move {
             terminated().await;
             info!("stopping: answering the transactions in flight first");
             let _ = stop.send(true);

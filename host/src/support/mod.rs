@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::proposal::{ParsedProposal, ProposalError};
 
 pub(crate) use registry::Registry;
-pub use server::RegisterService;
+pub use server::{RegisterService, incoming};
 
 /// Fabric's default `chaincode.executetimeout`.
 pub const DEFAULT_EXECUTE_TIMEOUT: Duration = Duration::from_secs(30);

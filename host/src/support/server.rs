@@ -7,7 +7,7 @@ use cchost_proto::protos::ChaincodeMessage;
 use cchost_proto::protos::chaincode_support_server::{self, ChaincodeSupportServer};
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::ChaincodeSupport;
@@ -19,6 +19,12 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2 * 60 * 60);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// HTTP/2 streams per connection: a shim uses one.
 const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+
+/// The connections `listener` accepts, with Nagle's algorithm off: a shim's messages
+/// are small and answer each other, and a delayed ACK would hold each one ~40 ms.
+pub fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
 
 /// `/protos.ChaincodeSupport/Register` on top of [`ChaincodeSupport`].
 #[derive(Debug, Clone)]
@@ -87,7 +93,7 @@ impl ChaincodeSupport {
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
             .add_service(self.grpc_service())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            .serve_with_incoming_shutdown(incoming(listener), async {
                 shutdown.await;
                 self.close_streams();
             })
