@@ -1094,3 +1094,72 @@ fn devnode_with_the_wasm_builder_installs_through_it_and_serves_over_mutual_tls(
     );
     assert!(!data.join("wasm-cache").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaincode_serve_asking_for_client_certificates_refuses_a_peer_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (wasm_package, _) = package("tests/guests/asset", "asset_1", dir.path());
+    let files = tls_files();
+    let write = |name: &str, pem: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    // TLS, but no client certificate: what a peer without client_auth_required sends.
+    let connection = serde_json::json!({
+        "address": address,
+        "dial_timeout": "10s",
+        "tls_required": true,
+        "root_cert": files.ca,
+    });
+    let ccaas =
+        cchost::package::build_ccaas_package("asset_ccaas", connection.to_string().as_bytes())
+            .unwrap();
+    let ccaas_id = cchost::package::package_id("asset_ccaas", &ccaas);
+    let mut server = Killed(
+        cchost()
+            .args(["chaincode", "serve"])
+            .arg(&wasm_package)
+            .arg("--tls-cert")
+            .arg(write("server.pem", &files.server.0))
+            .arg("--tls-key")
+            .arg(write("server.key", &files.server.1))
+            .arg("--client-ca")
+            .arg(write("ca.pem", &files.ca))
+            .args(["--address", &address, "--package-id", ccaas_id.as_str()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.ends_with(" (TLS)\n"), "{line}");
+
+    let peer = Peer::start(false).await;
+    let peer = peer.with_runtimes(vec![Arc::new(CcaasRuntime)], dir.path());
+    peer.install("asset", &ccaas);
+    let identity = DevIdentity::generate("Org1MSP", "Org1", "User1").unwrap();
+    let proposal = ProposalBuilder::new(CHANNEL, "asset")
+        .args(["asset:get", "k"])
+        .build(&identity)
+        .unwrap();
+    let error = peer.execute(&proposal).await.unwrap_err().to_string();
+    // The server ends the connection at the handshake: the call reports it.
+    assert!(
+        error.contains(&format!(
+            "starting chaincode {ccaas_id}: Connect at {address}: "
+        )),
+        "{error}"
+    );
+    assert!(error.ends_with("connection closed"), "{error}");
+    assert!(!peer.support.is_registered(&ccaas_id));
+}

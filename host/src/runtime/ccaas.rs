@@ -252,7 +252,16 @@ pub(crate) async fn dial(
                 info.address
             ))
         })?
-        .map_err(|e| fail(format!("Connect at {}: {}", info.address, e.message())))?
+        .map_err(|e| {
+            let cause = std::error::Error::source(&e)
+                .map(|cause| format!(": {}", super::error_chain(cause)))
+                .unwrap_or_default();
+            fail(format!(
+                "Connect at {}: {}{cause}",
+                info.address,
+                e.message()
+            ))
+        })?
         .into_inner();
     let mut replies = support.connect(Box::pin(inbound));
     let address = info.address.clone();

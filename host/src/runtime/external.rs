@@ -12,7 +12,9 @@
 //! address and per-launch TLS credentials) and is stopped with SIGTERM, then SIGKILL
 //! after 5 s. Programs see only `PATH`, `LD_LIBRARY_PATH`, `LIBPATH`, `TMPDIR` and the
 //! builder's `propagate_environment` names. Every program runs in its own process group,
-//! and signals go to the group, so helpers a script forked end with it.
+//! and the signals of a timeout or a stop go to the group, so helpers a script forked
+//! end with it then (helpers left behind by a program that exits by itself are not
+//! hunted down).
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
