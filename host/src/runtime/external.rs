@@ -95,6 +95,9 @@ pub struct ExternalRuntime {
     /// bytes, so the verdict holds: a launcher asks at every launch, and the other
     /// runtimes' packages are not sent through the builders' processes each time.
     declined: Arc<std::sync::Mutex<std::collections::HashSet<PackageId>>>,
+    /// The builder whose `detect` accepted a package (by index), so that its build does
+    /// not run the builders' `detect` a second time.
+    detected: Arc<std::sync::Mutex<std::collections::HashMap<PackageId, usize>>>,
 }
 
 /// `build-info.json` of a kept build.
@@ -390,6 +393,7 @@ impl ExternalRuntime {
         Ok(Self {
             config: Arc::new(config),
             declined: Arc::default(),
+            detected: Arc::default(),
         })
     }
 
@@ -535,7 +539,13 @@ impl ExternalRuntime {
         let deadline = Instant::now().checked_add(self.config.build_timeout);
         let context = BuildContext::new(package)
             .map_err(|e| fail(format!("could not create build context: {e}")))?;
-        let Some(builder) = self.detect(&context, deadline) else {
+        let remembered = self
+            .detected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
+            .and_then(|index| self.config.builders.get(index));
+        let Some(builder) = remembered.or_else(|| self.detect(&context, deadline)) else {
             return Ok(None);
         };
         let name = &builder.name;
@@ -714,13 +724,26 @@ impl ChaincodeRuntime for ExternalRuntime {
         }
         let deadline = Instant::now().checked_add(self.config.build_timeout);
         match BuildContext::new(package) {
-            Ok(context) => {
-                let detected = self.detect(&context, deadline).is_some();
-                if !detected {
-                    declined().insert(package.id().clone());
+            Ok(context) => match self.detect(&context, deadline) {
+                Some(builder) => {
+                    let index = self
+                        .config
+                        .builders
+                        .iter()
+                        .position(|b| std::ptr::eq(b, builder));
+                    if let Some(index) = index {
+                        self.detected
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(package.id().clone(), index);
+                    }
+                    true
                 }
-                detected
-            }
+                None => {
+                    declined().insert(package.id().clone());
+                    false
+                }
+            },
             Err(e) => {
                 warn!(chaincode = %package.id(), "could not create build context: {e}");
                 false
@@ -1370,6 +1393,26 @@ mod tests {
         .unwrap();
         assert!(!external.accepts(&package));
         assert!(!external.accepts(&package));
+        assert_eq!(std::fs::read_to_string(&count).unwrap(), "run\n");
+    }
+
+    #[test]
+    fn installing_through_the_launcher_runs_the_accepting_detect_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = dir.path().join("detected");
+        let detect = format!("echo run >> '{}'; exit 0", count.display());
+        let all = builder(dir.path(), "all", &detect, "exit 0");
+        let external = runtime(dir.path(), vec![all], Duration::from_secs(10));
+        let packages = PackageStore::open(dir.path().join("packages")).unwrap();
+        let launcher = crate::launcher::Launcher::new(
+            support(None),
+            packages,
+            vec![Arc::new(external.clone())],
+            Duration::from_secs(5),
+        );
+        let package = build_package("ext", "sh", "", &[("main.sh", b"echo hi")]).unwrap();
+        let id = launcher.install(&package).unwrap();
+        assert!(external.build_dir(&id).join(BUILD_INFO).is_file());
         assert_eq!(std::fs::read_to_string(&count).unwrap(), "run\n");
     }
 }
