@@ -1160,6 +1160,8 @@ async fn chaincode_serve_asking_for_client_certificates_refuses_a_peer_without_o
         )),
         "{error}"
     );
-    assert!(error.ends_with("connection closed"), "{error}");
+    // What the connection reports next varies ("connection closed", "connection was
+    // not ready"): the transport failed.
+    assert!(error.contains(": transport error: "), "{error}");
     assert!(!peer.support.is_registered(&ccaas_id));
 }

@@ -285,7 +285,18 @@ impl RemoteChaincode {
                             }
                             let (chaincode, line) = (self.clone(), Arc::clone(line));
                             running.spawn(async move {
-                                let answer = chaincode.execute(message, line).await;
+                                // Whatever happens, the peer gets an answer and the txid
+                                // is freed (the task hands its key back).
+                                let run = std::panic::AssertUnwindSafe(chaincode.execute(message, line));
+                                let answer = futures_util::FutureExt::catch_unwind(run)
+                                    .await
+                                    .unwrap_or_else(|_| ChaincodeMessage {
+                                        r#type: Type::Error.into(),
+                                        payload: b"the chaincode host failed while running the transaction".to_vec(),
+                                        channel_id: key.0.clone(),
+                                        txid: key.1.clone(),
+                                        ..Default::default()
+                                    });
                                 let _ = reply.send(answer).await;
                                 key
                             });
