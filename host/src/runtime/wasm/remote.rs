@@ -33,6 +33,10 @@ use crate::proposal::ParsedProposal;
 /// stop: Fabric sends SIGTERM, then SIGKILL 5 s later, so the chaincode ends first.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(4);
 
+/// How long a stopped session waits for the peer to close the stream (its last answers
+/// delivered); within Fabric's 5 s before SIGKILL, after [`DRAIN_TIMEOUT`].
+const CLOSE_WAIT: Duration = Duration::from_millis(500);
+
 /// How long the chaincode waits for the peer to make it READY after REGISTER (Fabric's
 /// default `chaincode.startuptimeout`). A peer that gave up on the launch does not stop
 /// what it started; the chaincode ends by itself instead of lingering.
@@ -151,7 +155,7 @@ impl RemoteChaincode {
     /// transactions are refused, those in flight are answered within [`DRAIN_TIMEOUT`]).
     pub async fn serve<S, E>(
         &self,
-        inbound: S,
+        mut inbound: S,
         outbound: mpsc::Sender<ChaincodeMessage>,
         stop: impl Future<Output = ()>,
     ) -> Result<SessionEnd, SessionError>
@@ -163,14 +167,24 @@ impl RemoteChaincode {
             outbound: outbound.clone(),
             waiting: Mutex::default(),
         });
-        let result = self.session(inbound, &outbound, &line, stop).await;
+        let result = self.session(&mut inbound, &outbound, &line, stop).await;
         line.close();
+        if result.is_ok() {
+            // Every transaction answered: end the stream from this side, and wait (a
+            // little) for the peer to end its own, which it does once it has read
+            // everything sent before the end. A process that exits right away may take
+            // its last answers with it.
+            drop(line);
+            drop(outbound);
+            let closed = async { while inbound.next().await.is_some() {} };
+            let _ = tokio::time::timeout(CLOSE_WAIT, closed).await;
+        }
         result
     }
 
     async fn session<S, E>(
         &self,
-        mut inbound: S,
+        inbound: &mut S,
         outbound: &mpsc::Sender<ChaincodeMessage>,
         line: &Arc<RemoteLine>,
         stop: impl Future<Output = ()>,
