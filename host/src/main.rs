@@ -162,6 +162,11 @@ enum Command {
         #[command(subcommand)]
         command: ChaincodeCommand,
     },
+    /// Work with block files (Fabric's on-disk format).
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
     /// Install a chaincode package into a data directory: validate it and precompile it.
     /// Prints the package id.
     Install {
@@ -205,6 +210,21 @@ enum BuilderCommand {
         build_output_dir: PathBuf,
         /// Where the peer reads statedb/couchdb/ from.
         release_output_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Check a chain of blocks as Fabric's `ledgerutil verify` does: each block's data
+    /// hash against its transactions, and its previous hash against the previous block's
+    /// header hash. Prints one line per block; exits 1 when a block is bad.
+    Verify {
+        /// A block file, or a directory holding block files (`blockfile_000000`, ...),
+        /// cchost's or a Fabric peer's (`ledgersData/chains/chains/<channel>`).
+        path: PathBuf,
+        /// Print the erroneous blocks as Fabric writes them in blocks.json instead.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -367,6 +387,41 @@ async fn main() -> anyhow::Result<()> {
                 release_output_dir,
             } => builder::release(&build_output_dir, &release_output_dir)?,
         },
+        Command::Ledger {
+            command: LedgerCommand::Verify { path, json },
+        } => {
+            use cchost::ledger::blockfile;
+            let blocks = if path.is_dir() {
+                blockfile::read_dir(&path)?
+            } else {
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                blockfile::read_blocks(&bytes)?
+            };
+            let checks = blockfile::verify(&blocks);
+            let bad: Vec<_> = checks.iter().filter(|c| !c.valid).collect();
+            if json {
+                println!("{}", serde_json::to_string(&bad)?);
+            } else {
+                for check in &checks {
+                    let verdict = if check.valid {
+                        "valid".to_owned()
+                    } else {
+                        check.errors.join(", ")
+                    };
+                    println!("block {}: {verdict}", check.block_num);
+                }
+                println!(
+                    "{} blocks: {} valid, {} erroneous",
+                    checks.len(),
+                    checks.len() - bad.len(),
+                    bad.len()
+                );
+            }
+            if !bad.is_empty() {
+                std::process::exit(1);
+            }
+        }
         Command::Chaincode { command } => match command {
             ChaincodeCommand::Run {
                 build_output_dir,

@@ -9,6 +9,7 @@
 //! - [`StateStore::commit`] applies the write sets of valid transactions at their heights;
 //!   later snapshots see them, and the history index records every write.
 
+pub mod blockfile;
 mod range_read;
 mod simulator;
 mod store;
