@@ -148,3 +148,34 @@ fn a_torn_last_record_is_reported_with_its_offset() {
         "{error}"
     );
 }
+
+#[test]
+fn commit_hashes_of_fabrics_sample_ledger_are_recomputed_from_its_blocks() {
+    let blocks = blockfile::read_dir(&fixture("fabric-sample-ledger")).unwrap();
+    // The genesis block has none; from block 1 on each chains to the previous one.
+    assert_eq!(blockfile::stored_commit_hash(&blocks[0]), None);
+    let mut previous: Option<Vec<u8>> = None;
+    for block in &blocks[1..] {
+        let stored = blockfile::stored_commit_hash(block).unwrap();
+        let computed = blockfile::commit_hash(block, previous.as_deref()).unwrap();
+        assert_eq!(computed.to_vec(), stored, "block {}", block.number);
+        previous = Some(stored);
+    }
+}
+
+#[test]
+fn a_changed_commit_hash_fails_its_block_and_the_next_which_chains_from_it() {
+    use prost::Message;
+    let mut blocks = blockfile::read_dir(&fixture("fabric-sample-ledger")).unwrap();
+    let slot = &mut blocks[3].metadata[blockfile::COMMIT_HASH];
+    let mut metadata = cchost::proto::common::Metadata::decode(slot.as_slice()).unwrap();
+    metadata.value[0] ^= 1;
+    *slot = metadata.encode_to_vec();
+    let bad: Vec<(u64, Vec<String>)> = blockfile::verify(&blocks)
+        .into_iter()
+        .filter(|c| !c.valid)
+        .map(|c| (c.block_num, c.errors))
+        .collect();
+    let mismatch = vec!["CommitHash mismatch".to_owned()];
+    assert_eq!(bad, [(3, mismatch.clone()), (4, mismatch)]);
+}

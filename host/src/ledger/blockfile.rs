@@ -277,11 +277,19 @@ pub struct BlockCheck {
     pub errors: Vec<String>,
 }
 
+/// cchost's text for a block whose COMMIT_HASH is not what its valid writes and the
+/// previous commit hash give (a check Fabric's `ledgerutil verify` does not make).
+pub const COMMIT_HASH_MISMATCH: &str = "CommitHash mismatch";
+
 /// Fabric's `ledgerutil verify` checks of a chain: each block's data hash against its
 /// data, and (from the second block on) its previous hash against the previous block's
-/// header hash, as that header was read.
+/// header hash, as that header was read. Then cchost's own: a block carrying a commit
+/// hash must carry the one its transactions give ([`commit_hash`], chained from the
+/// previous block's stored hash); a block whose transactions cannot be decoded for it
+/// fails it with the reason.
 pub fn verify(blocks: &[StoredBlock]) -> Vec<BlockCheck> {
     let mut previous: Option<[u8; 32]> = None;
+    let mut previous_commit: Option<Vec<u8>> = None;
     blocks
         .iter()
         .map(|block| {
@@ -293,6 +301,15 @@ pub fn verify(blocks: &[StoredBlock]) -> Vec<BlockCheck> {
                 errors.push(PREVIOUS_HASH_MISMATCH.to_owned());
             }
             previous = Some(block.header_hash());
+            let stored = stored_commit_hash(block);
+            if let Some(stored) = &stored {
+                match commit_hash(block, previous_commit.as_deref()) {
+                    Ok(computed) if computed.as_slice() == stored.as_slice() => {}
+                    Ok(_) => errors.push(COMMIT_HASH_MISMATCH.to_owned()),
+                    Err(e) => errors.push(format!("{COMMIT_HASH_MISMATCH}: {e}")),
+                }
+            }
+            previous_commit = stored;
             BlockCheck {
                 block_num: block.number,
                 valid: errors.is_empty(),
@@ -300,6 +317,204 @@ pub fn verify(blocks: &[StoredBlock]) -> Vec<BlockCheck> {
             }
         })
         .collect()
+}
+
+/// The metadata slot of the transaction validation codes (raw bytes, one per
+/// transaction).
+pub const TRANSACTIONS_FILTER: usize = 2;
+/// The metadata slot of the commit hash (`common.Metadata{value: 32 bytes}`).
+pub const COMMIT_HASH: usize = 4;
+
+/// `txmgr.Updates` as Fabric marshals it to hash a block's state updates.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Updates {
+    #[prost(message, repeated, tag = "1")]
+    kvwrites: Vec<UpdateWrite>,
+}
+
+/// `txmgr.KVWrite`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct UpdateWrite {
+    #[prost(string, tag = "1")]
+    namespace: String,
+    #[prost(string, tag = "2")]
+    collection: String,
+    #[prost(bytes = "vec", tag = "3")]
+    key: Vec<u8>,
+    #[prost(bool, tag = "4")]
+    is_delete: bool,
+    #[prost(bytes = "vec", tag = "5")]
+    value: Vec<u8>,
+    #[prost(bytes = "vec", tag = "6")]
+    version_bytes: Vec<u8>,
+}
+
+/// One write of a block's update batch: deleted or not, the value (or its hash), and the
+/// (block, transaction) height of the transaction that wrote it last.
+type BatchWrite = (bool, Vec<u8>, (u64, u64));
+
+/// Writes by key (public) or key hash (private).
+type Writes = std::collections::BTreeMap<Vec<u8>, BatchWrite>;
+
+/// One namespace's updates: public writes, and hashed private writes by collection.
+type NamespaceWrites = (Writes, std::collections::BTreeMap<String, Writes>);
+
+/// A block's updates by namespace. Later valid transactions overwrite earlier ones.
+#[derive(Default)]
+struct Batch {
+    namespaces: std::collections::BTreeMap<String, NamespaceWrites>,
+}
+
+/// Fabric's order-preserving encoding of a number: a length byte, then the big-endian
+/// bytes without leading zeros (0 is the length byte alone).
+fn ordered_varint(value: u64) -> Vec<u8> {
+    let bytes = value.to_be_bytes();
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    let significant = bytes.get(skip..).unwrap_or_default();
+    let mut out = vec![u8::try_from(significant.len()).unwrap_or(0)];
+    out.extend_from_slice(significant);
+    out
+}
+
+/// Why a block's commit hash cannot be computed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("block {block}, transaction {tx}: {what}")]
+pub struct CommitHashError {
+    /// The block.
+    pub block: u64,
+    /// The transaction's index in it.
+    pub tx: usize,
+    /// What could not be decoded.
+    pub what: String,
+}
+
+/// Adds the writes of one valid transaction envelope to `batch`.
+fn add_writes(batch: &mut Batch, envelope: &[u8], height: (u64, u64)) -> Result<(), String> {
+    use cchost_proto::common::{ChannelHeader, Envelope, HeaderType, Payload};
+    use cchost_proto::kvrwset::{HashedRwSet, KvrwSet};
+    use cchost_proto::protos::{
+        ChaincodeAction, ChaincodeActionPayload, ProposalResponsePayload, Transaction,
+    };
+    use cchost_proto::rwset::TxReadWriteSet;
+    use prost::Message;
+
+    fn bad(what: &'static str) -> impl Fn(prost::DecodeError) -> String {
+        move |e| format!("{what}: {e}")
+    }
+    let envelope = Envelope::decode(envelope).map_err(bad("envelope"))?;
+    let payload = Payload::decode(envelope.payload.as_slice()).map_err(bad("payload"))?;
+    let header = payload.header.unwrap_or_default();
+    let channel_header =
+        ChannelHeader::decode(header.channel_header.as_slice()).map_err(bad("channel header"))?;
+    if channel_header.r#type != HeaderType::EndorserTransaction as i32 {
+        return Ok(());
+    }
+    let transaction = Transaction::decode(payload.data.as_slice()).map_err(bad("transaction"))?;
+    for action in transaction.actions {
+        let action_payload = ChaincodeActionPayload::decode(action.payload.as_slice())
+            .map_err(bad("chaincode action payload"))?;
+        let endorsed = action_payload.action.unwrap_or_default();
+        let response =
+            ProposalResponsePayload::decode(endorsed.proposal_response_payload.as_slice())
+                .map_err(bad("proposal response payload"))?;
+        let chaincode_action = ChaincodeAction::decode(response.extension.as_slice())
+            .map_err(bad("chaincode action"))?;
+        let results = TxReadWriteSet::decode(chaincode_action.results.as_slice())
+            .map_err(bad("read/write set"))?;
+        for ns in results.ns_rwset {
+            let (public, collections) = batch.namespaces.entry(ns.namespace).or_default();
+            let kv = KvrwSet::decode(ns.rwset.as_slice()).map_err(bad("kv read/write set"))?;
+            for write in kv.writes {
+                public.insert(
+                    write.key.into_bytes(),
+                    (write.is_delete, write.value, height),
+                );
+            }
+            for collection in ns.collection_hashed_rwset {
+                let hashed = HashedRwSet::decode(collection.hashed_rwset.as_slice())
+                    .map_err(bad("hashed read/write set"))?;
+                let writes = collections.entry(collection.collection_name).or_default();
+                for write in hashed.hashed_writes {
+                    writes.insert(write.key_hash, (write.is_delete, write.value_hash, height));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The commit hash Fabric's peer puts in `block`'s COMMIT_HASH slot, given the previous
+/// block's (`kv_ledger.go` `addBlockCommitHash`): SHA-256 of uvarint(len(filter)) ‖
+/// filter ‖ the marshalled updates of the valid transactions ‖ the previous hash.
+pub fn commit_hash(
+    block: &StoredBlock,
+    previous: Option<&[u8]>,
+) -> Result<[u8; 32], CommitHashError> {
+    let filter = block
+        .metadata
+        .get(TRANSACTIONS_FILTER)
+        .cloned()
+        .unwrap_or_default();
+    let mut batch = Batch::default();
+    for (index, envelope) in block.data.iter().enumerate() {
+        if filter.get(index) != Some(&0) {
+            continue;
+        }
+        let height = (block.number, u64::try_from(index).unwrap_or(u64::MAX));
+        add_writes(&mut batch, envelope, height).map_err(|what| CommitHashError {
+            block: block.number,
+            tx: index,
+            what,
+        })?;
+    }
+    let mut updates = Updates::default();
+    let write = |namespace: &str, collection: &str, key: &[u8], w: &BatchWrite| UpdateWrite {
+        namespace: namespace.to_owned(),
+        collection: collection.to_owned(),
+        key: key.to_vec(),
+        is_delete: w.0,
+        value: w.1.clone(),
+        version_bytes: [ordered_varint(w.2.0), ordered_varint(w.2.1)].concat(),
+    };
+    for (namespace, (public, collections)) in &batch.namespaces {
+        if namespace.is_empty() {
+            continue;
+        }
+        let first = updates.kvwrites.len();
+        for (key, w) in public {
+            updates.kvwrites.push(write("", "", key, w));
+        }
+        for (collection, writes) in collections {
+            let first_of_collection = updates.kvwrites.len();
+            for (key, w) in writes {
+                updates.kvwrites.push(write("", "", key, w));
+            }
+            if let Some(entry) = updates.kvwrites.get_mut(first_of_collection) {
+                entry.collection.clone_from(collection);
+            }
+        }
+        if let Some(entry) = updates.kvwrites.get_mut(first) {
+            entry.namespace.clone_from(namespace);
+        }
+    }
+    let mut hasher = Sha256::new();
+    let mut length = Vec::new();
+    prost::encoding::encode_varint(u64::try_from(filter.len()).unwrap_or(0), &mut length);
+    hasher.update(&length);
+    hasher.update(&filter);
+    if !updates.kvwrites.is_empty() {
+        hasher.update(prost::Message::encode_to_vec(&updates));
+    }
+    hasher.update(previous.unwrap_or_default());
+    Ok(hasher.finalize().into())
+}
+
+/// The commit hash a block carries (COMMIT_HASH's `Metadata.value`), if any.
+pub fn stored_commit_hash(block: &StoredBlock) -> Option<Vec<u8>> {
+    let slot = block.metadata.get(COMMIT_HASH)?;
+    let metadata =
+        <cchost_proto::common::Metadata as prost::Message>::decode(slot.as_slice()).ok()?;
+    (!metadata.value.is_empty()).then_some(metadata.value)
 }
 
 #[cfg(test)]
