@@ -179,3 +179,17 @@ fn a_changed_commit_hash_fails_its_block_and_the_next_which_chains_from_it() {
     let mismatch = vec!["CommitHash mismatch".to_owned()];
     assert_eq!(bad, [(3, mismatch.clone()), (4, mismatch)]);
 }
+
+#[test]
+fn fabrics_block_files_are_written_back_byte_for_byte() {
+    for ledger in ["fabric-sample-ledger", "fabric-bad-ledger"] {
+        let file = fixture(ledger).join("blockfile_000000");
+        let bytes = std::fs::read(&file).unwrap();
+        let written: Vec<u8> = blockfile::read_blocks(&bytes)
+            .unwrap()
+            .iter()
+            .flat_map(blockfile::record)
+            .collect();
+        assert!(written == bytes, "{ledger}: the records differ");
+    }
+}

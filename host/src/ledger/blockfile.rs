@@ -239,6 +239,36 @@ fn parse_block(record: &[u8], offset: usize) -> Result<StoredBlock, BlockFileErr
     })
 }
 
+/// A block as one record of a block file: uvarint(length) ‖ Fabric's serialisation.
+pub fn record(block: &StoredBlock) -> Vec<u8> {
+    use prost::encoding::encode_varint;
+    fn len_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+        encode_varint(u64::try_from(bytes.len()).unwrap_or(u64::MAX), out);
+        out.extend_from_slice(bytes);
+    }
+    let mut body = Vec::new();
+    encode_varint(block.number, &mut body);
+    len_bytes(&mut body, &block.data_hash);
+    len_bytes(&mut body, &block.previous_hash);
+    encode_varint(
+        u64::try_from(block.data.len()).unwrap_or(u64::MAX),
+        &mut body,
+    );
+    for envelope in &block.data {
+        len_bytes(&mut body, envelope);
+    }
+    encode_varint(
+        u64::try_from(block.metadata.len()).unwrap_or(u64::MAX),
+        &mut body,
+    );
+    for slot in &block.metadata {
+        len_bytes(&mut body, slot);
+    }
+    let mut out = Vec::with_capacity(body.len() + 10);
+    len_bytes(&mut out, &body);
+    out
+}
+
 /// The blocks of every block file (`blockfile_NNNNNN`) in `dir`, in file order.
 pub fn read_dir(dir: &Path) -> Result<Vec<StoredBlock>, BlockFileError> {
     let io = |path: &Path, e: std::io::Error| BlockFileError::Io {
