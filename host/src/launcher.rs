@@ -1,5 +1,5 @@
 //! One launcher for every kind of chaincode: it installs packages, and on demand starts
-//! the one a chaincode definition names with the runtime that handles its type, then waits
+//! the one a chaincode definition names with the first runtime that accepts it, then waits
 //! (up to the startup timeout) for it to register with [`ChaincodeSupport`] and go READY.
 //! Wasm chaincode runs in-process ([`crate::runtime::wasm`]); Docker containers
 //! ([`crate::runtime::docker`]) and chaincode-as-a-service ([`crate::runtime::ccaas`])
@@ -221,7 +221,7 @@ pub struct Launcher {
 
 impl Launcher {
     /// A launcher over `packages` that starts chaincode with the first of `runtimes` that
-    /// handles its type, with the default crash-loop back-off. `support` launches through
+    /// accepts it ([`ChaincodeRuntime::accepts`]), with the default crash-loop back-off. `support` launches through
     /// it the chaincode a client or another chaincode invokes while it is not running.
     pub fn new(
         support: ChaincodeSupport,
@@ -340,28 +340,36 @@ impl Launcher {
         let metrics = self.support.metrics();
         metrics.set_runtime(package_id, runtime.name());
         let started = Instant::now();
+        // As Fabric's launcher: the startup timeout runs from before the start (a build
+        // the runtime makes at launch included) to READY.
+        let deadline = started + self.startup_timeout;
         let mut attempt = Attempt::new(&self.support, package_id);
-        let running = match runtime.start(&package, &self.support).await {
-            Ok(running) => attempt.started(running),
-            Err(e) => {
-                metrics.launch(package_id, started.elapsed(), LaunchOutcome::Failed);
-                self.record_failure(package_id);
-                return Err(e);
-            }
+        let timed_out = || LaunchError::StartupTimeout {
+            package_id: package_id.clone(),
+            timeout: self.startup_timeout,
         };
+        let running =
+            match tokio::time::timeout_at(deadline, runtime.start(&package, &self.support)).await {
+                Ok(Ok(running)) => attempt.started(running),
+                Ok(Err(e)) => {
+                    metrics.launch(package_id, started.elapsed(), LaunchOutcome::Failed);
+                    self.record_failure(package_id);
+                    return Err(e);
+                }
+                Err(_) => {
+                    metrics.launch(package_id, started.elapsed(), LaunchOutcome::TimedOut);
+                    self.record_failure(package_id);
+                    return Err(timed_out());
+                }
+            };
+        let left = deadline.saturating_duration_since(Instant::now());
         let ready = tokio::select! {
-            ready = self.support.wait_ready(package_id, self.startup_timeout) => Ok(ready),
+            ready = self.support.wait_ready(package_id, left) => Ok(ready),
             reason = running.exited() => Err(reason),
         };
         let failure = match ready {
             Ok(true) => None,
-            Ok(false) => Some((
-                LaunchOutcome::TimedOut,
-                LaunchError::StartupTimeout {
-                    package_id: package_id.clone(),
-                    timeout: self.startup_timeout,
-                },
-            )),
+            Ok(false) => Some((LaunchOutcome::TimedOut, timed_out())),
             Err(reason) => Some((
                 LaunchOutcome::Failed,
                 LaunchError::Start {

@@ -202,6 +202,32 @@ impl ChaincodeRuntime for FailingRuntime {
     }
 }
 
+/// A runtime whose start never ends (a build at launch that hangs).
+#[derive(Debug)]
+struct HangingRuntime;
+
+impl ChaincodeRuntime for HangingRuntime {
+    fn name(&self) -> &'static str {
+        "hanging"
+    }
+
+    fn handles(&self, _kind: &str) -> bool {
+        true
+    }
+
+    fn install(&self, _package: &ChaincodePackage) -> Result<(), LaunchError> {
+        Ok(())
+    }
+
+    fn start<'a>(
+        &'a self,
+        _package: &'a ChaincodePackage,
+        _support: &'a ChaincodeSupport,
+    ) -> BoxFuture<'a, Result<Box<dyn RunningChaincode>, LaunchError>> {
+        Box::pin(std::future::pending())
+    }
+}
+
 fn support() -> ChaincodeSupport {
     let store = Arc::new(RedbStore::in_memory().unwrap());
     ChaincodeSupport::new(SupportConfig::default(), store).unwrap()
@@ -419,4 +445,33 @@ async fn a_launch_on_demand_goes_on_when_the_transaction_that_started_it_is_drop
         )),
         "{launches}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_startup_timeout_also_bounds_a_start_that_never_ends() {
+    let data = tempfile::tempdir().unwrap();
+    let support = support();
+    let launcher = Launcher::new(
+        support.clone(),
+        PackageStore::open(data.path()).unwrap(),
+        vec![Arc::new(HangingRuntime)],
+        Duration::from_secs(5),
+    );
+    let package = build_ccaas_package("hangs", &crate::ccaas::connection(1)).unwrap();
+    let id = launcher.install(&package).unwrap();
+    let started = tokio::time::Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(60), launcher.launch(&id))
+        .await
+        .expect("the launch outlived its startup timeout")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        format!("timeout expired while starting chaincode {id} (startup timeout 5s)")
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+    assert!(!support.awaiting_registration(&id));
+    assert!(support.metrics().encode().contains(&format!(
+        "chaincode_launch_timeouts_total{{chaincode=\"{id}\",runtime=\"hanging\"}} 1\n"
+    )));
 }
