@@ -98,7 +98,10 @@ async fn the_benchmark_measures_the_wasm_docker_and_process_runtimes_and_reports
                 ("transfer".to_owned(), 32),
             ]
         );
-        assert!(r["memory_bytes"].as_u64().unwrap() > 0, "{name}");
+        // The wasm figure is the growth of this process's resident memory, which pages
+        // already resident can make 0; the Node figures are a whole process's.
+        let memory = r["memory_bytes"].as_u64().unwrap();
+        assert!(name == "wasm" || memory > 0, "{name}");
         assert!(r["artifact_bytes"]["package"].as_u64().unwrap() > 0);
     }
     assert!(
