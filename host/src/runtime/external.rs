@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use rustix::process::{Pid, Signal, kill_process_group};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncBufReadExt;
 use tracing::{debug, info, warn};
 
 use super::ccaas::{self, ConnectionInfo};
@@ -201,12 +200,29 @@ fn forward<R: Read + Send + 'static>(
 ) -> std::thread::JoinHandle<()> {
     let (tail, builder, name) = (Arc::clone(tail), builder.name.clone(), name.to_owned());
     std::thread::spawn(move || {
-        for line in BufReader::new(pipe).split(b'\n').map_while(Result::ok) {
+        let (mut reader, mut line) = (BufReader::new(pipe), Vec::new());
+        while read_line_capped(&mut reader, &mut line).is_ok_and(|n| n > 0) {
             let text = String::from_utf8_lossy(&line);
             info!(target: BUILD_LOG, builder, program = name, "{text}");
             tail.lock().unwrap_or_else(|e| e.into_inner()).push(&line);
         }
     })
+}
+
+/// The longest line of a program's output kept whole: a longer one is logged in pieces
+/// of this size, so output without newlines cannot grow the peer's memory (Fabric stops
+/// reading at 64 KiB).
+const MAX_LINE: usize = 64 * 1024;
+
+/// Reads the next line (without its newline) into `line`, at most [`MAX_LINE`] bytes of
+/// it; returns the bytes consumed (0 at the end).
+fn read_line_capped(reader: &mut impl BufRead, line: &mut Vec<u8>) -> std::io::Result<usize> {
+    line.clear();
+    let n = reader.take(MAX_LINE as u64).read_until(b'\n', line)?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    Ok(n)
 }
 
 /// Logs the lines of `run`'s `pipe`, tagged with the chaincode, and keeps their tail.
@@ -218,8 +234,20 @@ fn forward_run<R: tokio::io::AsyncRead + Send + Unpin + 'static>(
 ) -> tokio::task::JoinHandle<()> {
     let (tail, id, builder) = (Arc::clone(tail), package_id.clone(), builder.to_owned());
     tokio::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(pipe).split(b'\n');
-        while let Ok(Some(line)) = lines.next_segment().await {
+        use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
+        let (mut reader, mut line) = (tokio::io::BufReader::new(pipe), Vec::new());
+        loop {
+            line.clear();
+            let read = (&mut reader)
+                .take(MAX_LINE as u64)
+                .read_until(b'\n', &mut line)
+                .await;
+            if !read.is_ok_and(|n| n > 0) {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
             info!(chaincode = %id, builder, "{}", String::from_utf8_lossy(&line));
             tail.lock().unwrap_or_else(|e| e.into_inner()).push(&line);
         }
@@ -1414,5 +1442,21 @@ mod tests {
         let id = launcher.install(&package).unwrap();
         assert!(external.build_dir(&id).join(BUILD_INFO).is_file());
         assert_eq!(std::fs::read_to_string(&count).unwrap(), "run\n");
+    }
+
+    #[test]
+    fn output_lines_longer_than_the_cap_are_read_in_pieces_of_the_cap() {
+        let long = vec![b'x'; MAX_LINE + 10];
+        let input = [b"short\n".as_slice(), &long, b"\nlast"].concat();
+        let mut reader = std::io::BufReader::new(input.as_slice());
+        let mut line = Vec::new();
+        let mut lines = Vec::new();
+        while read_line_capped(&mut reader, &mut line).unwrap() > 0 {
+            lines.push(line.clone());
+        }
+        let lengths: Vec<usize> = lines.iter().map(Vec::len).collect();
+        assert_eq!(lengths, [5, MAX_LINE, 10, 4]);
+        assert_eq!(lines[0], b"short");
+        assert_eq!(lines[3], b"last");
     }
 }
