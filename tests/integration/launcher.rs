@@ -438,13 +438,19 @@ async fn a_launch_on_demand_goes_on_when_the_transaction_that_started_it_is_drop
         host.support.wait_ready(&id, Duration::from_secs(10)).await,
         "the launch finished without its caller"
     );
-    let launches = host.support.metrics().encode();
-    assert!(
-        launches.contains(&format!(
-            "chaincode_launch_duration_count{{chaincode=\"{id}\",success=\"true\",runtime=\"ccaas\"}} 1\n"
-        )),
-        "{launches}"
+    // The launch records its duration right after READY, in its own task: wait for it.
+    let recorded = format!(
+        "chaincode_launch_duration_count{{chaincode=\"{id}\",success=\"true\",runtime=\"ccaas\"}} 1\n"
     );
+    let mut launches = host.support.metrics().encode();
+    for _ in 0..200 {
+        if launches.contains(&recorded) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        launches = host.support.metrics().encode();
+    }
+    assert!(launches.contains(&recorded), "{launches}");
 }
 
 #[tokio::test(start_paused = true)]
