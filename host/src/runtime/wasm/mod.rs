@@ -276,15 +276,19 @@ impl WasmRuntime {
             return Ok(module);
         }
         let wasm = package.wasm()?;
-        self.validate(wasm)?;
-        self.compilations.fetch_add(1, Ordering::Relaxed);
-        let artifact = self
-            .engine
-            .precompile_module(wasm)
-            .map_err(|e| WasmError::Compile(format!("{e:#}")))?;
+        let artifact = self.precompile(wasm)?;
         cache.store(package.hash(), &artifact)?;
         self.load_cached(cache, package)?
             .ok_or_else(|| WasmError::Cache("the artifact just written is gone".into()))
+    }
+
+    /// The install-time checks, then `wasm` compiled to an artifact of this engine.
+    fn precompile(&self, wasm: &[u8]) -> Result<Vec<u8>, WasmError> {
+        self.validate(wasm)?;
+        self.compilations.fetch_add(1, Ordering::Relaxed);
+        self.engine
+            .precompile_module(wasm)
+            .map_err(|e| WasmError::Compile(format!("{e:#}")))
     }
 
     /// How many modules this runtime has compiled (loads from the cache do not count).
@@ -330,12 +334,7 @@ impl WasmRuntime {
     pub fn write_build(&self, package: &ChaincodePackage, dir: &Path) -> Result<(), WasmError> {
         check_no_assets(package)?;
         let wasm = package.wasm()?;
-        self.validate(wasm)?;
-        self.compilations.fetch_add(1, Ordering::Relaxed);
-        let artifact = self
-            .engine
-            .precompile_module(wasm)
-            .map_err(|e| WasmError::Compile(format!("{e:#}")))?;
+        let artifact = self.precompile(wasm)?;
         let write = |name: &str, bytes: &[u8]| {
             crate::package::write_atomically(&dir.join(name), bytes)
                 .map_err(|e| WasmError::Cache(format!("writing {}: {e}", dir.join(name).display())))
