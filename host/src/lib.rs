@@ -20,6 +20,7 @@ pub mod ids;
 pub mod launcher;
 pub mod ledger;
 pub mod metrics;
+pub mod msp;
 pub mod operations;
 pub mod package;
 pub mod proposal;

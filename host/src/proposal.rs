@@ -76,6 +76,35 @@ impl DevIdentity {
         })
     }
 
+    /// A fresh key and a certificate issued by `issuer` with subject
+    /// `C=US, O=<org>, OU=<ou>, CN=<common_name>` (see [`crate::msp::DevCa`]).
+    pub(crate) fn issued(
+        msp_id: &str,
+        org: &str,
+        ou: &str,
+        common_name: &str,
+        issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+    ) -> Result<Self, ProposalError> {
+        let fail = |e: &dyn std::fmt::Display| ProposalError::Identity(e.to_string());
+        let key = SigningKey::try_generate().map_err(|e| fail(&e))?;
+        let pkcs8 = key.to_pkcs8_der().map_err(|e| fail(&e))?;
+        let key_pair = rcgen::KeyPair::try_from(pkcs8.as_bytes()).map_err(|e| fail(&e))?;
+        let mut params =
+            rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| fail(&e))?;
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CountryName, "US");
+        dn.push(rcgen::DnType::OrganizationName, org);
+        dn.push(rcgen::DnType::OrganizationalUnitName, ou);
+        dn.push(rcgen::DnType::CommonName, common_name);
+        params.distinguished_name = dn;
+        let cert = params.signed_by(&key_pair, issuer).map_err(|e| fail(&e))?;
+        Ok(Self {
+            msp_id: msp_id.to_owned(),
+            cert_pem: cert.pem(),
+            key,
+        })
+    }
+
     /// The MSP id.
     pub fn msp_id(&self) -> &str {
         &self.msp_id

@@ -10,9 +10,12 @@
 //!   later snapshots see them, and the history index records every write.
 
 pub mod blockfile;
+pub mod blockstore;
+pub mod policy;
 mod range_read;
 mod simulator;
 mod store;
+pub mod validation;
 
 pub use simulator::{DEFAULT_MAX_RWSET_BYTES, RangeQueryId, TxSimulator};
 pub use store::{CommitTx, RedbStore, StateSnapshot, StateStore};

@@ -1,0 +1,369 @@
+//! Membership: who may sign for an organisation, as a Fabric MSP decides it.
+//!
+//! An [`Msp`] holds an organisation's MSP id and root CA certificates. It turns a
+//! serialized identity (`msp.SerializedIdentity`: MSP id and PEM certificate) into an
+//! [`Identity`] when the certificate was issued by one of its roots with ECDSA-SHA256, and
+//! an [`Identity`] verifies signatures as Fabric's BCCSP does (ECDSA P-256 over SHA-256,
+//! DER, low S only). Roles follow Fabric's NodeOUs: the certificate's OU `client`, `peer`,
+//! `admin` or `orderer`. [`DevCa`] is an organisation's CA for development nodes and tests:
+//! it issues identities of each role.
+//!
+//! Not supported yet, and refused rather than ignored: intermediate CAs (a certificate
+//! must be issued by a root directly) and keys other than P-256. Not checked: validity
+//! periods and revocation lists (every peer must reach the same verdict for a block, and
+//! a clock does not give one; Fabric checks expiry at validation time).
+
+use std::collections::BTreeMap;
+
+use cchost_proto::common::{MspPrincipal, MspRole, msp_principal, msp_role};
+use cchost_proto::msp::SerializedIdentity;
+use der::Encode;
+use p256::ecdsa::signature::Verifier;
+use p256::ecdsa::{Signature, VerifyingKey};
+use p256::pkcs8::DecodePublicKey;
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::proposal::DevIdentity;
+
+/// ecdsa-with-SHA256 (1.2.840.10045.4.3.2).
+const ECDSA_WITH_SHA256: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+/// organizationalUnitName (2.5.4.11).
+const OU: der::asn1::ObjectIdentifier = der::asn1::ObjectIdentifier::new_unwrap("2.5.4.11");
+
+/// Why an identity or a signature is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MspError {
+    /// The bytes are not a `SerializedIdentity` with a PEM certificate.
+    #[error("could not deserialize identity: {0}")]
+    Malformed(String),
+    /// No MSP of the channel has this id.
+    #[error("MSP {0} is unknown")]
+    UnknownMsp(String),
+    /// The certificate was not issued by a root of the MSP.
+    #[error("the supplied identity is not valid: {0}")]
+    Invalid(String),
+    /// The signature does not verify (Fabric's words for a high S included).
+    #[error("{0}")]
+    BadSignature(String),
+    /// The CA could not issue a certificate.
+    #[error("cannot issue identity: {0}")]
+    Issue(String),
+}
+
+/// A role a certificate holds through its OU (Fabric's NodeOUs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// OU `client`.
+    Client,
+    /// OU `peer`.
+    Peer,
+    /// OU `admin`.
+    Admin,
+    /// OU `orderer`.
+    Orderer,
+}
+
+impl Role {
+    /// The OU value naming the role.
+    pub const fn ou(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Peer => "peer",
+            Self::Admin => "admin",
+            Self::Orderer => "orderer",
+        }
+    }
+}
+
+/// A deserialized, validated identity of one MSP.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    msp_id: String,
+    /// SHA-256 of the certificate: Fabric's identifier within the MSP.
+    cert_hash: [u8; 32],
+    key: VerifyingKey,
+    roles: Vec<Role>,
+}
+
+impl Identity {
+    /// Its MSP id.
+    pub fn msp_id(&self) -> &str {
+        &self.msp_id
+    }
+
+    /// (MSP id, certificate hash): two identities with the same are the same signer.
+    pub fn id(&self) -> (&str, [u8; 32]) {
+        (&self.msp_id, self.cert_hash)
+    }
+
+    /// Whether the certificate holds `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Verifies an ECDSA-SHA256 DER signature over `message`, refusing a high S as Fabric
+    /// does.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), MspError> {
+        let signature = Signature::from_der(signature)
+            .map_err(|e| MspError::BadSignature(format!("failed unmashalling signature [{e}]")))?;
+        if signature.normalize_s() != signature {
+            return Err(MspError::BadSignature(
+                "Invalid S. Must be smaller than half the order".to_owned(),
+            ));
+        }
+        self.key
+            .verify(message, &signature)
+            .map_err(|_| MspError::BadSignature("The signature is invalid".to_owned()))
+    }
+
+    /// Whether this identity satisfies `principal` (Fabric's `SatisfiesPrincipal` for
+    /// ROLE principals; other classifications are not supported and never satisfied).
+    pub fn satisfies(&self, principal: &MspPrincipal) -> bool {
+        if principal.principal_classification != msp_principal::Classification::Role as i32 {
+            return false;
+        }
+        let Ok(role) = MspRole::decode(principal.principal.as_slice()) else {
+            return false;
+        };
+        if role.msp_identifier != self.msp_id {
+            return false;
+        }
+        match msp_role::MspRoleType::try_from(role.role) {
+            Ok(msp_role::MspRoleType::Member) => true,
+            Ok(msp_role::MspRoleType::Admin) => self.has_role(Role::Admin),
+            Ok(msp_role::MspRoleType::Client) => self.has_role(Role::Client),
+            Ok(msp_role::MspRoleType::Peer) => self.has_role(Role::Peer),
+            Ok(msp_role::MspRoleType::Orderer) => self.has_role(Role::Orderer),
+            Err(_) => false,
+        }
+    }
+}
+
+/// One organisation's MSP: its id and root CA certificates.
+#[derive(Debug, Clone)]
+pub struct Msp {
+    id: String,
+    roots: Vec<Root>,
+    root_pems: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Root {
+    subject: Vec<u8>,
+    key: VerifyingKey,
+}
+
+fn parse_pem(pem: &[u8]) -> Result<x509_cert::Certificate, String> {
+    use der::DecodePem;
+    x509_cert::Certificate::from_pem(pem).map_err(|e| format!("bad certificate: {e}"))
+}
+
+fn public_key(cert: &x509_cert::Certificate) -> Result<VerifyingKey, String> {
+    let spki = cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|e| e.to_string())?;
+    VerifyingKey::from_public_key_der(&spki)
+        .map_err(|e| format!("not a P-256 public key (only P-256 is supported): {e}"))
+}
+
+impl Msp {
+    /// The MSP `id` trusting the PEM root certificates `roots`.
+    pub fn new(id: impl Into<String>, roots: &[&str]) -> Result<Self, MspError> {
+        let roots_parsed = roots
+            .iter()
+            .map(|pem| {
+                let cert = parse_pem(pem.as_bytes()).map_err(MspError::Malformed)?;
+                Ok(Root {
+                    subject: cert
+                        .tbs_certificate()
+                        .subject()
+                        .to_der()
+                        .map_err(|e| MspError::Malformed(e.to_string()))?,
+                    key: public_key(&cert).map_err(MspError::Malformed)?,
+                })
+            })
+            .collect::<Result<_, MspError>>()?;
+        Ok(Self {
+            id: id.into(),
+            roots: roots_parsed,
+            root_pems: roots.iter().map(|s| (*s).to_owned()).collect(),
+        })
+    }
+
+    /// Its MSP id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its root certificates (PEM), as given.
+    pub fn root_pems(&self) -> &[String] {
+        &self.root_pems
+    }
+
+    /// Validates a PEM certificate of this MSP: issued by one of its roots (or one of the
+    /// roots itself), signed with ECDSA-SHA256.
+    fn validate(&self, pem: &[u8]) -> Result<Identity, MspError> {
+        let cert = parse_pem(pem).map_err(MspError::Malformed)?;
+        let tbs = cert.tbs_certificate();
+        let issuer = tbs
+            .issuer()
+            .to_der()
+            .map_err(|e| MspError::Malformed(e.to_string()))?;
+        if cert.signature_algorithm().oid != ECDSA_WITH_SHA256 {
+            return Err(MspError::Invalid(format!(
+                "certificate signature algorithm {} is not supported (ecdsa-with-SHA256 is)",
+                cert.signature_algorithm().oid
+            )));
+        }
+        let tbs_der = tbs
+            .to_der()
+            .map_err(|e| MspError::Malformed(e.to_string()))?;
+        let signature = Signature::from_der(cert.signature().raw_bytes())
+            .map_err(|e| MspError::Invalid(format!("certificate signature: {e}")))?;
+        let issued = self
+            .roots
+            .iter()
+            .filter(|root| root.subject == issuer)
+            .any(|root| root.key.verify(&tbs_der, &signature).is_ok());
+        if !issued {
+            return Err(MspError::Invalid(format!(
+                "could not obtain certification chain: the certificate is not issued by a root CA of MSP {}",
+                self.id
+            )));
+        }
+        let mut roles = Vec::new();
+        for attribute in tbs.subject().iter() {
+            if attribute.oid != OU {
+                continue;
+            }
+            let value = attribute
+                .value
+                .decode_as::<der::asn1::Utf8StringRef<'_>>()
+                .map(|s| s.as_str().to_owned())
+                .or_else(|_| {
+                    attribute
+                        .value
+                        .decode_as::<der::asn1::PrintableStringRef<'_>>()
+                        .map(|s| s.as_str().to_owned())
+                })
+                .unwrap_or_default();
+            for role in [Role::Client, Role::Peer, Role::Admin, Role::Orderer] {
+                if value.eq_ignore_ascii_case(role.ou()) {
+                    roles.push(role);
+                }
+            }
+        }
+        let cert_der = cert
+            .to_der()
+            .map_err(|e| MspError::Malformed(e.to_string()))?;
+        Ok(Identity {
+            msp_id: self.id.clone(),
+            cert_hash: Sha256::digest(&cert_der).into(),
+            key: public_key(&cert).map_err(MspError::Invalid)?,
+            roles,
+        })
+    }
+}
+
+/// The MSPs of a channel, by id: deserializes any member's identity.
+#[derive(Debug, Clone, Default)]
+pub struct MspManager {
+    msps: BTreeMap<String, Msp>,
+}
+
+impl MspManager {
+    /// The channel's MSPs.
+    pub fn new(msps: impl IntoIterator<Item = Msp>) -> Self {
+        Self {
+            msps: msps.into_iter().map(|m| (m.id.clone(), m)).collect(),
+        }
+    }
+
+    /// The MSPs, by id.
+    pub fn msps(&self) -> impl Iterator<Item = &Msp> {
+        self.msps.values()
+    }
+
+    /// Decodes and validates a serialized identity (a creator or endorser).
+    pub fn deserialize(&self, serialized: &[u8]) -> Result<Identity, MspError> {
+        let identity = SerializedIdentity::decode(serialized)
+            .map_err(|e| MspError::Malformed(format!("could not unmarshal identity: {e}")))?;
+        let msp = self
+            .msps
+            .get(&identity.mspid)
+            .ok_or_else(|| MspError::UnknownMsp(identity.mspid.clone()))?;
+        msp.validate(&identity.id_bytes)
+    }
+}
+
+/// An organisation's certificate authority for dev nodes and tests: a P-256 root that
+/// issues identities carrying a NodeOU role.
+pub struct DevCa {
+    msp_id: String,
+    org: String,
+    cert_pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl std::fmt::Debug for DevCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevCa")
+            .field("msp_id", &self.msp_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevCa {
+    /// A new root CA for MSP `msp_id` of organisation `org` (e.g. `Org1MSP`, `Org1`).
+    pub fn new(msp_id: &str, org: &str) -> Result<Self, MspError> {
+        let fail = |e: rcgen::Error| MspError::Issue(e.to_string());
+        let key = rcgen::KeyPair::generate().map_err(fail)?;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::OrganizationName, org);
+        dn.push(
+            rcgen::DnType::CommonName,
+            format!("ca.{}", org.to_lowercase()),
+        );
+        params.distinguished_name = dn;
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert_pem = params.self_signed(&key).map_err(fail)?.pem();
+        Ok(Self {
+            msp_id: msp_id.to_owned(),
+            org: org.to_owned(),
+            cert_pem,
+            issuer: rcgen::Issuer::new(params, key),
+        })
+    }
+
+    /// The root certificate (PEM).
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The MSP this CA is the root of.
+    pub fn msp(&self) -> Result<Msp, MspError> {
+        Msp::new(self.msp_id.clone(), &[self.cert_pem.as_str()])
+    }
+
+    /// Issues an identity with `role` and common name `common_name`.
+    pub fn issue(&self, role: Role, common_name: &str) -> Result<DevIdentity, MspError> {
+        DevIdentity::issued(
+            &self.msp_id,
+            &self.org,
+            role.ou(),
+            common_name,
+            &self.issuer,
+        )
+        .map_err(|e| MspError::Issue(e.to_string()))
+    }
+}
