@@ -28,5 +28,6 @@ pub mod runtime;
 pub mod support;
 pub mod testing;
 pub mod tls;
+pub mod transaction;
 
 pub use cchost_proto as proto;

@@ -10,7 +10,9 @@
 //!   later snapshots see them, and the history index records every write.
 
 pub mod blockfile;
+pub mod blocks;
 pub mod blockstore;
+pub mod commit;
 pub mod policy;
 mod range_read;
 mod simulator;

@@ -25,6 +25,8 @@ use super::{Height, LedgerError, ReadLimit, VersionedValue};
 const STATE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state");
 const HISTORY: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("history");
 const CHANNELS: TableDefinition<'_, &str, ()> = TableDefinition::new("channels");
+/// channel → the number of blocks applied (big-endian u64) ‖ the last block's record.
+const APPLIED: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("applied");
 
 /// A valid transaction's writes, applied at its height.
 #[derive(Debug, Clone)]
@@ -53,6 +55,21 @@ pub trait StateStore: Send + Sync + fmt::Debug {
 
     /// Applies the writes of valid transactions, in order, atomically: all or none.
     fn commit(&self, channel: &str, txs: &[CommitTx]) -> Result<(), LedgerError>;
+
+    /// How many blocks of `channel` state holds the writes of, and the block-file record
+    /// of the last one (kept so that a block store that lost its last block can get it
+    /// back).
+    fn applied(&self, channel: &str) -> Result<(u64, Option<Vec<u8>>), LedgerError>;
+
+    /// Applies the valid writes of block `number` (its `record` as the block files hold
+    /// it) and records that `number + 1` blocks are applied, atomically: all or none.
+    fn commit_block(
+        &self,
+        channel: &str,
+        number: u64,
+        record: &[u8],
+        txs: &[CommitTx],
+    ) -> Result<(), LedgerError>;
 }
 
 /// A consistent view of one channel's committed state.
@@ -206,6 +223,7 @@ impl RedbStore {
         write.open_table(STATE).map_err(LedgerError::storage)?;
         write.open_table(HISTORY).map_err(LedgerError::storage)?;
         write.open_table(CHANNELS).map_err(LedgerError::storage)?;
+        write.open_table(APPLIED).map_err(LedgerError::storage)?;
         write.commit().map_err(LedgerError::storage)?;
         Ok(Self {
             db,
@@ -275,102 +293,140 @@ impl StateStore for RedbStore {
 
     fn commit(&self, channel: &str, txs: &[CommitTx]) -> Result<(), LedgerError> {
         let write = self.db.begin_write().map_err(LedgerError::storage)?;
+        apply(&write, channel, txs)?;
+        write.commit().map_err(LedgerError::storage)
+    }
+
+    fn applied(&self, channel: &str) -> Result<(u64, Option<Vec<u8>>), LedgerError> {
+        let read = self.db.begin_read().map_err(LedgerError::storage)?;
+        let table = read.open_table(APPLIED).map_err(LedgerError::storage)?;
+        let Some(entry) = table.get(channel).map_err(LedgerError::storage)? else {
+            return Ok((0, None));
+        };
+        let bytes = entry.value();
+        let (height, record) = bytes
+            .split_first_chunk::<8>()
+            .ok_or_else(|| LedgerError::Corrupt("applied-height record is short".into()))?;
+        Ok((u64::from_be_bytes(*height), Some(record.to_vec())))
+    }
+
+    fn commit_block(
+        &self,
+        channel: &str,
+        number: u64,
+        record: &[u8],
+        txs: &[CommitTx],
+    ) -> Result<(), LedgerError> {
+        let write = self.db.begin_write().map_err(LedgerError::storage)?;
+        apply(&write, channel, txs)?;
         {
-            let channels = write.open_table(CHANNELS).map_err(LedgerError::storage)?;
-            if channels
-                .get(channel)
-                .map_err(LedgerError::storage)?
-                .is_none()
-            {
-                return Err(LedgerError::NoLedger(channel.to_owned()));
-            }
-            let mut state = write.open_table(STATE).map_err(LedgerError::storage)?;
-            let mut history = write.open_table(HISTORY).map_err(LedgerError::storage)?;
-            for tx in txs {
-                for ns in &tx.rwset.ns_rwset {
-                    let kv = kvrwset::KvrwSet::decode(ns.rwset.as_slice()).map_err(|e| {
-                        LedgerError::InvalidRwSet {
-                            namespace: ns.namespace.clone(),
-                            reason: e.to_string(),
-                        }
-                    })?;
-                    let metadata_writes: BTreeMap<&str, &[KvMetadataEntry]> = kv
-                        .metadata_writes
-                        .iter()
-                        .map(|w| (w.key.as_str(), w.entries.as_slice()))
-                        .collect();
-                    let to_map = |entries: &[KvMetadataEntry]| {
-                        entries
-                            .iter()
-                            .map(|e| (e.name.clone(), e.value.clone()))
-                            .collect::<BTreeMap<_, _>>()
-                    };
-                    for write in &kv.writes {
-                        let key = state_key(channel, &ns.namespace, &write.key);
-                        let deleted = write.is_delete || write.value.is_empty();
-                        if deleted {
-                            state.remove(key.as_slice()).map_err(LedgerError::storage)?;
-                        } else {
-                            // A value write keeps the key's metadata unless it is rewritten.
-                            let metadata = match metadata_writes.get(write.key.as_str()) {
-                                Some(entries) => to_map(entries),
-                                None => match state
-                                    .get(key.as_slice())
-                                    .map_err(LedgerError::storage)?
-                                {
-                                    Some(old) => StoredValue::decode_from(old.value())?.metadata,
-                                    None => BTreeMap::new(),
-                                },
-                            };
-                            let stored = StoredValue::encode_from(&VersionedValue {
-                                value: write.value.clone(),
-                                version: tx.height,
-                                metadata,
-                            });
-                            state
-                                .insert(key.as_slice(), stored.as_slice())
-                                .map_err(LedgerError::storage)?;
-                        }
-                        let record = KeyModification {
-                            tx_id: tx.tx_id.clone(),
-                            value: if deleted { vec![] } else { write.value.clone() },
-                            timestamp: Some(tx.timestamp),
-                            is_delete: deleted,
-                        };
-                        let hkey = history_key(
-                            &history_prefix(channel, &ns.namespace, &write.key),
-                            tx.height,
-                        );
-                        history
-                            .insert(hkey.as_slice(), record.encode_to_vec().as_slice())
-                            .map_err(LedgerError::storage)?;
-                    }
-                    // Metadata-only writes update an existing key (and its version); on a
-                    // key that does not exist they do nothing.
-                    for write in &kv.metadata_writes {
-                        if kv.writes.iter().any(|w| w.key == write.key) {
-                            continue;
-                        }
-                        let key = state_key(channel, &ns.namespace, &write.key);
-                        let existing =
-                            match state.get(key.as_slice()).map_err(LedgerError::storage)? {
-                                Some(old) => Some(StoredValue::decode_from(old.value())?),
-                                None => None,
-                            };
-                        if let Some(mut value) = existing {
-                            value.metadata = to_map(&write.entries);
-                            value.version = tx.height;
-                            let stored = StoredValue::encode_from(&value);
-                            state
-                                .insert(key.as_slice(), stored.as_slice())
-                                .map_err(LedgerError::storage)?;
-                        }
-                    }
-                }
-            }
+            let mut applied = write.open_table(APPLIED).map_err(LedgerError::storage)?;
+            let mut value = Vec::with_capacity(8 + record.len());
+            value.extend_from_slice(&(number + 1).to_be_bytes());
+            value.extend_from_slice(record);
+            applied
+                .insert(channel, value.as_slice())
+                .map_err(LedgerError::storage)?;
         }
         write.commit().map_err(LedgerError::storage)
     }
+}
+
+/// Applies the writes of valid transactions, in order, within `write`.
+fn apply(
+    write: &redb::WriteTransaction,
+    channel: &str,
+    txs: &[CommitTx],
+) -> Result<(), LedgerError> {
+    let channels = write.open_table(CHANNELS).map_err(LedgerError::storage)?;
+    if channels
+        .get(channel)
+        .map_err(LedgerError::storage)?
+        .is_none()
+    {
+        return Err(LedgerError::NoLedger(channel.to_owned()));
+    }
+    let mut state = write.open_table(STATE).map_err(LedgerError::storage)?;
+    let mut history = write.open_table(HISTORY).map_err(LedgerError::storage)?;
+    for tx in txs {
+        for ns in &tx.rwset.ns_rwset {
+            let kv = kvrwset::KvrwSet::decode(ns.rwset.as_slice()).map_err(|e| {
+                LedgerError::InvalidRwSet {
+                    namespace: ns.namespace.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            let metadata_writes: BTreeMap<&str, &[KvMetadataEntry]> = kv
+                .metadata_writes
+                .iter()
+                .map(|w| (w.key.as_str(), w.entries.as_slice()))
+                .collect();
+            let to_map = |entries: &[KvMetadataEntry]| {
+                entries
+                    .iter()
+                    .map(|e| (e.name.clone(), e.value.clone()))
+                    .collect::<BTreeMap<_, _>>()
+            };
+            for write in &kv.writes {
+                let key = state_key(channel, &ns.namespace, &write.key);
+                let deleted = write.is_delete || write.value.is_empty();
+                if deleted {
+                    state.remove(key.as_slice()).map_err(LedgerError::storage)?;
+                } else {
+                    // A value write keeps the key's metadata unless it is rewritten.
+                    let metadata = match metadata_writes.get(write.key.as_str()) {
+                        Some(entries) => to_map(entries),
+                        None => match state.get(key.as_slice()).map_err(LedgerError::storage)? {
+                            Some(old) => StoredValue::decode_from(old.value())?.metadata,
+                            None => BTreeMap::new(),
+                        },
+                    };
+                    let stored = StoredValue::encode_from(&VersionedValue {
+                        value: write.value.clone(),
+                        version: tx.height,
+                        metadata,
+                    });
+                    state
+                        .insert(key.as_slice(), stored.as_slice())
+                        .map_err(LedgerError::storage)?;
+                }
+                let record = KeyModification {
+                    tx_id: tx.tx_id.clone(),
+                    value: if deleted { vec![] } else { write.value.clone() },
+                    timestamp: Some(tx.timestamp),
+                    is_delete: deleted,
+                };
+                let hkey = history_key(
+                    &history_prefix(channel, &ns.namespace, &write.key),
+                    tx.height,
+                );
+                history
+                    .insert(hkey.as_slice(), record.encode_to_vec().as_slice())
+                    .map_err(LedgerError::storage)?;
+            }
+            // Metadata-only writes update an existing key (and its version); on a
+            // key that does not exist they do nothing.
+            for write in &kv.metadata_writes {
+                if kv.writes.iter().any(|w| w.key == write.key) {
+                    continue;
+                }
+                let key = state_key(channel, &ns.namespace, &write.key);
+                let existing = match state.get(key.as_slice()).map_err(LedgerError::storage)? {
+                    Some(old) => Some(StoredValue::decode_from(old.value())?),
+                    None => None,
+                };
+                if let Some(mut value) = existing {
+                    value.metadata = to_map(&write.entries);
+                    value.version = tx.height;
+                    let stored = StoredValue::encode_from(&value);
+                    state
+                        .insert(key.as_slice(), stored.as_slice())
+                        .map_err(LedgerError::storage)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 struct RedbSnapshot {

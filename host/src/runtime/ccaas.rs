@@ -133,7 +133,7 @@ fn dial_timeout<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duratio
 
 /// A Go duration (`time.ParseDuration`: `10s`, `1m30s`, `1.5s`, `500ms`), read with
 /// jiff's duration parser (which accepts a superset); negative durations are refused.
-fn parse_go_duration(text: &str) -> Option<Duration> {
+pub(crate) fn parse_go_duration(text: &str) -> Option<Duration> {
     let duration: jiff::SignedDuration = text.parse().ok()?;
     Duration::try_from(duration).ok()
 }
