@@ -9,9 +9,9 @@
 
 use cchost_proto::common::{Envelope, Header, Payload};
 use cchost_proto::protos::{
-    ChaincodeAction, ChaincodeActionPayload, ChaincodeEndorsedAction, ChaincodeEvent,
-    ChaincodeId, ChaincodeProposalPayload, Endorsement, Proposal, ProposalResponse,
-    ProposalResponsePayload, Response, Transaction, TransactionAction,
+    ChaincodeAction, ChaincodeActionPayload, ChaincodeEndorsedAction, ChaincodeEvent, ChaincodeId,
+    ChaincodeProposalPayload, Endorsement, Proposal, ProposalResponse, ProposalResponsePayload,
+    Response, Transaction, TransactionAction,
 };
 use cchost_proto::rwset::TxReadWriteSet;
 use prost::Message;

@@ -18,15 +18,17 @@ use cchost_proto::common::{
     ImplicitMetaPolicy, LastConfig, Metadata, MetadataSignature, OrdererBlockMetadata, Payload,
     Policy, SignatureHeader, SignaturePolicyEnvelope, implicit_meta_policy,
 };
-use cchost_proto::msp::{FabricCryptoConfig, FabricMspConfig, FabricNodeOUs, FabricOuIdentifier, MspConfig};
+use cchost_proto::msp::{
+    FabricCryptoConfig, FabricMspConfig, FabricNodeOUs, FabricOuIdentifier, MspConfig,
+};
 use cchost_proto::orderer::{BatchSize, BatchTimeout, ConsensusType};
 use prost::Message;
 
 use super::blockfile::{self, StoredBlock};
 use super::policy::{self, ChannelPolicies};
-use cchost_proto::common::policy::PolicyType;
 use crate::msp::{Msp, MspError, MspManager};
 use crate::proposal::{DevIdentity, compute_txid};
+use cchost_proto::common::policy::PolicyType;
 
 /// Metadata slot of the orderer's signatures.
 pub const SIGNATURES: usize = 0;
@@ -200,7 +202,11 @@ fn org_group(org: &OrgConfig) -> Result<ConfigGroup, ConfigError> {
     };
     let msp = FabricMspConfig {
         name: org.msp_id.clone(),
-        root_certs: org.root_certs.iter().map(|c| c.clone().into_bytes()).collect(),
+        root_certs: org
+            .root_certs
+            .iter()
+            .map(|c| c.clone().into_bytes())
+            .collect(),
         crypto_config: Some(FabricCryptoConfig {
             signature_hash_family: "SHA2".into(),
             identity_identifier_hash_function: "SHA256".into(),
@@ -230,7 +236,10 @@ fn org_group(org: &OrgConfig) -> Result<ConfigGroup, ConfigError> {
             ("Readers".into(), signature(policy::parse(&member)?)),
             ("Writers".into(), signature(policy::parse(&member)?)),
             ("Admins".into(), signature(policy::parse(&admin)?)),
-            ("Endorsement".into(), signature(policy::parse(&org.endorsement)?)),
+            (
+                "Endorsement".into(),
+                signature(policy::parse(&org.endorsement)?),
+            ),
         ]),
         mod_policy: "Admins".into(),
     })
@@ -240,7 +249,10 @@ fn org_group(org: &OrgConfig) -> Result<ConfigGroup, ConfigError> {
 pub fn genesis_block(config: &GenesisConfig) -> Result<StoredBlock, ConfigError> {
     use implicit_meta_policy::Rule;
     let mut application_policies = standard_policies();
-    application_policies.insert("Endorsement".into(), implicit("Endorsement", Rule::Majority));
+    application_policies.insert(
+        "Endorsement".into(),
+        implicit("Endorsement", Rule::Majority),
+    );
     application_policies.insert(
         "LifecycleEndorsement".into(),
         implicit("Endorsement", Rule::Majority),
@@ -248,7 +260,12 @@ pub fn genesis_block(config: &GenesisConfig) -> Result<StoredBlock, ConfigError>
     let orgs = config
         .orgs
         .iter()
-        .map(|org| Ok((org.msp_id.trim_end_matches("MSP").to_owned(), org_group(org)?)))
+        .map(|org| {
+            Ok((
+                org.msp_id.trim_end_matches("MSP").to_owned(),
+                org_group(org)?,
+            ))
+        })
         .collect::<Result<BTreeMap<_, _>, ConfigError>>()?;
     let application = ConfigGroup {
         version: 0,
@@ -445,7 +462,10 @@ pub fn read_genesis(block: &StoredBlock) -> Result<ChannelGenesis, ConfigError> 
             .collect();
         let root_refs: Vec<&str> = roots.iter().map(String::as_str).collect();
         msps.push(Msp::new(fabric.name.clone(), &root_refs)?);
-        if let Some(endorsement) = org.policies.get("Endorsement").and_then(|p| p.policy.as_ref())
+        if let Some(endorsement) = org
+            .policies
+            .get("Endorsement")
+            .and_then(|p| p.policy.as_ref())
         {
             if endorsement.r#type != PolicyType::Signature as i32 {
                 return Err(ConfigError::Malformed(format!(
@@ -468,8 +488,8 @@ pub fn read_genesis(block: &StoredBlock) -> Result<ChannelGenesis, ConfigError> 
         }
         if let Some(timeout) = orderer.values.get("BatchTimeout") {
             let timeout: BatchTimeout = decode(&timeout.value, "BatchTimeout")?;
-            batch.timeout = crate::runtime::ccaas::parse_go_duration(&timeout.timeout)
-                .ok_or_else(|| {
+            batch.timeout =
+                crate::runtime::ccaas::parse_go_duration(&timeout.timeout).ok_or_else(|| {
                     ConfigError::Malformed(format!(
                         "BatchTimeout {:?} is not a duration",
                         timeout.timeout

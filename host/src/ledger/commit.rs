@@ -18,8 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use cchost_proto::common::{ChannelHeader, Envelope, Payload};
 use cchost_proto::protos::{
-    ChaincodeAction, ChaincodeActionPayload, ProposalResponsePayload, Transaction,
-    TxValidationCode,
+    ChaincodeAction, ChaincodeActionPayload, ProposalResponsePayload, Transaction, TxValidationCode,
 };
 use cchost_proto::rwset::TxReadWriteSet;
 use prost::Message;
@@ -125,7 +124,9 @@ impl std::fmt::Debug for ChannelLedger {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// How a ledger is opened.
@@ -155,7 +156,8 @@ impl ChannelLedger {
         let first = match store.block(0)? {
             Some(block) => block,
             None => {
-                let genesis = genesis.ok_or_else(|| CommitError::NoGenesis(dir.display().to_string()))?;
+                let genesis =
+                    genesis.ok_or_else(|| CommitError::NoGenesis(dir.display().to_string()))?;
                 genesis.clone()
             }
         };
@@ -188,10 +190,12 @@ impl ChannelLedger {
             store.append(&first)?;
         }
         for number in applied..store.height() {
-            let block = store.block(number)?.ok_or_else(|| BlockStoreError::Corrupt {
-                number,
-                reason: "missing from the index".into(),
-            })?;
+            let block = store
+                .block(number)?
+                .ok_or_else(|| BlockStoreError::Corrupt {
+                    number,
+                    reason: "missing from the index".into(),
+                })?;
             let txs = valid_writes(&block);
             state.commit_block(&channel, number, &blockfile::record(&block), &txs)?;
             report.replayed += 1;
