@@ -105,6 +105,27 @@ impl DevIdentity {
         })
     }
 
+    /// An identity from its PEM certificate and PEM (PKCS#8) P-256 private key, as
+    /// [`Self::key_pem`] writes it.
+    pub fn from_pem(msp_id: &str, cert_pem: &str, key_pem: &str) -> Result<Self, ProposalError> {
+        use p256::pkcs8::DecodePrivateKey;
+        let key = SigningKey::from_pkcs8_pem(key_pem)
+            .map_err(|e| ProposalError::Identity(format!("private key: {e}")))?;
+        Ok(Self {
+            msp_id: msp_id.to_owned(),
+            cert_pem: cert_pem.to_owned(),
+            key,
+        })
+    }
+
+    /// The private key, PEM (PKCS#8): to keep the identity across restarts.
+    pub fn key_pem(&self) -> Result<String, ProposalError> {
+        self.key
+            .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+            .map(|pem| pem.to_string())
+            .map_err(|e| ProposalError::Identity(format!("private key: {e}")))
+    }
+
     /// The MSP id.
     pub fn msp_id(&self) -> &str {
         &self.msp_id
