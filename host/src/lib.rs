@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod msp;
 pub mod operations;
+pub mod orderer;
 pub mod package;
 pub mod proposal;
 pub mod runtime;

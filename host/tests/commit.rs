@@ -45,7 +45,7 @@ struct Net {
     peer2: DevIdentity,
     orderer: DevIdentity,
     state: Arc<RedbStore>,
-    slot: Option<ChannelLedger>,
+    slot: Option<Arc<ChannelLedger>>,
 }
 
 fn definition(policy: &str) -> ChaincodeDefinition {
@@ -85,12 +85,12 @@ impl Net {
             _dir: dir,
             dir: path,
             state,
-            slot: Some(ledger),
+            slot: Some(Arc::new(ledger)),
         }
     }
 
     fn ledger(&self) -> &ChannelLedger {
-        self.slot.as_ref().unwrap()
+        self.slot.as_deref().unwrap()
     }
 
     /// Closes the ledger (its files and the state database stay).
@@ -111,7 +111,7 @@ impl Net {
     fn reopen(&mut self) -> OpenReport {
         self.close();
         let (ledger, report) = open(&self.dir, &self.state, None);
-        self.slot = Some(ledger);
+        self.slot = Some(Arc::new(ledger));
         report
     }
 
@@ -924,4 +924,205 @@ fn a_block_out_of_order_is_refused_with_fabrics_text_and_nothing_changes() {
         "{error}"
     );
     assert_eq!(net.ledger().height(), 1);
+}
+
+mod ordering {
+    use super::*;
+    use cchost::orderer::{BroadcastService, Orderer};
+    use cchost_proto::common::Status;
+    use cchost_proto::orderer::atomic_broadcast_client::AtomicBroadcastClient;
+    use cchost_proto::orderer::atomic_broadcast_server::AtomicBroadcastServer;
+    use std::time::Duration;
+
+    fn orderer(
+        net: &Net,
+        batch: BatchConfig,
+        queue: usize,
+    ) -> (Orderer, cchost::orderer::BatchCutter) {
+        let signer = Arc::new(net.org1.issue(Role::Orderer, "orderer0").unwrap());
+        Orderer::new(
+            Arc::clone(net.slot.as_ref().unwrap()),
+            signer,
+            Some(batch),
+            queue,
+        )
+    }
+
+    fn envelopes(net: &Net, n: usize) -> Vec<(String, Envelope)> {
+        (0..n)
+            .map(|i| {
+                let tx = net.tx("asset", move |sim| {
+                    sim.put_state("asset", &format!("o{i}"), b"v".to_vec())
+                        .unwrap();
+                });
+                let txid = tx.0.txid.clone();
+                (
+                    txid,
+                    Envelope::decode(net.endorsed(&tx).as_slice()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    async fn blocks_of(net: &Net, txids: &[String]) -> Vec<u64> {
+        let mut out = Vec::new();
+        for txid in txids {
+            let status = tokio::time::timeout(
+                Duration::from_secs(10),
+                net.ledger().wait_for(txid).unwrap(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+            assert_eq!(status.code, Code::Valid);
+            out.push(status.block);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn blocks_are_cut_at_max_message_count_and_the_rest_at_the_batch_timeout() {
+        let net = Net::new();
+        let batch = BatchConfig {
+            max_message_count: 3,
+            timeout: Duration::from_millis(300),
+            ..BatchConfig::default()
+        };
+        let (orderer, cutter) = orderer(&net, batch, 100);
+        let cutting = tokio::spawn(cutter.run());
+        let txs = envelopes(&net, 7);
+        for (_, envelope) in &txs {
+            orderer.broadcast(envelope).unwrap();
+        }
+        let txids: Vec<String> = txs.iter().map(|(t, _)| t.clone()).collect();
+        assert_eq!(blocks_of(&net, &txids).await, [1, 1, 1, 2, 2, 2, 3]);
+        drop(orderer);
+        cutting.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn blocks_are_cut_before_preferred_max_bytes_and_a_larger_transaction_is_a_block_alone() {
+        let net = Net::new();
+        let txs = envelopes(&net, 3);
+        let size = u32::try_from(txs[0].1.encode_to_vec().len()).unwrap();
+        let batch = BatchConfig {
+            max_message_count: 100,
+            preferred_max_bytes: size * 2 + size / 2,
+            timeout: Duration::from_millis(200),
+            ..BatchConfig::default()
+        };
+        let (orderer, cutter) = orderer(&net, batch, 100);
+        let cutting = tokio::spawn(cutter.run());
+        for (_, envelope) in &txs {
+            orderer.broadcast(envelope).unwrap();
+        }
+        let txids: Vec<String> = txs.iter().map(|(t, _)| t.clone()).collect();
+        assert_eq!(blocks_of(&net, &txids).await, [1, 1, 2]);
+        // A transaction larger than the preferred size is cut alone.
+        let big = net.tx("asset", |sim| {
+            sim.put_state("asset", "big", vec![b'x'; 4 * 1024]).unwrap();
+        });
+        let small = envelopes(&net, 1).remove(0);
+        orderer.broadcast(&small.1).unwrap();
+        orderer
+            .broadcast(&Envelope::decode(net.endorsed(&big).as_slice()).unwrap())
+            .unwrap();
+        assert_eq!(
+            blocks_of(&net, &[small.0, big.0.txid.clone()]).await,
+            [3, 4]
+        );
+        drop(orderer);
+        cutting.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_service_unavailable_and_what_it_accepted_is_committed() {
+        let net = Net::new();
+        let (orderer, cutter) = orderer(
+            &net,
+            BatchConfig {
+                timeout: Duration::from_millis(50),
+                ..BatchConfig::default()
+            },
+            2,
+        );
+        let txs = envelopes(&net, 3);
+        orderer.broadcast(&txs[0].1).unwrap();
+        orderer.broadcast(&txs[1].1).unwrap();
+        let error = orderer.broadcast(&txs[2].1).unwrap_err();
+        assert_eq!(error.status, Status::ServiceUnavailable);
+        assert_eq!(
+            error.info,
+            "the ordering queue is full (2 transactions wait): retry later"
+        );
+        let cutting = tokio::spawn(cutter.run());
+        assert_eq!(
+            blocks_of(&net, &[txs[0].0.clone(), txs[1].0.clone()]).await,
+            [1, 1]
+        );
+        assert_eq!(net.ledger().tx_status(&txs[2].0).unwrap(), None);
+        drop(orderer);
+        cutting.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn broadcast_over_grpc_answers_each_envelope_and_its_transactions_commit() {
+        let net = Net::new();
+        let (orderer, cutter) = orderer(
+            &net,
+            BatchConfig {
+                timeout: Duration::from_millis(50),
+                ..BatchConfig::default()
+            },
+            100,
+        );
+        let cutting = tokio::spawn(cutter.run());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(AtomicBroadcastServer::new(BroadcastService::new(orderer)))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = AtomicBroadcastClient::new(channel);
+        let txs = envelopes(&net, 2);
+        let other = net.endorsed(&net.tx_on("otherchannel", "asset", put("x", "1")));
+        let outbound = vec![
+            txs[0].1.clone(),
+            Envelope::decode(other.as_slice()).unwrap(),
+            txs[1].1.clone(),
+        ];
+        let mut responses = client
+            .broadcast(tokio_stream::iter(outbound))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut statuses = Vec::new();
+        while let Some(response) = responses.message().await.unwrap() {
+            statuses.push((response.status, response.info));
+        }
+        assert_eq!(
+            statuses,
+            [
+                (Status::Success as i32, String::new()),
+                (
+                    Status::NotFound as i32,
+                    "channel otherchannel not found".to_owned()
+                ),
+                (Status::Success as i32, String::new()),
+            ]
+        );
+        assert_eq!(
+            blocks_of(&net, &[txs[0].0.clone(), txs[1].0.clone()]).await,
+            [1, 1]
+        );
+        server.abort();
+        let _ = server.await;
+        cutting.abort();
+    }
 }

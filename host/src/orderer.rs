@@ -1,0 +1,307 @@
+//! Built-in ordering for a single node: transactions in, blocks out.
+//!
+//! [`Orderer::broadcast`] accepts a signed transaction envelope for the channel (what the
+//! Gateway, the CLI and `orderer.AtomicBroadcast/Broadcast` submit) into a bounded queue
+//! and answers at once, as Fabric's orderer does: SUCCESS means "ordered", not
+//! "committed" (wait for that with [`ChannelLedger::wait_for`]). When the queue is full
+//! the answer is SERVICE_UNAVAILABLE and nothing is kept: memory stays bounded.
+//!
+//! [`BatchCutter::run`] cuts blocks as Fabric's `blockcutter` does, with its settings
+//! ([`BatchConfig`], read from the channel's genesis block): a block is cut when it holds
+//! `MaxMessageCount` transactions, when the next transaction would take it past
+//! `PreferredMaxBytes` (a transaction larger than that is a block of its own), or when
+//! `BatchTimeout` has passed since its first transaction. Each block is signed by the
+//! node's ordering identity and committed to the ledger, one at a time, in order.
+
+use std::sync::Arc;
+
+use cchost_proto::common::{ChannelHeader, Envelope, HeaderType, Payload, Status};
+use cchost_proto::orderer::BroadcastResponse;
+use cchost_proto::orderer::atomic_broadcast_server::AtomicBroadcast;
+use prost::Message;
+use tokio::sync::mpsc;
+
+use crate::ledger::blocks::{self, BatchConfig};
+use crate::ledger::commit::ChannelLedger;
+use crate::proposal::DevIdentity;
+
+/// How many transactions may wait to be ordered, by default.
+pub const DEFAULT_QUEUE: usize = 10_000;
+
+/// Why a transaction was not accepted: a Fabric status and its text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{info}")]
+pub struct BroadcastError {
+    /// The status a Broadcast client gets.
+    pub status: Status,
+    /// Why.
+    pub info: String,
+}
+
+impl BroadcastError {
+    fn new(status: Status, info: impl Into<String>) -> Self {
+        Self {
+            status,
+            info: info.into(),
+        }
+    }
+}
+
+/// The submitting side of the orderer.
+#[derive(Debug, Clone)]
+pub struct Orderer {
+    channel: String,
+    batch: BatchConfig,
+    queue: mpsc::Sender<Vec<u8>>,
+}
+
+/// The block-cutting side: run it once, in its own task.
+pub struct BatchCutter {
+    ledger: Arc<ChannelLedger>,
+    signer: Arc<DevIdentity>,
+    batch: BatchConfig,
+    queue: mpsc::Receiver<Vec<u8>>,
+}
+
+impl std::fmt::Debug for BatchCutter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchCutter")
+            .field("batch", &self.batch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Orderer {
+    /// An orderer for `ledger`'s channel with its genesis block's batch settings (or
+    /// `batch`, when given), signing blocks as `signer`, holding at most `queue`
+    /// transactions not yet in a block.
+    pub fn new(
+        ledger: Arc<ChannelLedger>,
+        signer: Arc<DevIdentity>,
+        batch: Option<BatchConfig>,
+        queue: usize,
+    ) -> (Self, BatchCutter) {
+        let batch = batch.unwrap_or(ledger.genesis().batch);
+        let (sender, receiver) = mpsc::channel(queue.max(1));
+        (
+            Self {
+                channel: ledger.channel().to_owned(),
+                batch,
+                queue: sender,
+            },
+            BatchCutter {
+                ledger,
+                signer,
+                batch,
+                queue: receiver,
+            },
+        )
+    }
+
+    /// The batch settings in force.
+    pub fn batch(&self) -> BatchConfig {
+        self.batch
+    }
+
+    /// Accepts `envelope` for ordering, or says why not (Fabric's statuses).
+    pub fn broadcast(&self, envelope: &Envelope) -> Result<(), BroadcastError> {
+        let bytes = envelope.encode_to_vec();
+        let max = usize::try_from(self.batch.absolute_max_bytes).unwrap_or(usize::MAX);
+        if bytes.len() > max {
+            return Err(BroadcastError::new(
+                Status::BadRequest,
+                format!(
+                    "message payload is {} bytes and exceeds maximum allowed {max} bytes",
+                    bytes.len()
+                ),
+            ));
+        }
+        let header = Payload::decode(envelope.payload.as_slice())
+            .ok()
+            .and_then(|p| p.header)
+            .and_then(|h| ChannelHeader::decode(h.channel_header.as_slice()).ok())
+            .ok_or_else(|| {
+                BroadcastError::new(
+                    Status::BadRequest,
+                    "bad header: the envelope has no channel header",
+                )
+            })?;
+        if header.channel_id != self.channel {
+            return Err(BroadcastError::new(
+                Status::NotFound,
+                format!("channel {} not found", header.channel_id),
+            ));
+        }
+        if header.r#type != HeaderType::EndorserTransaction as i32 {
+            return Err(BroadcastError::new(
+                Status::BadRequest,
+                format!(
+                    "transactions of header type {} are not supported yet: only endorser transactions are ordered",
+                    header.r#type
+                ),
+            ));
+        }
+        self.queue.try_send(bytes).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => BroadcastError::new(
+                Status::ServiceUnavailable,
+                format!(
+                    "the ordering queue is full ({} transactions wait): retry later",
+                    self.queue.max_capacity()
+                ),
+            ),
+            mpsc::error::TrySendError::Closed(_) => {
+                BroadcastError::new(Status::ServiceUnavailable, "the orderer has stopped")
+            }
+        })
+    }
+}
+
+impl BatchCutter {
+    /// Cuts and commits blocks until every [`Orderer`] is dropped and the queue is
+    /// drained. A block that cannot be committed (storage failure) stops the cutter with
+    /// the error: the ledger is unchanged, and the transactions of that block were
+    /// never acknowledged.
+    pub async fn run(mut self) -> Result<(), crate::ledger::commit::CommitError> {
+        let count = usize::try_from(self.batch.max_message_count.max(1)).unwrap_or(usize::MAX);
+        let preferred = usize::try_from(self.batch.preferred_max_bytes).unwrap_or(usize::MAX);
+        let mut pending: Vec<Vec<u8>> = Vec::new();
+        let mut pending_bytes = 0usize;
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match deadline {
+                Some(at) => tokio::select! {
+                    next = self.queue.recv() => Some(next),
+                    () = tokio::time::sleep_until(at) => None,
+                },
+                None => Some(self.queue.recv().await),
+            };
+            match next {
+                // The batch timeout passed.
+                None => {
+                    self.cut(&mut pending, &mut pending_bytes).await?;
+                    deadline = None;
+                }
+                // Every sender is gone: commit what is left, and stop.
+                Some(None) => {
+                    self.cut(&mut pending, &mut pending_bytes).await?;
+                    return Ok(());
+                }
+                Some(Some(envelope)) => {
+                    let size = envelope.len();
+                    if size > preferred {
+                        // Too big to share a block: the pending batch first, then it alone.
+                        self.cut(&mut pending, &mut pending_bytes).await?;
+                        pending.push(envelope);
+                        self.cut(&mut pending, &mut pending_bytes).await?;
+                        deadline = None;
+                        continue;
+                    }
+                    if pending_bytes + size > preferred {
+                        self.cut(&mut pending, &mut pending_bytes).await?;
+                        deadline = None;
+                    }
+                    pending_bytes += size;
+                    pending.push(envelope);
+                    if pending.len() >= count {
+                        self.cut(&mut pending, &mut pending_bytes).await?;
+                        deadline = None;
+                    } else if deadline.is_none() {
+                        deadline = Some(tokio::time::Instant::now() + self.batch.timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn cut(
+        &self,
+        pending: &mut Vec<Vec<u8>>,
+        pending_bytes: &mut usize,
+    ) -> Result<(), crate::ledger::commit::CommitError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let envelopes = std::mem::take(pending);
+        *pending_bytes = 0;
+        let ledger = Arc::clone(&self.ledger);
+        let signer = Arc::clone(&self.signer);
+        let committed = tokio::task::spawn_blocking(move || {
+            let block =
+                blocks::make_block(ledger.height(), &ledger.last_hash(), envelopes, 0, &signer);
+            ledger.commit(block)
+        })
+        .await
+        .map_err(|e| {
+            crate::ledger::commit::CommitError::State(crate::ledger::LedgerError::Storage(format!(
+                "the commit task failed: {e}"
+            )))
+        })??;
+        tracing::debug!(
+            block = committed.block.number,
+            transactions = committed.txids.len(),
+            "committed block"
+        );
+        Ok(())
+    }
+}
+
+/// `orderer.AtomicBroadcast` over an [`Orderer`]: Broadcast answers each envelope with
+/// its status; Deliver is not served here (not supported yet).
+#[derive(Debug, Clone)]
+pub struct BroadcastService {
+    orderer: Orderer,
+}
+
+impl BroadcastService {
+    /// The service of `orderer`.
+    pub fn new(orderer: Orderer) -> Self {
+        Self { orderer }
+    }
+}
+
+type ResponseStream<T> =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, tonic::Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AtomicBroadcast for BroadcastService {
+    type BroadcastStream = ResponseStream<BroadcastResponse>;
+    type DeliverStream = ResponseStream<cchost_proto::orderer::DeliverResponse>;
+
+    async fn broadcast(
+        &self,
+        request: tonic::Request<tonic::Streaming<Envelope>>,
+    ) -> Result<tonic::Response<Self::BroadcastStream>, tonic::Status> {
+        let mut inbound = request.into_inner();
+        let orderer = self.orderer.clone();
+        let (sender, receiver) = mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Ok(Some(envelope)) = inbound.message().await {
+                let response = match orderer.broadcast(&envelope) {
+                    Ok(()) => BroadcastResponse {
+                        status: Status::Success as i32,
+                        info: String::new(),
+                    },
+                    Err(e) => BroadcastResponse {
+                        status: e.status as i32,
+                        info: e.info,
+                    },
+                };
+                if sender.send(Ok(response)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(tonic::Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
+    }
+
+    async fn deliver(
+        &self,
+        _request: tonic::Request<tonic::Streaming<Envelope>>,
+    ) -> Result<tonic::Response<Self::DeliverStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented(
+            "the orderer's Deliver is not supported yet",
+        ))
+    }
+}
