@@ -10,8 +10,12 @@
 //! sets), [`runtime`] (wasm in wasmtime, Docker containers through bollard,
 //! chaincode-as-a-service), [`launcher`] (one cancel-safe launch path with startup
 //! timeouts and crash-loop back-off), [`tls`] (mutual TLS on the chaincode listener),
-//! [`metrics`] and [`operations`]. The peer around it (endorser, ordering, block commit)
-//! and the client APIs (Gateway, Deliver, CLI, REST) are not built yet.
+//! [`metrics`] and [`operations`]. The commit half of the peer is built as a library:
+//! [`orderer`] (single-node block cutting, `AtomicBroadcast/Broadcast`), [`ledger`]'s
+//! `blocks`, `validation`, `blockstore` and `commit` (Fabric blocks, validation codes,
+//! block files with recovery, notifications), [`msp`] and [`transaction`]. The node that
+//! serves it (endorser, Deliver) and the client APIs (Gateway, CLI, REST) are not built
+//! yet.
 
 pub mod bench;
 pub mod descriptors;

@@ -121,7 +121,7 @@ pub fn assemble(
     let first = responses.first().ok_or(TransactionError::NoResponses)?;
     for response in responses {
         let status = response.response.as_ref().map_or(0, |r| r.status);
-        if status < 200 || status >= 400 {
+        if !(200..400).contains(&status) {
             return Err(TransactionError::NotSuccessful {
                 status,
                 message: response

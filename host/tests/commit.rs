@@ -798,7 +798,7 @@ async fn waiting_for_a_txid_resolves_when_its_block_commits_and_subscribers_see_
     let status = waiting.await.unwrap();
     assert_eq!((status.code, status.block), (Code::Valid, 1));
     let block = blocks.recv().await.unwrap();
-    assert_eq!(block.txids, [txid.clone()]);
+    assert_eq!(block.txids, std::slice::from_ref(&txid));
     // Asked after the commit, it answers at once.
     let again = net.ledger().wait_for(&txid).unwrap().await.unwrap();
     assert_eq!(again, status);

@@ -51,6 +51,16 @@ pub enum ConfigError {
     Msp(#[from] MspError),
 }
 
+/// Sets metadata slot `slot`, adding empty slots before it as needed.
+pub(crate) fn set_slot(metadata: &mut Vec<Vec<u8>>, slot: usize, value: Vec<u8>) {
+    if metadata.len() <= slot {
+        metadata.resize(slot + 1, Vec::new());
+    }
+    if let Some(entry) = metadata.get_mut(slot) {
+        *entry = value;
+    }
+}
+
 /// Block `number` holding `envelopes`, after the block whose header hash is
 /// `previous_hash`, signed by `signer` as the ordering service signs.
 pub fn make_block(
@@ -80,20 +90,28 @@ pub fn make_block(
     .encode_to_vec();
     let header = blockfile::header_bytes(number, &block.previous_hash, &block.data_hash);
     let signature = signer.sign(&[value.as_slice(), &signature_header, &header].concat());
-    block.metadata[SIGNATURES] = Metadata {
-        value,
-        signatures: vec![MetadataSignature {
-            signature_header,
-            signature,
-            identifier_header: Vec::new(),
-        }],
-    }
-    .encode_to_vec();
-    block.metadata[LAST_CONFIG] = Metadata {
-        value: LastConfig { index: last_config }.encode_to_vec(),
-        signatures: Vec::new(),
-    }
-    .encode_to_vec();
+    set_slot(
+        &mut block.metadata,
+        SIGNATURES,
+        Metadata {
+            value,
+            signatures: vec![MetadataSignature {
+                signature_header,
+                signature,
+                identifier_header: Vec::new(),
+            }],
+        }
+        .encode_to_vec(),
+    );
+    set_slot(
+        &mut block.metadata,
+        LAST_CONFIG,
+        Metadata {
+            value: LastConfig { index: last_config }.encode_to_vec(),
+            signatures: Vec::new(),
+        }
+        .encode_to_vec(),
+    );
     block
 }
 
@@ -372,22 +390,30 @@ pub fn genesis_block(config: &GenesisConfig) -> Result<StoredBlock, ConfigError>
     .encode_to_vec();
     let data = vec![envelope];
     let mut metadata = vec![Vec::new(); METADATA_SLOTS];
-    metadata[SIGNATURES] = Metadata {
-        value: OrdererBlockMetadata {
-            last_config: Some(LastConfig { index: 0 }),
-            consenter_metadata: Vec::new(),
+    set_slot(
+        &mut metadata,
+        SIGNATURES,
+        Metadata {
+            value: OrdererBlockMetadata {
+                last_config: Some(LastConfig { index: 0 }),
+                consenter_metadata: Vec::new(),
+            }
+            .encode_to_vec(),
+            signatures: Vec::new(),
         }
         .encode_to_vec(),
-        signatures: Vec::new(),
-    }
-    .encode_to_vec();
-    metadata[LAST_CONFIG] = Metadata {
-        value: LastConfig { index: 0 }.encode_to_vec(),
-        signatures: Vec::new(),
-    }
-    .encode_to_vec();
+    );
+    set_slot(
+        &mut metadata,
+        LAST_CONFIG,
+        Metadata {
+            value: LastConfig { index: 0 }.encode_to_vec(),
+            signatures: Vec::new(),
+        }
+        .encode_to_vec(),
+    );
     // A peer joining the channel marks the configuration transaction valid.
-    metadata[blockfile::TRANSACTIONS_FILTER] = vec![0];
+    set_slot(&mut metadata, blockfile::TRANSACTIONS_FILTER, vec![0]);
     Ok(StoredBlock {
         number: 0,
         data_hash: blockfile::data_hash(&data).to_vec(),

@@ -308,18 +308,22 @@ impl ChannelLedger {
             })?
         };
         drop(snapshot);
-        while block.metadata.len() < blocks::METADATA_SLOTS {
-            block.metadata.push(Vec::new());
+        if block.metadata.len() < blocks::METADATA_SLOTS {
+            block.metadata.resize(blocks::METADATA_SLOTS, Vec::new());
         }
-        block.metadata[TRANSACTIONS_FILTER] = verdict.filter();
+        blocks::set_slot(&mut block.metadata, TRANSACTIONS_FILTER, verdict.filter());
         if block.number == 1 || inner.commit_hash.is_some() {
             let hash = blockfile::commit_hash(&block, inner.commit_hash.as_deref())
                 .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
-            block.metadata[COMMIT_HASH] = cchost_proto::common::Metadata {
-                value: hash.to_vec(),
-                signatures: Vec::new(),
-            }
-            .encode_to_vec();
+            blocks::set_slot(
+                &mut block.metadata,
+                COMMIT_HASH,
+                cchost_proto::common::Metadata {
+                    value: hash.to_vec(),
+                    signatures: Vec::new(),
+                }
+                .encode_to_vec(),
+            );
         }
         inner.store.append(&block)?;
         self.state.commit_block(
