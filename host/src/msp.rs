@@ -367,3 +367,40 @@ impl DevCa {
         .map_err(|e| MspError::Issue(e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_identity_verifies_its_low_s_signature_and_refuses_the_high_s_twin() {
+        let ca = DevCa::new("Org1MSP", "Org1").unwrap();
+        let signer = ca.issue(Role::Peer, "peer0").unwrap();
+        let identity = MspManager::new([ca.msp().unwrap()])
+            .deserialize(&signer.creator())
+            .unwrap();
+        assert!(identity.has_role(Role::Peer) && !identity.has_role(Role::Client));
+        let der = signer.sign(b"message");
+        identity.verify(b"message", &der).unwrap();
+        let low = Signature::from_der(&der).unwrap();
+        let high = Signature::from_scalars(low.r(), -*low.s()).unwrap();
+        assert_eq!(
+            identity
+                .verify(b"message", high.to_der().as_bytes())
+                .unwrap_err()
+                .to_string(),
+            "Invalid S. Must be smaller than half the order"
+        );
+    }
+
+    #[test]
+    fn a_certificate_of_another_ca_with_the_same_msp_id_is_not_valid() {
+        let ours = DevCa::new("Org1MSP", "Org1").unwrap();
+        let theirs = DevCa::new("Org1MSP", "Org1").unwrap();
+        let stranger = theirs.issue(Role::Client, "mallory").unwrap();
+        let error = MspManager::new([ours.msp().unwrap()])
+            .deserialize(&stranger.creator())
+            .unwrap_err();
+        assert!(matches!(error, MspError::Invalid(_)), "{error}");
+    }
+}
