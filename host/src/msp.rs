@@ -146,7 +146,6 @@ impl Identity {
 pub struct Msp {
     id: String,
     roots: Vec<Root>,
-    root_pems: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -190,18 +189,12 @@ impl Msp {
         Ok(Self {
             id: id.into(),
             roots: roots_parsed,
-            root_pems: roots.iter().map(|s| (*s).to_owned()).collect(),
         })
     }
 
     /// Its MSP id.
     pub fn id(&self) -> &str {
         &self.id
-    }
-
-    /// Its root certificates (PEM), as given.
-    pub fn root_pems(&self) -> &[String] {
-        &self.root_pems
     }
 
     /// Validates a PEM certificate of this MSP: issued by one of its roots (or one of the

@@ -98,11 +98,6 @@ impl Orderer {
         )
     }
 
-    /// The batch settings in force.
-    pub fn batch(&self) -> BatchConfig {
-        self.batch
-    }
-
     /// Accepts `envelope` for ordering, or says why not (Fabric's statuses).
     pub fn broadcast(&self, envelope: &Envelope) -> Result<(), BroadcastError> {
         let bytes = envelope.encode_to_vec();

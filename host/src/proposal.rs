@@ -321,7 +321,8 @@ impl ProposalBuilder {
     }
 }
 
-fn now() -> prost_types::Timestamp {
+/// Now, as a protobuf timestamp.
+pub(crate) fn now() -> prost_types::Timestamp {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

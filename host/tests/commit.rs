@@ -11,6 +11,8 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,7 +31,6 @@ use cchost_proto::protos::{
     ChaincodeId, Proposal, Response, Transaction, TxValidationCode as Code,
 };
 use cchost_proto::rwset::{NsReadWriteSet, TxReadWriteSet};
-use der::Encode;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
@@ -254,26 +255,6 @@ fn change_channel_header(payload: &mut Payload, change: impl FnOnce(&mut Channel
     header.channel_header = channel_header.encode_to_vec();
 }
 
-/// Fabric's header hash, recomputed with the `der` crate (not cchost's encoder).
-fn independent_header_hash(block: &StoredBlock) -> Vec<u8> {
-    let mut body = block.number.to_der().unwrap();
-    for hash in [&block.previous_hash, &block.data_hash] {
-        body.extend(
-            der::asn1::OctetStringRef::new(hash)
-                .unwrap()
-                .to_der()
-                .unwrap(),
-        );
-    }
-    let header = der::Header::new(
-        der::Tag::Sequence,
-        der::Length::try_from(body.len()).unwrap(),
-    )
-    .to_der()
-    .unwrap();
-    Sha256::digest([header, body].concat()).to_vec()
-}
-
 /// Every state entry of the `asset` namespace: key, value, version.
 fn dump(state: &dyn StateStore) -> Vec<(String, Vec<u8>, (u64, u64))> {
     state
@@ -323,7 +304,10 @@ fn the_chain_verifies_and_its_header_hashes_match_an_independent_recomputation()
     let blocks = blockfile::read_dir(&net.dir).unwrap();
     assert_eq!(blocks.len(), 4);
     for pair in blocks.windows(2) {
-        assert_eq!(pair[1].previous_hash, independent_header_hash(&pair[0]));
+        assert_eq!(
+            pair[1].previous_hash,
+            common::independent_header_hash(&pair[0])
+        );
         assert_eq!(
             pair[1].data_hash,
             Sha256::digest(pair[1].data.concat()).to_vec()
@@ -341,7 +325,7 @@ fn the_chain_verifies_and_its_header_hashes_match_an_independent_recomputation()
     assert_eq!(blocks[0].metadata[2], [0]);
     assert_eq!(
         net.ledger().last_hash(),
-        independent_header_hash(&blocks[3])
+        common::independent_header_hash(&blocks[3])
     );
 }
 
@@ -1055,6 +1039,9 @@ mod ordering {
             error.info,
             "the ordering queue is full (2 transactions wait): retry later"
         );
+        // While the queue is full, the ledger still answers.
+        assert_eq!(net.ledger().height(), 1);
+        assert_eq!(net.ledger().tx_status(&txs[0].0).unwrap(), None);
         let cutting = tokio::spawn(cutter.run());
         assert_eq!(
             blocks_of(&net, &[txs[0].0.clone(), txs[1].0.clone()]).await,

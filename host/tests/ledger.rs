@@ -9,11 +9,12 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
-use cchost::ledger::blockfile::{self, BlockCheck, StoredBlock};
-use der::Encode;
+use cchost::ledger::blockfile::{self, BlockCheck};
 use sha2::{Digest, Sha256};
 
 /// The fixtures next to the repository; missing is a failure, never a skip.
@@ -29,26 +30,6 @@ fn fixture(name: &str) -> PathBuf {
     path
 }
 
-/// Fabric's header hash, recomputed with the `der` crate.
-fn independent_header_hash(block: &StoredBlock) -> Vec<u8> {
-    let mut body = block.number.to_der().unwrap();
-    for hash in [&block.previous_hash, &block.data_hash] {
-        body.extend(
-            der::asn1::OctetStringRef::new(hash)
-                .unwrap()
-                .to_der()
-                .unwrap(),
-        );
-    }
-    let header = der::Header::new(
-        der::Tag::Sequence,
-        der::Length::try_from(body.len()).unwrap(),
-    )
-    .to_der()
-    .unwrap();
-    Sha256::digest([header, body].concat()).to_vec()
-}
-
 #[test]
 fn fabrics_sample_ledger_reads_as_eight_blocks_whose_chain_and_data_hashes_hold() {
     let blocks = blockfile::read_dir(&fixture("fabric-sample-ledger")).unwrap();
@@ -59,10 +40,13 @@ fn fabrics_sample_ledger_reads_as_eight_blocks_whose_chain_and_data_hashes_hold(
         "the genesis block has no previous hash"
     );
     for pair in blocks.windows(2) {
-        assert_eq!(pair[1].previous_hash, independent_header_hash(&pair[0]));
+        assert_eq!(
+            pair[1].previous_hash,
+            common::independent_header_hash(&pair[0])
+        );
         assert_eq!(
             pair[0].header_hash().to_vec(),
-            independent_header_hash(&pair[0])
+            common::independent_header_hash(&pair[0])
         );
     }
     for block in &blocks {
@@ -102,8 +86,14 @@ fn fabrics_bad_ledger_gets_fabrics_verdicts_block_by_block() {
     // does not point at block 0's header.
     let concatenated: Vec<u8> = blocks[0].data.concat();
     assert_ne!(blocks[0].data_hash, Sha256::digest(&concatenated).to_vec());
-    assert_ne!(blocks[1].previous_hash, independent_header_hash(&blocks[0]));
-    assert_eq!(blocks[2].previous_hash, independent_header_hash(&blocks[1]));
+    assert_ne!(
+        blocks[1].previous_hash,
+        common::independent_header_hash(&blocks[0])
+    );
+    assert_eq!(
+        blocks[2].previous_hash,
+        common::independent_header_hash(&blocks[1])
+    );
 }
 
 #[test]

@@ -349,15 +349,13 @@ pub fn genesis_block(config: &GenesisConfig) -> Result<StoredBlock, ConfigError>
         mod_policy: "Admins".into(),
     };
     let nonce: [u8; 24] = rand::random();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
     let channel_header = ChannelHeader {
         r#type: HeaderType::Config as i32,
         version: 1,
+        // configtxgen's genesis timestamps have no nanoseconds.
         timestamp: Some(prost_types::Timestamp {
-            seconds: i64::try_from(now.as_secs()).unwrap_or(i64::MAX),
             nanos: 0,
+            ..crate::proposal::now()
         }),
         channel_id: config.channel.clone(),
         tx_id: compute_txid(&nonce, &[]),

@@ -132,7 +132,7 @@ impl Location {
     }
 
     fn end(self) -> u64 {
-        self.offset + self.length
+        self.offset.saturating_add(self.length)
     }
 }
 
@@ -218,7 +218,7 @@ impl BlockStore {
         let mut limit: Option<u64> = None;
         let start = match last {
             Some((number, location)) => {
-                let block = read_record(dir, location)
+                let block = read_record(dir, number, location)
                     .and_then(|record| parse_record(&record, number))
                     .ok()
                     .filter(|block| block.number == number);
@@ -301,7 +301,9 @@ impl BlockStore {
                 rest = rest.get(total..).unwrap_or_default();
             }
             if let Some(reason) = cut {
-                let cut_bytes = u64::try_from(bytes.len()).unwrap_or(0) - position;
+                let cut_bytes = u64::try_from(bytes.len())
+                    .unwrap_or(0)
+                    .saturating_sub(position);
                 recovery.truncated_bytes += cut_bytes;
                 if recovery.truncated.is_none() {
                     recovery.truncated = Some((height, reason));
@@ -384,14 +386,15 @@ impl BlockStore {
         &self.last_hash
     }
 
-    /// The directory of the block files.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Appends `block` durably: it must be the next block of the chain (Fabric's texts
-    /// otherwise). On a write error the file is cut back to where it was.
-    pub fn append(&mut self, block: &StoredBlock) -> Result<(), BlockStoreError> {
+    /// otherwise). `txids` are its transactions' ids, as [`tx_ids`] reads them (the
+    /// committer has them from validation already). Returns the record written. On a
+    /// write error the file is cut back to where it was.
+    pub fn append(
+        &mut self,
+        block: &StoredBlock,
+        txids: &[String],
+    ) -> Result<Vec<u8>, BlockStoreError> {
         if block.number != self.height {
             return Err(BlockStoreError::OutOfOrder(format!(
                 "block number should have been {} but was {}",
@@ -432,7 +435,8 @@ impl BlockStore {
         self.file_size += length;
         self.height += 1;
         self.last_hash = block.header_hash().to_vec();
-        self.index_block(block, location)
+        self.index_block(block, txids, location)?;
+        Ok(record)
     }
 
     fn roll_file(&mut self) -> Result<(), BlockStoreError> {
@@ -457,6 +461,7 @@ impl BlockStore {
     fn index_block(
         &mut self,
         block: &StoredBlock,
+        txids: &[String],
         location: Location,
     ) -> Result<(), BlockStoreError> {
         let path = self.dir.join("index.redb");
@@ -472,7 +477,7 @@ impl BlockStore {
             .map_err(|e| io_error(&path, e))?;
         {
             let mut blocks = write.open_table(BLOCKS).map_err(|e| io_error(&path, e))?;
-            let mut txids = write.open_table(TXIDS).map_err(|e| io_error(&path, e))?;
+            let mut index = write.open_table(TXIDS).map_err(|e| io_error(&path, e))?;
             blocks
                 .insert(block.number, location.encode().as_slice())
                 .map_err(|e| io_error(&path, e))?;
@@ -481,7 +486,7 @@ impl BlockStore {
                 .get(TRANSACTIONS_FILTER)
                 .cloned()
                 .unwrap_or_default();
-            index_txids(&mut txids, block.number, &tx_ids(block), &filter)
+            index_txids(&mut index, block.number, txids, &filter)
                 .map_err(|e| io_error(&path, e))?;
         }
         write.commit().map_err(|e| io_error(&path, e))?;
@@ -504,7 +509,7 @@ impl BlockStore {
                 number,
                 reason: "bad index entry".into(),
             })?;
-        let record = read_record(&self.dir, location)?;
+        let record = read_record(&self.dir, number, location)?;
         parse_record(&record, number).map(Some)
     }
 
@@ -578,7 +583,7 @@ fn record_length(bytes: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// Reads and CRC-checks one record.
-fn read_record(dir: &Path, location: Location) -> Result<Vec<u8>, BlockStoreError> {
+fn read_record(dir: &Path, number: u64, location: Location) -> Result<Vec<u8>, BlockStoreError> {
     let path = dir.join(file_name(location.file));
     let mut file = File::open(&path).map_err(|e| io_error(&path, e))?;
     file.seek(SeekFrom::Start(location.offset))
@@ -588,7 +593,7 @@ fn read_record(dir: &Path, location: Location) -> Result<Vec<u8>, BlockStoreErro
         .map_err(|e| io_error(&path, e))?;
     if crc32fast::hash(&record) != location.crc {
         return Err(BlockStoreError::Corrupt {
-            number: u64::MAX,
+            number,
             reason: "its record does not match its checksum".into(),
         });
     }

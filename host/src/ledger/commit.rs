@@ -26,7 +26,9 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::blockfile::{self, COMMIT_HASH, StoredBlock, TRANSACTIONS_FILTER};
 use super::blocks::{self, ChannelGenesis};
-use super::blockstore::{BlockStore, BlockStoreConfig, BlockStoreError, Recovery, TxLocation};
+use super::blockstore::{
+    self, BlockStore, BlockStoreConfig, BlockStoreError, Recovery, TxLocation,
+};
 use super::validation::{self, ChaincodeDefinition, ChannelConfig};
 use super::{CommitTx, Height, LedgerError, StateStore};
 
@@ -175,7 +177,7 @@ impl ChannelLedger {
                 .filter(|block| block.number == store.height() && applied == store.height() + 1);
             match restorable {
                 Some(block) => {
-                    store.append(&block)?;
+                    store.append(&block, &blockstore::tx_ids(&block))?;
                     report.restored_block = Some(block.number);
                 }
                 None => {
@@ -187,7 +189,7 @@ impl ChannelLedger {
             }
         }
         if store.height() == 0 {
-            store.append(&first)?;
+            store.append(&first, &blockstore::tx_ids(&first))?;
         }
         for number in applied..store.height() {
             let block = store
@@ -325,13 +327,9 @@ impl ChannelLedger {
                 .encode_to_vec(),
             );
         }
-        inner.store.append(&block)?;
-        self.state.commit_block(
-            &self.channel,
-            block.number,
-            &blockfile::record(&block),
-            &verdict.commits,
-        )?;
+        let record = inner.store.append(&block, &verdict.txids)?;
+        self.state
+            .commit_block(&self.channel, block.number, &record, &verdict.commits)?;
         inner.commit_hash = blockfile::stored_commit_hash(&block);
         let committed = Arc::new(CommittedBlock {
             block,
@@ -340,22 +338,14 @@ impl ChannelLedger {
         });
         {
             let mut waiters = lock(&self.waiters);
-            for (index, txid) in committed.txids.iter().enumerate() {
+            // A txid's first transaction in the block is the one the index answers for;
+            // its waiters are gone once it is served.
+            for (txid, code) in committed.txids.iter().zip(&committed.codes) {
                 let Some(senders) = waiters.remove(txid) else {
                     continue;
                 };
-                // The first transaction with an id is the one the index answers for.
-                let first = committed
-                    .txids
-                    .iter()
-                    .position(|t| t == txid)
-                    .unwrap_or(index);
                 let status = TxStatus {
-                    code: committed
-                        .codes
-                        .get(first)
-                        .copied()
-                        .unwrap_or(TxValidationCode::InvalidOtherReason),
+                    code: *code,
                     block: committed.block.number,
                 };
                 for sender in senders {
