@@ -117,8 +117,12 @@ enum Command {
     /// mode). Measures install, cold and warm launch to READY, the first invoke, warm
     /// invoke latency and throughput (TransferAsset = 1 get + 1 put, ReadAsset) at each
     /// concurrency, memory and artifact sizes. Prints a table with the wasm advantage and
-    /// writes bench.json, bench.csv and launch.svg into --out.
+    /// writes bench.json, bench.csv and launch.svg into --out. `cchost bench commit`
+    /// measures the commit pipeline instead.
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
+        #[command(subcommand)]
+        suite: Option<BenchSuite>,
         /// Runtimes to measure, comma separated: wasm, docker, process, and external
         /// (the wasm chaincode run by `cchost chaincode run` through the external
         /// builder, over gRPC).
@@ -175,6 +179,41 @@ enum Command {
         /// Where installed packages and compiled artifacts are kept.
         #[arg(long, default_value = "cchost-data")]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchSuite {
+    /// Commit throughput and latency through the commit pipeline (validation, block file
+    /// with fdatasync, state database), with signature checks on and off, on a new ledger
+    /// and on one preloaded with --keys keys in --blocks blocks; then reads and restarts
+    /// (clean, index deleted, torn append, damaged last block, state behind) on both. Prints a table and
+    /// writes commit.json into --out.
+    Commit {
+        /// Transactions per block size, signature setting and ledger.
+        #[arg(long, default_value_t = 2000)]
+        transactions: usize,
+        /// Transactions per block, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+        block_sizes: Vec<usize>,
+        /// Keys preloaded into the large ledger.
+        #[arg(long, default_value_t = 1_000_000)]
+        keys: usize,
+        /// Blocks the preload commits them in.
+        #[arg(long, default_value_t = 10_000)]
+        blocks: usize,
+        /// Timed reads of each kind.
+        #[arg(long, default_value_t = 10_000)]
+        reads: usize,
+        /// Blocks the state database is behind in the replay restart.
+        #[arg(long, default_value_t = 100)]
+        replay: usize,
+        /// Where the ledgers are written (on the disk to measure; replaced each run).
+        #[arg(long, default_value = "bench-ledgers")]
+        dir: PathBuf,
+        /// Where to write commit.json.
+        #[arg(long, default_value = "bench-results")]
+        out: PathBuf,
     },
 }
 
@@ -510,6 +549,46 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Bench {
+            suite:
+                Some(BenchSuite::Commit {
+                    transactions,
+                    block_sizes,
+                    keys,
+                    blocks,
+                    reads,
+                    replay,
+                    dir,
+                    out,
+                }),
+            ..
+        } => {
+            let config = cchost::bench::commit::CommitBenchConfig {
+                dir,
+                transactions,
+                block_sizes,
+                keys,
+                blocks,
+                reads,
+                replay,
+            };
+            let started = std::time::Instant::now();
+            let report = tokio::task::spawn_blocking(move || {
+                cchost::bench::commit::run(&config, &print_progress)
+            })
+            .await??;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let path = out.join("commit.json");
+            std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("{}", report.table());
+            println!(
+                "commit benchmark in {:.0} s; results in {}",
+                started.elapsed().as_secs_f64(),
+                path.display()
+            );
+        }
+        Command::Bench {
+            suite: None,
             runtime,
             rounds,
             transactions,

@@ -1113,3 +1113,121 @@ mod ordering {
         cutting.abort();
     }
 }
+
+#[test]
+fn bench_commit_reports_each_block_size_read_and_restart_with_what_each_restart_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cchost"))
+        .args([
+            "bench",
+            "commit",
+            "--transactions",
+            "20",
+            "--block-sizes",
+            "1,10",
+        ])
+        .args([
+            "--keys", "200", "--blocks", "4", "--reads", "50", "--replay", "3",
+        ])
+        .arg("--dir")
+        .arg(dir.path().join("ledgers"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        table.starts_with(
+            "figure                                new (0 keys)  large (200 keys)   large / new\n"
+        ),
+        "{table}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("commit.json")).unwrap()).unwrap();
+    let ledgers = report["ledgers"].as_array().unwrap();
+    // Genesis, then the preload's 4 blocks on the large ledger.
+    let shapes: Vec<(&str, u64, u64)> = ledgers
+        .iter()
+        .map(|l| {
+            (
+                l["ledger"].as_str().unwrap(),
+                l["keys"].as_u64().unwrap(),
+                l["blocks"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(shapes, [("new", 0, 1), ("large", 200, 5)]);
+    for ledger in ledgers {
+        let runs: Vec<(bool, u64, u64, u64)> = ledger["commits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|run| {
+                assert!(run["tps"].as_f64().unwrap() > 0.0, "{run}");
+                (
+                    run["signatures"].as_bool().unwrap(),
+                    run["block_size"].as_u64().unwrap(),
+                    run["transactions"].as_u64().unwrap(),
+                    run["n"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        // n counts blocks: 20 of one transaction, 2 of ten.
+        assert_eq!(
+            runs,
+            [
+                (true, 1, 20, 20),
+                (true, 10, 20, 2),
+                (false, 1, 20, 20),
+                (false, 10, 20, 2)
+            ]
+        );
+        for read in ["state get", "block by number", "tx status by id"] {
+            assert_eq!(ledger["reads"][read]["n"], 50, "{read}");
+        }
+        // The runs added 2 × (20 + 2) blocks.
+        let height = ledger["blocks"].as_u64().unwrap() + 44;
+        let repaired: Vec<(&str, String)> = ledger["opens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|open| {
+                let repaired = open["repaired"].as_str().unwrap();
+                // Cut sizes vary with the signatures' lengths: drop them.
+                let repaired = match repaired.split_once(" (") {
+                    Some((head, tail)) => {
+                        format!("{head}{}", &tail[tail.find(')').unwrap() + 1..])
+                    }
+                    None => repaired.to_owned(),
+                };
+                (open["case"].as_str().unwrap(), repaired)
+            })
+            .collect();
+        assert_eq!(
+            repaired,
+            [
+                ("clean", "nothing".to_owned()),
+                ("index deleted", format!("{height} blocks reindexed")),
+                ("torn append", format!("block {height} cut")),
+                (
+                    "last block damaged",
+                    format!(
+                        "{} blocks reindexed, block {} cut, block {} restored from state",
+                        height - 1,
+                        height - 1,
+                        height - 1
+                    )
+                ),
+                ("state behind", "3 blocks replayed".to_owned()),
+            ]
+        );
+        assert!(ledger["disk_bytes"]["state"].as_u64().unwrap() > 0);
+        assert!(ledger["disk_bytes"]["blocks"].as_u64().unwrap() > 0);
+    }
+}

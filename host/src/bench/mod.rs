@@ -10,6 +10,7 @@
 //! [`ChaincodeSupport::execute`], as the endorser will; nothing is committed but the
 //! seed assets, so every run reads the same state.
 
+pub mod commit;
 pub mod process;
 pub mod report;
 
@@ -260,6 +261,25 @@ pub async fn run(config: &BenchConfig, progress: &(dyn Fn(&str) + Sync)) -> anyh
 
 /// The machine and the run's settings, for the report.
 fn machine(config: &BenchConfig) -> BTreeMap<String, String> {
+    let mut machine = machine_facts();
+    machine.extend([
+        ("rounds".to_owned(), config.rounds.to_string()),
+        ("transactions".to_owned(), config.transactions.to_string()),
+        (
+            "concurrency".to_owned(),
+            config
+                .concurrency
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ]);
+    machine
+}
+
+/// The machine: CPU, memory, kernel, versions, and when the run started.
+fn machine_facts() -> BTreeMap<String, String> {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let cpuinfo = read("/proc/cpuinfo");
     let model = cpuinfo
@@ -289,17 +309,6 @@ fn machine(config: &BenchConfig) -> BTreeMap<String, String> {
         ),
         ("cchost".to_owned(), env!("CARGO_PKG_VERSION").to_owned()),
         ("node".to_owned(), node),
-        ("rounds".to_owned(), config.rounds.to_string()),
-        ("transactions".to_owned(), config.transactions.to_string()),
-        (
-            "concurrency".to_owned(),
-            config
-                .concurrency
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
         (
             "started_unix".to_owned(),
             std::time::SystemTime::now()

@@ -186,6 +186,19 @@ pub fn tx_ids(block: &StoredBlock) -> Vec<String> {
         .collect()
 }
 
+/// The bytes of file `path` from `offset` on, and the file's length.
+fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<u8>, u64)> {
+    use std::io::{Read as _, Seek as _};
+    let mut file = std::fs::File::open(path)?;
+    let length = file.metadata()?.len();
+    let mut tail = Vec::new();
+    if offset < length {
+        file.seek(std::io::SeekFrom::Start(offset))?;
+        file.read_to_end(&mut tail)?;
+    }
+    Ok((tail, length))
+}
+
 impl BlockStore {
     /// Opens (or creates) the store in `dir`, recovering as the module says.
     pub fn open(dir: &Path, config: BlockStoreConfig) -> Result<(Self, Recovery), BlockStoreError> {
@@ -243,14 +256,13 @@ impl BlockStore {
         let mut batch: Vec<(u64, Location, Vec<String>, Vec<u8>)> = Vec::new();
         loop {
             let path = dir.join(file_name(file_number));
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => bytes,
+            // Only what lies past the index is read: a clean open reads nothing.
+            let (tail, file_length) = match read_from(&path, offset) {
+                Ok(read) => read,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
                 Err(e) => return Err(io_error(&path, e)),
             };
-            let tail = bytes
-                .get(usize::try_from(offset).unwrap_or(usize::MAX)..)
-                .unwrap_or_default();
+            let tail = tail.as_slice();
             let mut cut: Option<String> = None;
             let mut position = offset;
             let mut rest = tail;
@@ -301,9 +313,7 @@ impl BlockStore {
                 rest = rest.get(total..).unwrap_or_default();
             }
             if let Some(reason) = cut {
-                let cut_bytes = u64::try_from(bytes.len())
-                    .unwrap_or(0)
-                    .saturating_sub(position);
+                let cut_bytes = file_length.saturating_sub(position);
                 recovery.truncated_bytes += cut_bytes;
                 if recovery.truncated.is_none() {
                     recovery.truncated = Some((height, reason));
