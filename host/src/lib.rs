@@ -19,10 +19,12 @@
 
 pub mod bench;
 pub mod descriptors;
+pub mod endorser;
 pub mod handler;
 pub mod ids;
 pub mod launcher;
 pub mod ledger;
+pub mod lifecycle;
 pub mod metrics;
 pub mod msp;
 pub mod operations;

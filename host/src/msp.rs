@@ -342,6 +342,7 @@ pub struct DevCa {
     msp_id: String,
     org: String,
     cert_pem: String,
+    key_pem: String,
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
 }
 
@@ -358,6 +359,41 @@ impl DevCa {
     pub fn new(msp_id: &str, org: &str) -> Result<Self, MspError> {
         let fail = |e: rcgen::Error| MspError::Issue(e.to_string());
         let key = rcgen::KeyPair::generate().map_err(fail)?;
+        let params = Self::params(org)?;
+        let cert_pem = params.self_signed(&key).map_err(fail)?.pem();
+        Ok(Self {
+            msp_id: msp_id.to_owned(),
+            org: org.to_owned(),
+            cert_pem,
+            key_pem: key.serialize_pem(),
+            issuer: rcgen::Issuer::new(params, key),
+        })
+    }
+
+    /// The CA [`Self::new`] made for `msp_id` and `org`, from its certificate and key
+    /// (PEM, as [`Self::cert_pem`] and [`Self::key_pem`] gave them).
+    pub fn load(msp_id: &str, org: &str, cert_pem: &str, key_pem: &str) -> Result<Self, MspError> {
+        let key = rcgen::KeyPair::from_pem(key_pem)
+            .map_err(|e| MspError::Malformed(format!("CA key: {e}")))?;
+        let params = Self::params(org)?;
+        // The certificate must be this key's.
+        let cert = parse_pem(cert_pem.as_bytes()).map_err(MspError::Malformed)?;
+        if public_key(&cert).map_err(MspError::Malformed)? != key.public_key_raw() {
+            return Err(MspError::Malformed(
+                "the CA certificate is not the CA key's".into(),
+            ));
+        }
+        Ok(Self {
+            msp_id: msp_id.to_owned(),
+            org: org.to_owned(),
+            cert_pem: cert_pem.to_owned(),
+            key_pem: key_pem.to_owned(),
+            issuer: rcgen::Issuer::new(params, key),
+        })
+    }
+
+    fn params(org: &str) -> Result<rcgen::CertificateParams, MspError> {
+        let fail = |e: rcgen::Error| MspError::Issue(e.to_string());
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
         let mut dn = rcgen::DistinguishedName::new();
         dn.push(rcgen::DnType::OrganizationName, org);
@@ -372,13 +408,12 @@ impl DevCa {
             rcgen::KeyUsagePurpose::CrlSign,
             rcgen::KeyUsagePurpose::DigitalSignature,
         ];
-        let cert_pem = params.self_signed(&key).map_err(fail)?.pem();
-        Ok(Self {
-            msp_id: msp_id.to_owned(),
-            org: org.to_owned(),
-            cert_pem,
-            issuer: rcgen::Issuer::new(params, key),
-        })
+        Ok(params)
+    }
+
+    /// The CA's private key (PKCS#8 PEM).
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
     }
 
     /// The root certificate (PEM).

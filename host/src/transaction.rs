@@ -74,12 +74,12 @@ pub struct Simulation {
     pub event: Option<ChaincodeEvent>,
 }
 
-/// The endorser's signed answer to `proposal`.
-pub fn endorse(
+/// The encoded `ProposalResponsePayload` of `simulation`: the proposal hash and the
+/// `ChaincodeAction`.
+pub fn response_payload(
     proposal: &Proposal,
     simulation: &Simulation,
-    endorser: &DevIdentity,
-) -> Result<ProposalResponse, TransactionError> {
+) -> Result<Vec<u8>, TransactionError> {
     let action = ChaincodeAction {
         results: simulation.rwset.encode_to_vec(),
         events: simulation
@@ -90,11 +90,20 @@ pub fn endorse(
         response: Some(simulation.response.clone()),
         chaincode_id: Some(simulation.chaincode_id.clone()),
     };
-    let payload = ProposalResponsePayload {
+    Ok(ProposalResponsePayload {
         proposal_hash: proposal_hash(proposal)?,
         extension: action.encode_to_vec(),
     }
-    .encode_to_vec();
+    .encode_to_vec())
+}
+
+/// The endorser's signed answer to `proposal`.
+pub fn endorse(
+    proposal: &Proposal,
+    simulation: &Simulation,
+    endorser: &DevIdentity,
+) -> Result<ProposalResponse, TransactionError> {
+    let payload = response_payload(proposal, simulation)?;
     let identity = endorser.creator();
     let signature = endorser.sign(&[payload.as_slice(), identity.as_slice()].concat());
     Ok(ProposalResponse {

@@ -60,6 +60,11 @@ pub mod protos {
     include!(concat!(env!("OUT_DIR"), "/protos.rs"));
 }
 
+/// `lifecycle`: the `_lifecycle` system chaincode's arguments, results and state.
+pub mod lifecycle {
+    include!(concat!(env!("OUT_DIR"), "/lifecycle.rs"));
+}
+
 /// `orderer`: seek positions and the atomic broadcast service.
 pub mod orderer {
     include!(concat!(env!("OUT_DIR"), "/orderer.rs"));

@@ -31,6 +31,7 @@ use super::blockstore::{
 };
 use super::validation::{self, ChaincodeDefinition, ChannelConfig};
 use super::{CommitTx, Height, LedgerError, StateStore};
+use crate::lifecycle;
 
 /// Why a block could not be committed or the ledger opened. The ledger is unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +88,13 @@ pub struct CommittedBlock {
     pub txids: Vec<String>,
     /// Each transaction's code.
     pub codes: Vec<TxValidationCode>,
+    /// Chaincode definitions the block's valid transactions committed (`_lifecycle`
+    /// writes), as state now holds them (`None`: no longer defined).
+    pub definitions: Vec<(String, Option<lifecycle::Definition>)>,
 }
+
+/// Called with each committed block before its waiters and subscribers hear of it.
+pub type CommitHook = Box<dyn Fn(&CommittedBlock) + Send + Sync>;
 
 /// What opening a ledger found and repaired.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -115,6 +122,7 @@ pub struct ChannelLedger {
     genesis: ChannelGenesis,
     blocks: broadcast::Sender<Arc<CommittedBlock>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<TxStatus>>>>,
+    hooks: RwLock<Vec<CommitHook>>,
 }
 
 impl std::fmt::Debug for ChannelLedger {
@@ -208,6 +216,21 @@ impl ChannelLedger {
                 .block(height - 1)?
                 .and_then(|block| blockfile::stored_commit_hash(&block)),
         };
+        // Chaincode definitions committed through `_lifecycle`, and `_lifecycle` itself
+        // (its writes need the channel's MAJORITY Endorsement, Fabric's default
+        // LifecycleEndorsement).
+        let mut chaincodes = BTreeMap::from([(
+            lifecycle::NAMESPACE.to_owned(),
+            ChaincodeDefinition {
+                version: lifecycle::SYSCC_VERSION.to_owned(),
+                endorsement: super::policy::default_endorsement(),
+            },
+        )]);
+        let snapshot = state.snapshot(&channel)?;
+        for (name, definition) in lifecycle::all_committed(snapshot.as_ref())? {
+            chaincodes.insert(name, definition.for_validation()?);
+        }
+        drop(snapshot);
         let ledger = Self {
             channel: channel.clone(),
             state,
@@ -216,12 +239,13 @@ impl ChannelLedger {
                 channel,
                 msps: config.msps.clone(),
                 policies: config.policies.clone(),
-                chaincodes: BTreeMap::new(),
+                chaincodes,
                 skip_signatures: options.skip_signatures,
             }),
             genesis: config,
             blocks: broadcast::channel(256).0,
             waiters: Mutex::default(),
+            hooks: RwLock::default(),
         };
         Ok((ledger, report))
     }
@@ -331,11 +355,21 @@ impl ChannelLedger {
         self.state
             .commit_block(&self.channel, block.number, &record, &verdict.commits)?;
         inner.commit_hash = blockfile::stored_commit_hash(&block);
+        let definitions = self.redefine(&verdict.commits)?;
         let committed = Arc::new(CommittedBlock {
             block,
             txids: verdict.txids,
             codes: verdict.codes,
+            definitions,
         });
+        for hook in self
+            .hooks
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            hook(&committed);
+        }
         {
             let mut waiters = lock(&self.waiters);
             // A txid's first transaction in the block is the one the index answers for;
@@ -356,6 +390,80 @@ impl ChannelLedger {
         drop(inner);
         let _ = self.blocks.send(Arc::clone(&committed));
         Ok(committed)
+    }
+}
+
+impl ChannelLedger {
+    /// Calls `hook` with every block committed from now on, synchronously, before the
+    /// block's waiters and subscribers hear of it (the next block is not validated
+    /// before it returns).
+    pub fn on_commit(&self, hook: CommitHook) {
+        self.hooks
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(hook);
+    }
+
+    /// The chaincode definition of `name` that validation uses, if any.
+    pub fn chaincode(&self, name: &str) -> Option<ChaincodeDefinition> {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .chaincodes
+            .get(name)
+            .cloned()
+    }
+
+    /// Re-reads the definitions `commits` wrote through `_lifecycle` into validation's
+    /// configuration; returns them.
+    fn redefine(
+        &self,
+        commits: &[CommitTx],
+    ) -> Result<Vec<(String, Option<lifecycle::Definition>)>, CommitError> {
+        let mut names = std::collections::BTreeSet::new();
+        for tx in commits {
+            for ns in &tx.rwset.ns_rwset {
+                if ns.namespace != lifecycle::NAMESPACE {
+                    continue;
+                }
+                let Ok(kv) = cchost_proto::kvrwset::KvrwSet::decode(ns.rwset.as_slice()) else {
+                    continue;
+                };
+                for write in &kv.writes {
+                    let name = write.key.strip_prefix("namespaces/metadata/").or_else(|| {
+                        write
+                            .key
+                            .strip_prefix("namespaces/fields/")
+                            .and_then(|rest| rest.split('/').next())
+                    });
+                    if let Some(name) = name {
+                        names.insert(name.to_owned());
+                    }
+                }
+            }
+        }
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let snapshot = self.state.snapshot(&self.channel)?;
+        let mut out = Vec::new();
+        let mut config = self
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for name in names {
+            let definition = lifecycle::committed(snapshot.as_ref(), &name)?;
+            match &definition {
+                Some(d) => {
+                    config.chaincodes.insert(name.clone(), d.for_validation()?);
+                }
+                None => {
+                    config.chaincodes.remove(&name);
+                }
+            }
+            out.push((name, definition));
+        }
+        Ok(out)
     }
 }
 

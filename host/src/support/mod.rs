@@ -166,6 +166,15 @@ pub enum ExecuteError {
     /// The chaincode answered ERROR.
     #[error("transaction returned with failure: {0}")]
     ChaincodeFailed(String),
+    /// The invocation is not allowed as asked (Fabric's `CheckInvocation`: init when
+    /// not required, not init when required).
+    #[error("failed to execute transaction {txid}: invalid invocation: {reason}")]
+    InvalidInvocation {
+        /// The transaction.
+        txid: String,
+        /// Why.
+        reason: String,
+    },
     /// The chaincode's COMPLETED does not hold a Response.
     #[error("failed to unmarshal response for transaction {txid}: {reason}")]
     BadResponse {
@@ -567,6 +576,17 @@ impl ChaincodeSupport {
         &self,
         signed_proposal: &SignedProposal,
     ) -> Result<ExecuteResult, ExecuteError> {
+        self.execute_prepared(signed_proposal, |_| Ok(())).await
+    }
+
+    /// [`Self::execute`], with `prepare` run on the transaction's simulator before the
+    /// chaincode is (the endorser records its reads of the chaincode's definition there,
+    /// as Fabric's does). An error from `prepare` ends the execution before it starts.
+    pub async fn execute_prepared(
+        &self,
+        signed_proposal: &SignedProposal,
+        prepare: impl FnOnce(&mut TxSimulator) -> Result<(), ExecuteError>,
+    ) -> Result<ExecuteResult, ExecuteError> {
         let mut parsed = ParsedProposal::parse(signed_proposal)?;
         let channel = parsed.channel_header.channel_id.clone();
         let txid = parsed.channel_header.tx_id.clone();
@@ -587,10 +607,10 @@ impl ChaincodeSupport {
             .handler_for(&channel, &chaincode)
             .await
             .map_err(failed)?;
-        let simulator = Arc::new(Mutex::new(
-            TxSimulator::new(snapshot, txid.clone())
-                .with_max_bytes(self.inner.config.max_rwset_bytes),
-        ));
+        let mut simulator = TxSimulator::new(snapshot, txid.clone())
+            .with_max_bytes(self.inner.config.max_rwset_bytes);
+        prepare(&mut simulator)?;
+        let simulator = Arc::new(Mutex::new(simulator));
         let params = TxParams {
             key: TxKey::new(&channel, txid.clone()),
             namespace: chaincode.clone(),
