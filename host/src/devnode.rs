@@ -10,7 +10,7 @@
 //! store yet: those come with the peer.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,23 +20,17 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use anyhow::Context;
 use cchost::ids::PackageId;
-use cchost::launcher::{ChaincodeRuntime, Launcher};
+use cchost::launcher::Launcher;
 use cchost::ledger::{CommitTx, Height, RedbStore, StateStore};
 use cchost::operations::{DockerCheck, HealthCheck, LogSpec, Operations, StateDbCheck};
-use cchost::package::PackageStore;
 use cchost::proposal::{DevIdentity, ProposalBuilder};
 use cchost::runtime::docker::{DockerConfig, DockerRuntime, Platform};
-use cchost::runtime::external::{ExternalBuilder, ExternalConfig, ExternalRuntime};
-use cchost::runtime::wasm::{WasmConfig, WasmRuntime};
+use cchost::runtime::external::ExternalBuilder;
 use cchost::support::{ChaincodeSupport, SupportConfig};
 use cchost::tls::ChaincodeCa;
 
 /// The MSP of the dev node and of its client.
 const MSP_ID: &str = "Org1MSP";
-
-/// How long an external builder may take to build a package (Fabric's
-/// `chaincode.installTimeout` default).
-const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What `cchost devnode` runs with.
 #[derive(Debug, Clone)]
@@ -108,7 +102,7 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
     let launcher = if config.packages.is_empty() {
         None
     } else {
-        let (packages, runtimes) = runtimes(
+        let (packages, runtimes) = cchost::node::runtimes(
             &config.data_dir,
             DockerConfig {
                 peer_address: peer_address.to_string(),
@@ -117,6 +111,7 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
             Some(Arc::clone(support.metrics())),
             config.execute_timeout,
             &config.external_builders,
+            MSP_ID,
         )?;
         Some(Launcher::new(
             support.clone(),
@@ -314,38 +309,4 @@ impl Node<'_> {
             committed,
         ))
     }
-}
-
-/// The package store and the chaincode runtimes of a data directory: wasm (its deadline
-/// the execute timeout), Docker (Go, Node, Java; the engine is only contacted when such a
-/// package is launched) and chaincode-as-a-service.
-pub(crate) fn runtimes(
-    data_dir: &Path,
-    docker: DockerConfig,
-    metrics: Option<Arc<cchost::metrics::Metrics>>,
-    execute_timeout: Duration,
-    external_builders: &[ExternalBuilder],
-) -> anyhow::Result<(PackageStore, Vec<Arc<dyn ChaincodeRuntime>>)> {
-    let packages = PackageStore::open(data_dir.join("chaincodes"))?;
-    let mut runtimes: Vec<Arc<dyn ChaincodeRuntime>> = Vec::new();
-    if !external_builders.is_empty() {
-        runtimes.push(Arc::new(ExternalRuntime::new(ExternalConfig {
-            builders: external_builders.to_vec(),
-            builds_dir: data_dir.join("externalbuilder/builds"),
-            peer_address: docker.peer_address.clone(),
-            mspid: MSP_ID.to_owned(),
-            build_timeout: INSTALL_TIMEOUT,
-        })?));
-    }
-    let wasm = WasmRuntime::new(WasmConfig {
-        cache_dir: Some(data_dir.join("wasm-cache")),
-        deadline: execute_timeout,
-        ..WasmConfig::default()
-    })?;
-    runtimes.push(Arc::new(wasm));
-    runtimes.push(Arc::new(
-        DockerRuntime::connect(docker, metrics).map_err(anyhow::Error::msg)?,
-    ));
-    runtimes.push(Arc::new(cchost::runtime::ccaas::CcaasRuntime));
-    Ok((packages, runtimes))
 }

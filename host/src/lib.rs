@@ -18,6 +18,7 @@
 //! yet.
 
 pub mod bench;
+pub mod deliver;
 pub mod descriptors;
 pub mod endorser;
 pub mod handler;
@@ -27,6 +28,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod metrics;
 pub mod msp;
+pub mod node;
 pub mod operations;
 pub mod orderer;
 pub mod package;

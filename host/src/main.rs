@@ -522,12 +522,13 @@ async fn main() -> anyhow::Result<()> {
             let bytes = std::fs::read(&package)
                 .with_context(|| format!("reading {}", package.display()))?;
             let started = std::time::Instant::now();
-            let (packages, runtimes) = devnode::runtimes(
+            let (packages, runtimes) = cchost::node::runtimes(
                 &data_dir,
                 cchost::runtime::docker::DockerConfig::default(),
                 None,
                 cchost::support::DEFAULT_EXECUTE_TIMEOUT,
                 &[],
+                "Org1MSP",
             )?;
             let id = cchost::launcher::install(&packages, &runtimes, &bytes)?;
             let kind = cchost::package::ChaincodePackage::parse(&bytes)?

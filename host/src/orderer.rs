@@ -245,12 +245,24 @@ impl BatchCutter {
 #[derive(Debug, Clone)]
 pub struct BroadcastService {
     orderer: Orderer,
+    deliver: Option<crate::deliver::DeliverService>,
 }
 
 impl BroadcastService {
-    /// The service of `orderer`.
+    /// The service of `orderer` (its Deliver answers UNIMPLEMENTED).
     pub fn new(orderer: Orderer) -> Self {
-        Self { orderer }
+        Self {
+            orderer,
+            deliver: None,
+        }
+    }
+
+    /// The service of `orderer`, its Deliver served by `deliver` (blocks).
+    pub fn with_deliver(orderer: Orderer, deliver: crate::deliver::DeliverService) -> Self {
+        Self {
+            orderer,
+            deliver: Some(deliver),
+        }
     }
 }
 
@@ -293,10 +305,29 @@ impl AtomicBroadcast for BroadcastService {
 
     async fn deliver(
         &self,
-        _request: tonic::Request<tonic::Streaming<Envelope>>,
+        request: tonic::Request<tonic::Streaming<Envelope>>,
     ) -> Result<tonic::Response<Self::DeliverStream>, tonic::Status> {
-        Err(tonic::Status::unimplemented(
-            "the orderer's Deliver is not supported yet",
-        ))
+        use tokio_stream::StreamExt as _;
+        let Some(deliver) = self.deliver.clone() else {
+            return Err(tonic::Status::unimplemented(
+                "the orderer's Deliver is not supported yet",
+            ));
+        };
+        let mut inbound = request.into_inner();
+        let (sender, receiver) = mpsc::channel(16);
+        tokio::spawn(async move {
+            while let Ok(Some(envelope)) = inbound.message().await {
+                if !deliver
+                    .serve_request(&envelope, crate::deliver::Content::Blocks, &sender)
+                    .await
+                {
+                    break;
+                }
+            }
+        });
+        Ok(tonic::Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver)
+                .map(|item| Ok(crate::deliver::orderer_response(item))),
+        )))
     }
 }

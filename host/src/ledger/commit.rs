@@ -430,12 +430,21 @@ impl ChannelLedger {
                     continue;
                 };
                 for write in &kv.writes {
-                    let name = write.key.strip_prefix("namespaces/metadata/").or_else(|| {
-                        write
-                            .key
-                            .strip_prefix("namespaces/fields/")
-                            .and_then(|rest| rest.split('/').next())
-                    });
+                    let key = write.key.as_str();
+                    let name = key
+                        .strip_prefix("namespaces/metadata/")
+                        .or_else(|| {
+                            key.strip_prefix("namespaces/fields/")
+                                .and_then(|rest| rest.split('/').next())
+                        })
+                        .or_else(|| {
+                            // An approval, `cchost/approvals/<MSPID>/<name>#<sequence>`:
+                            // it can change the package a definition runs.
+                            key.strip_prefix("cchost/approvals/")
+                                .and_then(|rest| rest.split('/').nth(1))
+                                .and_then(|rest| rest.rsplit_once('#'))
+                                .map(|(name, _)| name)
+                        });
                     if let Some(name) = name {
                         names.insert(name.to_owned());
                     }
