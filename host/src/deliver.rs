@@ -120,16 +120,16 @@ fn filtered_tx(envelope: &[u8], code: i32) -> FilteredTransaction {
                 tx.actions
                     .iter()
                     .filter_map(|action| {
-                        let payload = ChaincodeActionPayload::decode(action.payload.as_slice()).ok()?;
+                        let payload =
+                            ChaincodeActionPayload::decode(action.payload.as_slice()).ok()?;
                         let prp = ProposalResponsePayload::decode(
                             payload.action?.proposal_response_payload.as_slice(),
                         )
                         .ok()?;
                         let action = ChaincodeAction::decode(prp.extension.as_slice()).ok()?;
-                        let mut event = cchost_proto::protos::ChaincodeEvent::decode(
-                            action.events.as_slice(),
-                        )
-                        .ok()?;
+                        let mut event =
+                            cchost_proto::protos::ChaincodeEvent::decode(action.events.as_slice())
+                                .ok()?;
                         if event.chaincode_id.is_empty() {
                             return None;
                         }
@@ -153,22 +153,21 @@ fn filtered_tx(envelope: &[u8], code: i32) -> FilteredTransaction {
 /// Where a request starts and stops, or the status refusing it.
 fn positions(info: &SeekInfo, height: u64) -> Result<(u64, u64), Status> {
     let newest = height.saturating_sub(1);
-    let resolve = |position: Option<&cchost_proto::orderer::SeekPosition>| {
-        match position.and_then(|p| p.r#type.as_ref()) {
-            Some(seek_position::Type::Oldest(_)) => Some(0),
-            Some(seek_position::Type::Newest(_)) => Some(newest),
-            Some(seek_position::Type::Specified(s)) => Some(s.number),
-            Some(seek_position::Type::NextCommit(_)) => Some(height),
-            None => None,
-        }
+    let resolve = |position: Option<&cchost_proto::orderer::SeekPosition>| match position
+        .and_then(|p| p.r#type.as_ref())
+    {
+        Some(seek_position::Type::Oldest(_)) => Some(0),
+        Some(seek_position::Type::Newest(_)) => Some(newest),
+        Some(seek_position::Type::Specified(s)) => Some(s.number),
+        Some(seek_position::Type::NextCommit(_)) => Some(height),
+        None => None,
     };
     let start = resolve(info.start.as_ref()).ok_or(Status::BadRequest)?;
     let stop = resolve(info.stop.as_ref()).ok_or(Status::BadRequest)?;
     if stop < start {
         return Err(Status::BadRequest);
     }
-    let fail_if_not_ready =
-        info.behavior == seek_info::SeekBehavior::FailIfNotReady as i32;
+    let fail_if_not_ready = info.behavior == seek_info::SeekBehavior::FailIfNotReady as i32;
     if fail_if_not_ready && start > newest {
         return Err(Status::NotFound);
     }
@@ -212,10 +211,11 @@ impl DeliverService {
         content: Content,
         out: &mpsc::Sender<Item>,
     ) -> Result<(), Option<Status>> {
-        let payload = Payload::decode(envelope.payload.as_slice()).map_err(|_| Status::BadRequest)?;
+        let payload =
+            Payload::decode(envelope.payload.as_slice()).map_err(|_| Status::BadRequest)?;
         let header = payload.header.as_ref().ok_or(Status::BadRequest)?;
-        let channel_header =
-            ChannelHeader::decode(header.channel_header.as_slice()).map_err(|_| Status::BadRequest)?;
+        let channel_header = ChannelHeader::decode(header.channel_header.as_slice())
+            .map_err(|_| Status::BadRequest)?;
         let signature_header = SignatureHeader::decode(header.signature_header.as_slice())
             .map_err(|_| Status::BadRequest)?;
         let ledger = self
@@ -233,8 +233,7 @@ impl DeliverService {
         let info = SeekInfo::decode(payload.data.as_slice()).map_err(|_| Status::BadRequest)?;
         let mut commits = ledger.subscribe();
         let (start, stop) = positions(&info, ledger.height())?;
-        let fail_if_not_ready =
-            info.behavior == seek_info::SeekBehavior::FailIfNotReady as i32;
+        let fail_if_not_ready = info.behavior == seek_info::SeekBehavior::FailIfNotReady as i32;
         let mut next = start;
         loop {
             if next < ledger.height() {
@@ -354,7 +353,9 @@ use tokio_stream::StreamExt as _;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cchost_proto::orderer::{SeekNewest, SeekNextCommit, SeekOldest, SeekPosition, SeekSpecified};
+    use cchost_proto::orderer::{
+        SeekNewest, SeekNextCommit, SeekOldest, SeekPosition, SeekSpecified,
+    };
 
     fn at(t: seek_position::Type) -> Option<SeekPosition> {
         Some(SeekPosition { r#type: Some(t) })
@@ -379,8 +380,14 @@ mod tests {
         let n = |number| Specified(SeekSpecified { number });
         // A ledger of 5 blocks (0..=4).
         let cases = [
-            (info(Oldest(SeekOldest {}), Newest(SeekNewest {}), false), Ok((0, 4))),
-            (info(Newest(SeekNewest {}), Newest(SeekNewest {}), false), Ok((4, 4))),
+            (
+                info(Oldest(SeekOldest {}), Newest(SeekNewest {}), false),
+                Ok((0, 4)),
+            ),
+            (
+                info(Newest(SeekNewest {}), Newest(SeekNewest {}), false),
+                Ok((4, 4)),
+            ),
             (info(n(2), n(3), true), Ok((2, 3))),
             (info(n(7), n(9), false), Ok((7, 9))),
             (info(n(7), n(9), true), Err(Status::NotFound)),

@@ -1,18 +1,23 @@
 //! The endorser: `/protos.Endorser/ProcessProposal` with Fabric's checks, in Fabric's
 //! order, with Fabric's texts (`core/endorser/endorser.go`, `msgvalidation.go`).
 //!
-//! 1. the proposal decodes (else a gRPC error); 2. its channel exists (else status 500,
-//! `channel '<ch>' not found`); 3. header type, epoch, nonce, creator, txid, bytes,
-//! signature, the creator known to the channel's MSPs and its signature valid (each
-//! `error validating proposal: ...`, a gRPC error); 4. the txid is not in the ledger
-//! (`duplicate transaction found [...]`, a gRPC error); 5. the creator may write to the
-//! channel (its Writers: a client or admin of a channel organisation); 6. the chaincode is
-//! defined, approved by this organisation and installed (`make sure the chaincode ...`,
-//! status 500); 7. the simulation (`error in simulation: ...`, status 500), which records
-//! the read of the chaincode's `_lifecycle` Sequence key first and, for a chaincode that
-//! requires initialisation, checks it; then the chaincode's status decides: below 400
-//! endorsed (the node signs `payload ‖ endorser`), 400–499 the response alone, 500 and
-//! above the response and payload, unendorsed.
+//! 1. The proposal decodes (else a gRPC error).
+//! 2. Its channel exists (else status 500, `channel '<ch>' not found`).
+//! 3. Header type, epoch, nonce, creator, txid, bytes, signature, the creator known to
+//!    the channel's MSPs and its signature valid (each `error validating proposal: ...`,
+//!    a gRPC error).
+//! 4. The txid is not in the ledger (`duplicate transaction found [...]`, a gRPC error).
+//! 5. The creator may write to the channel (its Writers: a client or admin of a channel
+//!    organisation).
+//! 6. The chaincode is defined, approved by this organisation and installed (`make sure
+//!    the chaincode ...`, status 500).
+//! 7. The simulation (`error in simulation: ...`, status 500), which records the read of
+//!    the chaincode's `_lifecycle` Sequence key first and, for a chaincode that requires
+//!    initialisation, checks it.
+//!
+//! Then the chaincode's status decides: below 400 endorsed (the node signs
+//! `payload ‖ endorser`), 400–499 the response alone, 500 and above the response and
+//! payload, unendorsed.
 //!
 //! `_lifecycle` proposals run the [`lifecycle`] functions in process; install and the
 //! installed-package queries come without a channel and are checked against the node's
@@ -282,7 +287,7 @@ impl Endorser {
                 definition.sequence
             )
         })?;
-        let installed = self.host.installed().map_err(|e| e)?;
+        let installed = self.host.installed()?;
         if !installed.iter().any(|(id, _)| *id == package) {
             return Err(format!(
                 "chaincode definition for '{chaincode}' exists, but chaincode is not installed"

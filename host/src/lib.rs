@@ -18,6 +18,7 @@
 //! yet.
 
 pub mod bench;
+pub mod client;
 pub mod deliver;
 pub mod descriptors;
 pub mod endorser;

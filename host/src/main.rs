@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod devnode;
+mod node_cli;
 mod packaging;
 mod remote;
 mod template;
@@ -160,11 +161,35 @@ enum Command {
         #[command(subcommand)]
         command: BuilderCommand,
     },
-    /// Run wasm chaincode for a Fabric peer in another process: dialing it (`run`, an
-    /// external builder's bin/run) or dialed by it (`serve`, chaincode-as-a-service).
+    /// Run a single-node peer.
+    Node {
+        #[command(subcommand)]
+        command: node_cli::NodeCommand,
+    },
+    /// Chaincode on a node, as `peer chaincode` and `peer lifecycle chaincode` do it
+    /// (invoke, query, package, install, queryinstalled, approveformyorg, commit,
+    /// querycommitted, and deploy: all of it in one step); and wasm chaincode for a
+    /// Fabric peer in another process: dialing it (`run`, an external builder's bin/run)
+    /// or dialed by it (`serve`, chaincode-as-a-service).
     Chaincode {
         #[command(subcommand)]
         command: ChaincodeCommand,
+        #[command(flatten)]
+        client: node_cli::ClientArgs,
+    },
+    /// A node's channel (`peer channel getinfo`).
+    Channel {
+        #[command(subcommand)]
+        command: node_cli::ChannelCommand,
+        #[command(flatten)]
+        client: node_cli::ClientArgs,
+    },
+    /// Stream a node's blocks, filtered blocks or chaincode events, one JSON line each.
+    Events {
+        #[command(flatten)]
+        args: node_cli::EventsArgs,
+        #[command(flatten)]
+        client: node_cli::ClientArgs,
     },
     /// Work with block files (Fabric's on-disk format).
     Ledger {
@@ -269,6 +294,8 @@ enum LedgerCommand {
 
 #[derive(Debug, Subcommand)]
 enum ChaincodeCommand {
+    #[command(flatten)]
+    Client(node_cli::ChaincodeClientCommand),
     /// Dial the peer named in RUN_METADATA_DIR/chaincode.json (mutual TLS with its
     /// certificates, plaintext when they are empty), register, and run each transaction
     /// in a fresh wasm instance. Exits 0 at SIGTERM once the transactions in flight are
@@ -306,7 +333,7 @@ enum ChaincodeCommand {
 /// Where Go, Node and Java chaincode is built and run (Fabric's `vm.endpoint` and
 /// `chaincode.*` image settings).
 #[derive(Debug, clap::Args)]
-struct DockerArgs {
+pub(crate) struct DockerArgs {
     /// The Docker engine's socket.
     #[arg(long, default_value = "/var/run/docker.sock")]
     docker_socket: String,
@@ -325,7 +352,7 @@ struct DockerArgs {
 }
 
 impl DockerArgs {
-    fn config(self) -> cchost::runtime::docker::DockerConfig {
+    pub(crate) fn config(self) -> cchost::runtime::docker::DockerConfig {
         use cchost::runtime::docker::{DockerConfig, Images};
         DockerConfig {
             socket: self.docker_socket,
@@ -393,13 +420,25 @@ fn parse_package(value: &str) -> Result<(String, PathBuf), String> {
     Ok((name, PathBuf::from(file)))
 }
 
+/// Prints `Error: <what failed: why>` and exits 1 on an error.
+fn exit_on_error(result: anyhow::Result<()>) {
+    if let Err(e) = result {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let command = Cli::parse().command;
     // The benchmark stops chaincode on purpose all the time: only errors, and progress.
     let level = match command {
         Command::Bench { .. } => "error",
-        Command::Chaincode { .. } => "info",
+        Command::Chaincode {
+            command: ChaincodeCommand::Run { .. } | ChaincodeCommand::Serve { .. },
+            ..
+        } => "info",
+        Command::Node { .. } => "info",
         _ => "warn",
     };
     let logspec = init_logging(level);
@@ -461,7 +500,16 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Chaincode { command } => match command {
+        Command::Node { command } => node_cli::node(command).await?,
+        // The client commands end as the `peer` CLI's do: `Error: ...`, exit status 1.
+        Command::Channel { command, client } => {
+            exit_on_error(node_cli::channel(command, &client).await);
+        }
+        Command::Events { args, client } => exit_on_error(node_cli::events(args, &client).await),
+        Command::Chaincode { command, client } => match command {
+            ChaincodeCommand::Client(command) => {
+                exit_on_error(node_cli::chaincode(command, &client).await);
+            }
             ChaincodeCommand::Run {
                 build_output_dir,
                 run_metadata_dir,

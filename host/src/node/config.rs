@@ -89,11 +89,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 /// The value at dotted `path` (keys compared without case, as Viper does), with its
 /// `CORE_` environment override.
-fn lookup(
-    table: &toml::Table,
-    path: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Option<String> {
+fn lookup(table: &toml::Table, path: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
     let variable = format!("CORE_{}", path.to_uppercase().replace('.', "_"));
     if let Some(value) = env(&variable) {
         return Some(value);
@@ -115,10 +111,7 @@ fn lookup(
 
 impl NodeConfig {
     /// Parses `text` (TOML) with overrides from `env`.
-    pub fn parse(
-        text: &str,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
+    pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let table: toml::Table =
             toml::from_str(text).map_err(|e| ConfigError(format!("{FILE}: {e}")))?;
         let defaults: toml::Table =
@@ -131,13 +124,17 @@ impl NodeConfig {
         let address = |path: &str| -> Result<SocketAddr, ConfigError> {
             let value = get(path)?;
             value.parse().map_err(|e| {
-                ConfigError(format!("{path} = {value:?}: not an address (host:port): {e}"))
+                ConfigError(format!(
+                    "{path} = {value:?}: not an address (host:port): {e}"
+                ))
             })
         };
         let duration = |path: &str| -> Result<Duration, ConfigError> {
             let value = get(path)?;
             parse_duration(&value).ok_or_else(|| {
-                ConfigError(format!("{path} = {value:?}: not a duration (e.g. 30s, 500ms)"))
+                ConfigError(format!(
+                    "{path} = {value:?}: not a duration (e.g. 30s, 500ms)"
+                ))
             })
         };
         let number = |path: &str| -> Result<u32, ConfigError> {
@@ -212,8 +209,8 @@ mod tests {
 
     #[test]
     fn a_bad_value_names_its_key() {
-        let err = NodeConfig::parse("[chaincode]\nexecutetimeout = \"soon\"\n", &|_| None)
-            .unwrap_err();
+        let err =
+            NodeConfig::parse("[chaincode]\nexecutetimeout = \"soon\"\n", &|_| None).unwrap_err();
         assert_eq!(
             err.0,
             "chaincode.executetimeout = \"soon\": not a duration (e.g. 30s, 500ms)"

@@ -144,7 +144,10 @@ impl Organization {
 
     /// The node's own identity.
     pub fn peer(&self) -> Result<DevIdentity, IdentityError> {
-        load_msp(&self.msp_dir(Role::Peer, &format!("peer0.{}", self.domain)), &self.msp_id)
+        load_msp(
+            &self.msp_dir(Role::Peer, &format!("peer0.{}", self.domain)),
+            &self.msp_id,
+        )
     }
 
     /// The built-in orderer's identity.

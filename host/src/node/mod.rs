@@ -286,7 +286,9 @@ impl RunningNode {
             genesis.as_ref(),
             &LedgerOptions::default(),
         )?;
-        if report != Default::default() {
+        // A new ledger applies its genesis block: nothing was repaired then.
+        let fresh = genesis.is_some() && report.replayed <= 1;
+        if report != Default::default() && !fresh {
             tracing::warn!(?report, "the ledger was repaired on open");
         }
         let ledger = Arc::new(ledger);
@@ -314,7 +316,13 @@ impl RunningNode {
             &config.msp_id,
         )?;
         let launcher = Launcher::new(support.clone(), packages, runtimes, config.startup_timeout);
-        define_all(&support, state.as_ref(), &config.channel, &config.msp_id, None)?;
+        define_all(
+            &support,
+            state.as_ref(),
+            &config.channel,
+            &config.msp_id,
+            None,
+        )?;
         {
             let support = support.clone();
             let state = Arc::clone(&shared);
@@ -406,9 +414,9 @@ impl RunningNode {
                     }),
                 });
                 (
-                    Some(tokio::spawn(async move {
-                        axum::serve(listener, router).await
-                    })),
+                    Some(tokio::spawn(
+                        async move { axum::serve(listener, router).await },
+                    )),
                     Some(address),
                 )
             }
@@ -431,8 +439,7 @@ impl RunningNode {
             if let Some(parent) = home.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            std::fs::write(&home, &json)
-                .with_context(|| format!("writing {}", home.display()))?;
+            std::fs::write(&home, &json).with_context(|| format!("writing {}", home.display()))?;
         }
         Ok(Self {
             address,

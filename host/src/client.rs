@@ -1,0 +1,384 @@
+//! A client of a cchost (or Fabric) peer, as the `peer` CLI is one: proposals to the
+//! Endorser, transactions to Broadcast, blocks and commit waits from Deliver, `_lifecycle`
+//! calls. The CLI's `chaincode`, `channel` and `events` commands are built on it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use cchost_proto::common::{ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader};
+use cchost_proto::orderer::{
+    SeekInfo, SeekNewest, SeekPosition, SeekSpecified,
+    atomic_broadcast_client::AtomicBroadcastClient, seek_info, seek_position,
+};
+use cchost_proto::protos::{
+    DeliverResponse, Proposal, ProposalResponse, TxValidationCode, deliver_client::DeliverClient,
+    deliver_response, endorser_client::EndorserClient,
+};
+use prost::Message;
+
+use crate::node::ClientProfile;
+use crate::node::identities::load_msp;
+use crate::proposal::{BuiltProposal, DevIdentity, ProposalBuilder, compute_txid};
+use crate::transaction;
+
+/// Parses the `peer` CLI's `-c` argument: `{"Args":[...]}` or `{"function":"f","Args":[...]}`
+/// (keys in any case), into the invocation's arguments.
+pub fn parse_ctor(ctor: &str) -> anyhow::Result<Vec<String>> {
+    let value: serde_json::Value = serde_json::from_str(ctor).with_context(|| {
+        format!(r#"chaincode argument error: -c must be JSON like '{{"Args":["fn","arg"]}}', got {ctor}"#)
+    })?;
+    let object = value
+        .as_object()
+        .context(r#"chaincode argument error: -c must be a JSON object like '{"Args":[...]}'"#)?;
+    let mut function = None;
+    let mut args = Vec::new();
+    for (key, value) in object {
+        match key.to_lowercase().as_str() {
+            "function" => {
+                function = Some(
+                    value
+                        .as_str()
+                        .context("chaincode argument error: \"function\" must be a string")?
+                        .to_owned(),
+                );
+            }
+            "args" => {
+                for arg in value
+                    .as_array()
+                    .context("chaincode argument error: \"Args\" must be an array of strings")?
+                {
+                    args.push(
+                        arg.as_str()
+                            .context(
+                                "chaincode argument error: \"Args\" must be an array of strings",
+                            )?
+                            .to_owned(),
+                    );
+                }
+            }
+            other => bail!("chaincode argument error: unknown key {other:?} in -c"),
+        }
+    }
+    if let Some(function) = function {
+        args.insert(0, function);
+    }
+    Ok(args)
+}
+
+/// The protobuf text of a response, as Go's `prototext` prints it in the CLI's lines:
+/// `status:200 message:"..." payload:"..."`, empty fields left out.
+pub fn response_text(response: &cchost_proto::protos::Response) -> String {
+    let mut parts = vec![format!("status:{}", response.status)];
+    if !response.message.is_empty() {
+        parts.push(format!("message:{}", go_quote(response.message.as_bytes())));
+    }
+    if !response.payload.is_empty() {
+        parts.push(format!("payload:{}", go_quote(&response.payload)));
+    }
+    parts.join(" ")
+}
+
+fn go_quote(bytes: &[u8]) -> String {
+    let mut out = String::from("\"");
+    for &b in bytes {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            0x20..=0x7e => out.push(char::from(b)),
+            other => out.push_str(&format!("\\{other:03o}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A connection to a peer.
+#[derive(Debug, Clone)]
+pub struct Client {
+    channel: tonic::transport::Channel,
+    /// What it connected with.
+    pub profile: ClientProfile,
+}
+
+/// A transaction's fate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    /// Its validation code.
+    pub code: TxValidationCode,
+    /// Its block.
+    pub block: u64,
+}
+
+impl Client {
+    /// Connects to the peer of `profile`.
+    pub async fn connect(profile: ClientProfile) -> anyhow::Result<Self> {
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", profile.address))?
+                .connect_timeout(Duration::from_secs(3));
+        let channel = endpoint.connect().await.with_context(|| {
+            format!(
+                "cannot reach the peer at {}: is the node running (cchost node start)?",
+                profile.address
+            )
+        })?;
+        Ok(Self { channel, profile })
+    }
+
+    /// The user identity of the profile.
+    pub fn user(&self) -> anyhow::Result<DevIdentity> {
+        Ok(load_msp(&self.profile.user_msp, &self.profile.msp_id)?)
+    }
+
+    /// The admin identity of the profile.
+    pub fn admin(&self) -> anyhow::Result<DevIdentity> {
+        Ok(load_msp(&self.profile.admin_msp, &self.profile.msp_id)?)
+    }
+
+    /// Sends a proposal to the endorser.
+    pub async fn endorse(
+        &self,
+        proposal: &BuiltProposal,
+    ) -> Result<ProposalResponse, tonic::Status> {
+        EndorserClient::new(self.channel.clone())
+            .process_proposal(proposal.signed_proposal.clone())
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// A signed request for blocks `start`..=`stop` (None: newest) of `channel`.
+    fn seek(
+        identity: &DevIdentity,
+        channel: &str,
+        start: seek_position::Type,
+        stop: seek_position::Type,
+    ) -> anyhow::Result<Envelope> {
+        let nonce: [u8; 24] = rand::random();
+        let creator = identity.creator();
+        let header = Header {
+            channel_header: ChannelHeader {
+                r#type: HeaderType::DeliverSeekInfo as i32,
+                channel_id: channel.to_owned(),
+                tx_id: compute_txid(&nonce, &creator),
+                timestamp: Some(crate::proposal::now()),
+                ..ChannelHeader::default()
+            }
+            .encode_to_vec(),
+            signature_header: SignatureHeader {
+                creator,
+                nonce: nonce.to_vec(),
+            }
+            .encode_to_vec(),
+        };
+        let payload = Payload {
+            header: Some(header),
+            data: SeekInfo {
+                start: Some(SeekPosition {
+                    r#type: Some(start),
+                }),
+                stop: Some(SeekPosition { r#type: Some(stop) }),
+                behavior: seek_info::SeekBehavior::BlockUntilReady as i32,
+                ..SeekInfo::default()
+            }
+            .encode_to_vec(),
+        }
+        .encode_to_vec();
+        let signature = identity.sign(&payload);
+        Ok(Envelope { payload, signature })
+    }
+
+    /// Deliver (`filtered`: DeliverFiltered) from `start` to `stop` on the profile's
+    /// channel, as `identity`.
+    pub async fn deliver(
+        &self,
+        identity: &DevIdentity,
+        start: seek_position::Type,
+        stop: seek_position::Type,
+        filtered: bool,
+    ) -> anyhow::Result<tonic::Streaming<DeliverResponse>> {
+        let envelope = Self::seek(identity, &self.profile.channel, start, stop)?;
+        let mut client = DeliverClient::new(self.channel.clone());
+        let request = tokio_stream::once(envelope);
+        Ok(if filtered {
+            client.deliver_filtered(request).await?.into_inner()
+        } else {
+            client.deliver(request).await?.into_inner()
+        })
+    }
+
+    /// The newest block of the profile's channel.
+    pub async fn newest_block(&self) -> anyhow::Result<cchost_proto::common::Block> {
+        let identity = self.user()?;
+        let mut stream = self
+            .deliver(
+                &identity,
+                seek_position::Type::Newest(SeekNewest {}),
+                seek_position::Type::Newest(SeekNewest {}),
+                false,
+            )
+            .await?;
+        while let Some(response) = stream.message().await? {
+            match response.r#type {
+                Some(deliver_response::Type::Block(block)) => return Ok(block),
+                Some(deliver_response::Type::Status(status)) => {
+                    bail!("deliver answered status {status}")
+                }
+                _ => {}
+            }
+        }
+        bail!("deliver ended without a block")
+    }
+
+    /// Assembles `proposal` with `responses` into a transaction signed by `signer`,
+    /// broadcasts it, and with `wait` waits for its commit.
+    pub async fn submit(
+        &self,
+        proposal: &BuiltProposal,
+        responses: &[ProposalResponse],
+        signer: &DevIdentity,
+        wait: Option<Duration>,
+    ) -> anyhow::Result<Option<Committed>> {
+        let decoded = Proposal::decode(proposal.signed_proposal.proposal_bytes.as_slice())?;
+        let envelope = transaction::assemble(&decoded, responses, signer)?;
+        // Listen before sending, from the newest block on: the commit cannot be missed.
+        let mut blocks = match wait {
+            Some(_) => Some(
+                self.deliver(
+                    signer,
+                    seek_position::Type::Newest(SeekNewest {}),
+                    seek_position::Type::Specified(SeekSpecified { number: u64::MAX }),
+                    true,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let mut broadcast = AtomicBroadcastClient::new(self.channel.clone())
+            .broadcast(tokio_stream::once(envelope))
+            .await?
+            .into_inner();
+        let answer = broadcast
+            .message()
+            .await?
+            .context("the orderer closed the stream without an answer")?;
+        if answer.status != cchost_proto::common::Status::Success as i32 {
+            bail!(
+                "error sending transaction for invoke: got unexpected status: {} -- {}",
+                cchost_proto::common::Status::try_from(answer.status).map_or_else(
+                    |_| answer.status.to_string(),
+                    |s| s.as_str_name().to_owned()
+                ),
+                answer.info
+            );
+        }
+        let (Some(wait), Some(blocks)) = (wait, blocks.as_mut()) else {
+            return Ok(None);
+        };
+        let txid = proposal.txid.clone();
+        let found = tokio::time::timeout(wait, async {
+            while let Some(response) = blocks.message().await? {
+                if let Some(deliver_response::Type::FilteredBlock(block)) = response.r#type {
+                    for tx in &block.filtered_transactions {
+                        if tx.txid == txid {
+                            return Ok(Some(Committed {
+                                code: TxValidationCode::try_from(tx.tx_validation_code)
+                                    .unwrap_or(TxValidationCode::InvalidOtherReason),
+                                block: block.number,
+                            }));
+                        }
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>(None)
+        })
+        .await;
+        match found {
+            Ok(result) => result?
+                .context("the deliver stream ended before the transaction committed")
+                .map(Some),
+            Err(_) => bail!("timed out waiting for txid on all peers"),
+        }
+    }
+
+    /// Calls `_lifecycle` function `function` with `args` as the admin (channel-less when
+    /// `channel` is false) and returns the endorsed response.
+    pub async fn lifecycle(
+        &self,
+        function: &str,
+        args: &impl Message,
+        channel: bool,
+    ) -> anyhow::Result<(BuiltProposal, ProposalResponse)> {
+        let admin = self.admin()?;
+        let built = ProposalBuilder::new(
+            if channel {
+                self.profile.channel.as_str()
+            } else {
+                ""
+            },
+            crate::lifecycle::NAMESPACE,
+        )
+        .args([function.as_bytes().to_vec(), args.encode_to_vec()])
+        .build(&admin)?;
+        let response = self.endorse(&built).await?;
+        let status = response.response.as_ref().map_or(0, |r| r.status);
+        if status != 200 {
+            let message = response
+                .response
+                .as_ref()
+                .map(|r| r.message.clone())
+                .unwrap_or_default();
+            bail!("proposal failed with status: {status} - {message}");
+        }
+        Ok((built, response))
+    }
+}
+
+/// Transient data from the CLI's `--transient` JSON (string → base64).
+pub fn parse_transient(text: &str) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    use base64::Engine as _;
+    let map: BTreeMap<String, String> = serde_json::from_str(text)
+        .context("--transient must be a JSON object of base64 strings")?;
+    map.into_iter()
+        .map(|(k, v)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_bytes())
+                .with_context(|| format!("--transient {k}: not base64"))?;
+            Ok((k, bytes))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctor_takes_args_or_function_and_args_in_any_case() {
+        assert_eq!(
+            parse_ctor(r#"{"Args":["ReadAsset","asset1"]}"#).unwrap(),
+            ["ReadAsset", "asset1"]
+        );
+        assert_eq!(
+            parse_ctor(r#"{"function":"ReadAsset","args":["asset1"]}"#).unwrap(),
+            ["ReadAsset", "asset1"]
+        );
+        assert_eq!(
+            parse_ctor(r#"{"Args":[1]}"#).unwrap_err().to_string(),
+            "chaincode argument error: \"Args\" must be an array of strings"
+        );
+    }
+
+    #[test]
+    fn responses_print_as_go_prototext() {
+        let response = cchost_proto::protos::Response {
+            status: 200,
+            message: String::new(),
+            payload: b"{\"ID\":\"a\"}\n\x01".to_vec(),
+        };
+        assert_eq!(
+            response_text(&response),
+            r#"status:200 payload:"{\"ID\":\"a\"}\n\001""#
+        );
+    }
+}

@@ -1,0 +1,910 @@
+//! `cchost node`, the `peer`-shaped client commands (`cchost chaincode invoke|query|
+//! package|install|queryinstalled|approveformyorg|commit|querycommitted|deploy`,
+//! `cchost channel getinfo`, `cchost events`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use cchost::client::{Client, Committed, parse_ctor, parse_transient, response_text};
+use cchost::node::{ClientProfile, RunningNode, StartOptions};
+use cchost::proposal::ProposalBuilder;
+use cchost_proto::lifecycle::{
+    ApproveChaincodeDefinitionForMyOrgArgs, CommitChaincodeDefinitionArgs, InstallChaincodeArgs,
+    InstallChaincodeResult, QueryChaincodeDefinitionArgs, QueryChaincodeDefinitionResult,
+    QueryChaincodeDefinitionsArgs, QueryChaincodeDefinitionsResult, QueryInstalledChaincodesArgs,
+    QueryInstalledChaincodesResult,
+};
+use cchost_proto::orderer::{SeekNewest, SeekOldest, SeekSpecified, seek_position};
+use cchost_proto::protos::{TxValidationCode, deliver_response};
+use clap::{Args, Subcommand};
+use prost::Message as _;
+
+use crate::packaging;
+
+/// Where the client finds its node.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ClientArgs {
+    /// The node's data directory (default: the node this user started last, from
+    /// ~/.cchost/client.json).
+    #[arg(long, env = "CCHOST_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+impl ClientArgs {
+    fn profile(&self) -> anyhow::Result<ClientProfile> {
+        let path = match &self.data_dir {
+            Some(dir) => ClientProfile::file(dir),
+            None => ClientProfile::last_started()
+                .context("HOME is not set: name the node's data directory with --data-dir")?,
+        };
+        ClientProfile::read(&path)
+    }
+
+    async fn connect(&self, channel: Option<&str>) -> anyhow::Result<Client> {
+        let mut profile = self.profile()?;
+        if let Some(channel) = channel {
+            profile.channel = channel.to_owned();
+        }
+        Client::connect(profile).await
+    }
+}
+
+/// `cchost node ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Start a single-node peer: on first start, creates the data directory with
+    /// core.toml, the organisation's CA and identities (Fabric's folder layout) and the
+    /// channel; serves the Endorser, Deliver and Broadcast, the chaincode listener and
+    /// the operations endpoints until SIGTERM or Ctrl-C.
+    Start {
+        /// The data directory.
+        #[arg(long, env = "CCHOST_DATA_DIR", default_value = "cchost-data")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        docker: Box<crate::DockerArgs>,
+    },
+}
+
+/// The `peer chaincode` / `peer lifecycle chaincode` commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ChaincodeClientCommand {
+    /// Endorse and submit a transaction (`peer chaincode invoke`).
+    Invoke {
+        #[command(flatten)]
+        call: Call,
+        /// Run as the chaincode's init transaction.
+        #[arg(short = 'I', long = "isInit")]
+        is_init: bool,
+        /// Wait until the transaction is committed.
+        #[arg(long = "waitForEvent")]
+        wait_for_event: bool,
+        /// How long to wait, e.g. 30s.
+        #[arg(long = "waitForEventTimeout", default_value = "30s", value_parser = parse_duration)]
+        wait_for_event_timeout: Duration,
+    },
+    /// Endorse a proposal and print its payload (`peer chaincode query`).
+    Query {
+        #[command(flatten)]
+        call: Call,
+    },
+    /// Package a chaincode directory (a Rust crate for wasm, or a Node chaincode).
+    Package {
+        /// The package file to write.
+        output: PathBuf,
+        /// The chaincode directory.
+        #[arg(long)]
+        path: PathBuf,
+        /// `wasm` (a Rust crate) or `node`.
+        #[arg(long, default_value = "wasm", value_parser = ["wasm", "node"])]
+        lang: String,
+        /// The package label.
+        #[arg(long)]
+        label: String,
+    },
+    /// Install a package on the node (as its admin).
+    Install {
+        /// The package file.
+        package: PathBuf,
+    },
+    /// List the packages installed on the node.
+    Queryinstalled {
+        /// `json` for JSON output.
+        #[arg(short = 'O', long = "output")]
+        output: Option<String>,
+    },
+    /// Approve a chaincode definition for the node's organisation.
+    Approveformyorg {
+        #[command(flatten)]
+        definition: DefinitionArgs,
+        /// The installed package the definition runs.
+        #[arg(long = "package-id")]
+        package_id: String,
+    },
+    /// Commit an approved chaincode definition to the channel.
+    Commit {
+        #[command(flatten)]
+        definition: DefinitionArgs,
+    },
+    /// Show committed chaincode definitions.
+    Querycommitted {
+        /// The channel.
+        #[arg(short = 'C', long = "channelID")]
+        channel: Option<String>,
+        /// One chaincode (default: all).
+        #[arg(short = 'n', long = "name")]
+        name: Option<String>,
+        /// `json` for JSON output.
+        #[arg(short = 'O', long = "output")]
+        output: Option<String>,
+    },
+    /// Package (if PATH is a directory), install, approve and commit in one step: the
+    /// next sequence of NAME's definition, running this package.
+    Deploy {
+        /// A chaincode directory (Rust crate: wasm; package.json: node) or a package file.
+        path: PathBuf,
+        /// The chaincode name.
+        #[arg(short = 'n', long = "name")]
+        name: String,
+        /// The definition's version.
+        #[arg(short = 'v', long = "version", default_value = "1.0")]
+        version: String,
+        /// The channel.
+        #[arg(short = 'C', long = "channelID")]
+        channel: Option<String>,
+        /// The endorsement policy, e.g. "OR('Org1MSP.peer')" (default: the channel's
+        /// MAJORITY Endorsement).
+        #[arg(long = "signature-policy")]
+        signature_policy: Option<String>,
+        /// Whether an init transaction must run first.
+        #[arg(long = "init-required")]
+        init_required: bool,
+    },
+}
+
+/// `-C -n -c --transient`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Call {
+    /// The channel.
+    #[arg(short = 'C', long = "channelID")]
+    channel: Option<String>,
+    /// The chaincode.
+    #[arg(short = 'n', long = "name")]
+    name: String,
+    /// The arguments: '{"Args":["fn","arg"]}' or '{"function":"fn","Args":["arg"]}'.
+    #[arg(short = 'c', long = "ctor")]
+    ctor: String,
+    /// Transient data: a JSON object of base64 values.
+    #[arg(long)]
+    transient: Option<String>,
+}
+
+/// A definition's flags.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DefinitionArgs {
+    /// The channel.
+    #[arg(short = 'C', long = "channelID")]
+    channel: Option<String>,
+    /// The chaincode name.
+    #[arg(short = 'n', long = "name")]
+    name: String,
+    /// The version.
+    #[arg(short = 'v', long = "version")]
+    version: String,
+    /// The sequence: 1 for the first definition, +1 for each later one.
+    #[arg(long)]
+    sequence: i64,
+    /// Whether an init transaction must run first.
+    #[arg(long = "init-required")]
+    init_required: bool,
+    /// The endorsement policy, e.g. "OR('Org1MSP.peer')".
+    #[arg(long = "signature-policy")]
+    signature_policy: Option<String>,
+    /// How long to wait for the commit, e.g. 30s.
+    #[arg(long = "waitForEventTimeout", default_value = "30s", value_parser = parse_duration)]
+    wait_for_event_timeout: Duration,
+}
+
+/// `cchost channel ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ChannelCommand {
+    /// Print the channel's height and hashes (`peer channel getinfo`).
+    Getinfo {
+        /// The channel.
+        #[arg(short = 'C', short_alias = 'c', long = "channelID")]
+        channel: Option<String>,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    cchost::node::config::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration (e.g. 30s, 500ms)"))
+}
+
+/// `2026-11-24 18:30:00.123 UTC`: the `peer` CLI's log timestamp.
+fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs();
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+fn log(logger: &str, function: &str, message: &str) {
+    eprintln!(
+        "{} 0001 INFO [{logger}] {function} -> {message}",
+        timestamp()
+    );
+}
+
+/// Runs `cchost node start` until SIGTERM or Ctrl-C.
+pub(crate) async fn node(command: NodeCommand) -> anyhow::Result<()> {
+    let NodeCommand::Start { data_dir, docker } = command;
+    let node = RunningNode::start(
+        &data_dir,
+        StartOptions {
+            docker: docker.config(),
+            write_home_profile: true,
+            ..StartOptions::default()
+        },
+    )
+    .await?;
+    eprintln!(
+        "cchost node: peer on {} (Endorser, Deliver, Broadcast), chaincode listener on {}{}",
+        node.address,
+        node.chaincode_address,
+        node.operations_address
+            .map(|a| format!(", operations on http://{a}"))
+            .unwrap_or_default()
+    );
+    eprintln!(
+        "cchost node: channel {} at height {}; data in {}; client profile {}",
+        node.profile.channel,
+        node.ledger.height(),
+        node.profile.data_dir.display(),
+        ClientProfile::file(&node.profile.data_dir).display()
+    );
+    eprintln!(
+        "cchost node: next, deploy a chaincode: cchost chaincode deploy examples/asset-transfer -n basic"
+    );
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    eprintln!("cchost node: stopping");
+    node.stop().await?;
+    eprintln!("cchost node: stopped");
+    Ok(())
+}
+
+fn check_committed(committed: Option<Committed>, txid: &str, address: &str) -> anyhow::Result<u64> {
+    let committed = committed.context("the transaction was not waited for")?;
+    if committed.code != TxValidationCode::Valid {
+        bail!(
+            "transaction invalidated with status ({})",
+            committed.code.as_str_name()
+        );
+    }
+    log(
+        "chaincodeCmd",
+        "ClientWait",
+        &format!("txid [{txid}] committed with status (VALID) at {address}"),
+    );
+    Ok(committed.block)
+}
+
+fn validation_parameter(policy: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    Ok(match policy {
+        Some(text) => cchost::ledger::policy::signature_policy(
+            cchost::ledger::policy::parse(text).map_err(|e| anyhow::anyhow!("{e}"))?,
+        )
+        .encode_to_vec(),
+        None => Vec::new(),
+    })
+}
+
+/// Runs a client `chaincode` command.
+pub(crate) async fn chaincode(
+    command: ChaincodeClientCommand,
+    client: &ClientArgs,
+) -> anyhow::Result<()> {
+    match command {
+        ChaincodeClientCommand::Invoke {
+            call,
+            is_init,
+            wait_for_event,
+            wait_for_event_timeout,
+        } => {
+            let client = client.connect(call.channel.as_deref()).await?;
+            let user = client.user()?;
+            let built = build(&client, &call, is_init, &user)?;
+            let response = client
+                .endorse(&built)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "error endorsing invoke: rpc error: code = {:?} desc = {} - proposal response: <nil>",
+                        e.code(),
+                        e.message()
+                    )
+                })?;
+            let result = response.response.clone().unwrap_or_default();
+            if result.status >= 400 || response.endorsement.is_none() {
+                bail!(
+                    "endorsement failure during invoke. response: {}",
+                    response_text(&result)
+                );
+            }
+            let committed = client
+                .submit(
+                    &built,
+                    &[response],
+                    &user,
+                    wait_for_event.then_some(wait_for_event_timeout),
+                )
+                .await?;
+            if wait_for_event {
+                check_committed(committed, &built.txid, &client.profile.address)?;
+            }
+            log(
+                "chaincodeCmd",
+                "chaincodeInvokeOrQuery",
+                &format!(
+                    "Chaincode invoke successful. result: {}",
+                    response_text(&result)
+                ),
+            );
+        }
+        ChaincodeClientCommand::Query { call } => {
+            let client = client.connect(call.channel.as_deref()).await?;
+            let user = client.user()?;
+            let built = build(&client, &call, false, &user)?;
+            let response = client.endorse(&built).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "error endorsing query: rpc error: code = {:?} desc = {} - proposal response: <nil>",
+                    e.code(),
+                    e.message()
+                )
+            })?;
+            let result = response.response.unwrap_or_default();
+            if result.status >= 400 {
+                bail!(
+                    "endorsement failure during query. response: {}",
+                    response_text(&result)
+                );
+            }
+            println!("{}", String::from_utf8_lossy(&result.payload));
+        }
+        ChaincodeClientCommand::Package {
+            output,
+            path,
+            lang,
+            label,
+        } => {
+            package(&path, &lang, &label, &output)?;
+        }
+        ChaincodeClientCommand::Install { package } => {
+            let client = client.connect(None).await?;
+            let bytes = std::fs::read(&package)
+                .with_context(|| format!("reading {}", package.display()))?;
+            let (id, label) = install(&client, bytes).await?;
+            log(
+                "cli.lifecycle.chaincode",
+                "submitInstallProposal",
+                &format!(
+                    "Installed remotely: response:<status:200 payload:\"\\n{id}\\022{label}\" >"
+                ),
+            );
+            log(
+                "cli.lifecycle.chaincode",
+                "submitInstallProposal",
+                &format!("Chaincode code package identifier: {id}"),
+            );
+        }
+        ChaincodeClientCommand::Queryinstalled { output } => {
+            let client = client.connect(None).await?;
+            let (_, response) = client
+                .lifecycle(
+                    "QueryInstalledChaincodes",
+                    &QueryInstalledChaincodesArgs {},
+                    false,
+                )
+                .await?;
+            let result = QueryInstalledChaincodesResult::decode(
+                response.response.unwrap_or_default().payload.as_slice(),
+            )?;
+            if output.as_deref() == Some("json") {
+                let list: Vec<serde_json::Value> = result
+                    .installed_chaincodes
+                    .iter()
+                    .map(|c| serde_json::json!({"package_id": c.package_id, "label": c.label}))
+                    .collect();
+                if list.is_empty() {
+                    println!("{{}}");
+                } else {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(
+                            &serde_json::json!({"installed_chaincodes": list})
+                        )?
+                    );
+                }
+            } else {
+                println!("Installed chaincodes on peer:");
+                for c in &result.installed_chaincodes {
+                    println!("Package ID: {}, Label: {}", c.package_id, c.label);
+                }
+            }
+        }
+        ChaincodeClientCommand::Approveformyorg {
+            definition,
+            package_id,
+        } => {
+            let client = client.connect(definition.channel.as_deref()).await?;
+            let block = approve(&client, &definition, &package_id).await?;
+            eprintln!("approved in block {block}");
+        }
+        ChaincodeClientCommand::Commit { definition } => {
+            let client = client.connect(definition.channel.as_deref()).await?;
+            let block = commit(&client, &definition).await?;
+            eprintln!("committed in block {block}");
+        }
+        ChaincodeClientCommand::Querycommitted {
+            channel,
+            name,
+            output,
+        } => {
+            let client = client.connect(channel.as_deref()).await?;
+            query_committed(&client, name.as_deref(), output.as_deref() == Some("json")).await?;
+        }
+        ChaincodeClientCommand::Deploy {
+            path,
+            name,
+            version,
+            channel,
+            signature_policy,
+            init_required,
+        } => {
+            let client = client.connect(channel.as_deref()).await?;
+            let bytes = if path.is_dir() {
+                let out = tempfile::tempdir()?;
+                let file = out.path().join("package.tar.gz");
+                let lang = if path.join("Cargo.toml").exists() {
+                    "wasm"
+                } else if path.join("package.json").exists() {
+                    "node"
+                } else {
+                    bail!(
+                        "{} holds neither a Cargo.toml (a Rust chaincode for wasm) nor a package.json (a Node chaincode)",
+                        path.display()
+                    );
+                };
+                package(&path, lang, &format!("{name}_{version}"), &file)?;
+                std::fs::read(&file)?
+            } else {
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
+            };
+            let package_id = cchost::package::package_id(&format!("{name}_{version}"), &bytes);
+            let package_id = match install(&client, bytes).await {
+                Ok((id, _)) => id,
+                Err(e) if e.to_string().contains("already successfully installed") => {
+                    ChaincodePackageId::from_error(&e.to_string()).unwrap_or(package_id.to_string())
+                }
+                Err(e) => return Err(e),
+            };
+            eprintln!("installed {package_id}");
+            let current = current_sequence(&client, &name).await?;
+            let definition = DefinitionArgs {
+                channel: None,
+                name: name.clone(),
+                version,
+                sequence: current + 1,
+                init_required,
+                signature_policy,
+                wait_for_event_timeout: Duration::from_secs(60),
+            };
+            approve(&client, &definition, &package_id).await?;
+            let block = commit(&client, &definition).await?;
+            println!(
+                "deployed {name} on channel {}: package {package_id}, sequence {}, committed in block {block}",
+                client.profile.channel, definition.sequence
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The package id in Fabric's "already installed" text.
+struct ChaincodePackageId;
+
+impl ChaincodePackageId {
+    fn from_error(text: &str) -> Option<String> {
+        let start = text.find("package ID '")? + "package ID '".len();
+        let end = text.get(start..)?.find('\'')? + start;
+        text.get(start..end).map(str::to_owned)
+    }
+}
+
+fn build(
+    client: &Client,
+    call: &Call,
+    is_init: bool,
+    user: &cchost::proposal::DevIdentity,
+) -> anyhow::Result<cchost::proposal::BuiltProposal> {
+    let args = parse_ctor(&call.ctor)?;
+    let mut builder = ProposalBuilder::new(client.profile.channel.clone(), call.name.clone())
+        .args(args)
+        .init(is_init);
+    if let Some(transient) = &call.transient {
+        for (k, v) in parse_transient(transient)? {
+            builder = builder.transient(k, v);
+        }
+    }
+    Ok(builder.build(user)?)
+}
+
+fn package(path: &Path, lang: &str, label: &str, output: &Path) -> anyhow::Result<String> {
+    let id = if lang == "node" {
+        packaging::package_node_dir(path, label, output)?
+            .1
+            .to_string()
+    } else {
+        packaging::package_crate(path, label, output, None)?
+            .package_id
+            .to_string()
+    };
+    eprintln!("packaged {} as {id}", path.display());
+    Ok(id)
+}
+
+async fn install(client: &Client, bytes: Vec<u8>) -> anyhow::Result<(String, String)> {
+    let (_, response) = client
+        .lifecycle(
+            "InstallChaincode",
+            &InstallChaincodeArgs {
+                chaincode_install_package: bytes,
+            },
+            false,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("chaincode install failed with status: {e}"))?;
+    let result =
+        InstallChaincodeResult::decode(response.response.unwrap_or_default().payload.as_slice())?;
+    Ok((result.package_id, result.label))
+}
+
+async fn current_sequence(client: &Client, name: &str) -> anyhow::Result<i64> {
+    match client
+        .lifecycle(
+            "QueryChaincodeDefinition",
+            &QueryChaincodeDefinitionArgs {
+                name: name.to_owned(),
+            },
+            true,
+        )
+        .await
+    {
+        Ok((_, response)) => Ok(QueryChaincodeDefinitionResult::decode(
+            response.response.unwrap_or_default().payload.as_slice(),
+        )?
+        .sequence),
+        Err(e) if e.to_string().contains("status: 404") => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+async fn approve(
+    client: &Client,
+    definition: &DefinitionArgs,
+    package_id: &str,
+) -> anyhow::Result<u64> {
+    let args = ApproveChaincodeDefinitionForMyOrgArgs {
+        sequence: definition.sequence,
+        name: definition.name.clone(),
+        version: definition.version.clone(),
+        validation_parameter: validation_parameter(definition.signature_policy.as_deref())?,
+        init_required: definition.init_required,
+        source: Some(cchost::lifecycle::local_source(package_id)),
+        ..Default::default()
+    };
+    let (built, response) = client
+        .lifecycle("ApproveChaincodeDefinitionForMyOrg", &args, true)
+        .await?;
+    let admin = client.admin()?;
+    let committed = client
+        .submit(
+            &built,
+            &[response],
+            &admin,
+            Some(definition.wait_for_event_timeout),
+        )
+        .await?;
+    check_committed(committed, &built.txid, &client.profile.address)
+}
+
+async fn commit(client: &Client, definition: &DefinitionArgs) -> anyhow::Result<u64> {
+    let args = CommitChaincodeDefinitionArgs {
+        sequence: definition.sequence,
+        name: definition.name.clone(),
+        version: definition.version.clone(),
+        validation_parameter: validation_parameter(definition.signature_policy.as_deref())?,
+        init_required: definition.init_required,
+        ..Default::default()
+    };
+    let (built, response) = client
+        .lifecycle("CommitChaincodeDefinition", &args, true)
+        .await?;
+    let admin = client.admin()?;
+    let committed = client
+        .submit(
+            &built,
+            &[response],
+            &admin,
+            Some(definition.wait_for_event_timeout),
+        )
+        .await?;
+    check_committed(committed, &built.txid, &client.profile.address)
+}
+
+async fn query_committed(client: &Client, name: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let channel = client.profile.channel.clone();
+    let msp = client.profile.msp_id.clone();
+    if let Some(name) = name {
+        let (_, response) = client
+            .lifecycle(
+                "QueryChaincodeDefinition",
+                &QueryChaincodeDefinitionArgs {
+                    name: name.to_owned(),
+                },
+                true,
+            )
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "query failed with {}",
+                    e.to_string().trim_start_matches("proposal failed with ")
+                )
+            })?;
+        let d = QueryChaincodeDefinitionResult::decode(
+            response.response.unwrap_or_default().payload.as_slice(),
+        )?;
+        if json {
+            use base64::Engine as _;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "sequence": d.sequence,
+                    "version": d.version,
+                    "endorsement_plugin": d.endorsement_plugin,
+                    "validation_plugin": d.validation_plugin,
+                    "validation_parameter": base64::engine::general_purpose::STANDARD.encode(&d.validation_parameter),
+                    "collections": {},
+                    "init_required": d.init_required,
+                    "approvals": d.approvals,
+                }))?
+            );
+        } else {
+            let approvals: Vec<String> = d
+                .approvals
+                .iter()
+                .map(|(org, ok)| format!("{org}: {ok}"))
+                .collect();
+            println!(
+                "Committed chaincode definition for chaincode '{name}' on channel '{channel}':"
+            );
+            println!(
+                "Version: {}, Sequence: {}, Endorsement Plugin: {}, Validation Plugin: {}, Approvals: [{}]",
+                d.version,
+                d.sequence,
+                d.endorsement_plugin,
+                d.validation_plugin,
+                approvals.join(", ")
+            );
+        }
+        return Ok(());
+    }
+    let (_, response) = client
+        .lifecycle(
+            "QueryChaincodeDefinitions",
+            &QueryChaincodeDefinitionsArgs {},
+            true,
+        )
+        .await?;
+    let all = QueryChaincodeDefinitionsResult::decode(
+        response.response.unwrap_or_default().payload.as_slice(),
+    )?;
+    if json {
+        let list: Vec<serde_json::Value> = all
+            .chaincode_definitions
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "name": d.name, "sequence": d.sequence, "version": d.version,
+                    "endorsement_plugin": d.endorsement_plugin,
+                    "validation_plugin": d.validation_plugin,
+                    "init_required": d.init_required,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"chaincode_definitions": list}))?
+        );
+    } else {
+        println!("Committed chaincode definitions on channel '{channel}':");
+        for d in &all.chaincode_definitions {
+            println!(
+                "Name: {}, Version: {}, Sequence: {}, Endorsement Plugin: {}, Validation Plugin: {}",
+                d.name, d.version, d.sequence, d.endorsement_plugin, d.validation_plugin
+            );
+        }
+    }
+    let _ = msp;
+    Ok(())
+}
+
+/// Runs `cchost channel ...`.
+pub(crate) async fn channel(command: ChannelCommand, client: &ClientArgs) -> anyhow::Result<()> {
+    let ChannelCommand::Getinfo { channel } = command;
+    let client = client.connect(channel.as_deref()).await?;
+    let block = client.newest_block().await?;
+    let header = block.header.unwrap_or_default();
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let current = cchost::ledger::blockfile::header_hash(
+        header.number,
+        &header.previous_hash,
+        &header.data_hash,
+    );
+    println!(
+        "Blockchain info: {}",
+        serde_json::json!({
+            "height": header.number + 1,
+            "currentBlockHash": b64(&current),
+            "previousBlockHash": b64(&header.previous_hash),
+        })
+    );
+    Ok(())
+}
+
+/// What `cchost events` streams.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct EventsArgs {
+    /// The channel.
+    #[arg(short = 'C', long = "channelID")]
+    channel: Option<String>,
+    /// Where to start: oldest, newest or a block number.
+    #[arg(long, default_value = "newest")]
+    start: String,
+    /// The last block to show (default: keep streaming).
+    #[arg(long)]
+    stop: Option<u64>,
+    /// `block` (whole blocks: number, hashes, transactions), `filtered` (transaction
+    /// ids and codes) or `chaincode` (chaincode events, payload included).
+    #[arg(long, default_value = "filtered", value_parser = ["block", "filtered", "chaincode"])]
+    kind: String,
+}
+
+/// Runs `cchost events`: one JSON line per block (or chaincode event).
+pub(crate) async fn events(args: EventsArgs, client: &ClientArgs) -> anyhow::Result<()> {
+    let client = client.connect(args.channel.as_deref()).await?;
+    let user = client.user()?;
+    let start = match args.start.as_str() {
+        "oldest" => seek_position::Type::Oldest(SeekOldest {}),
+        "newest" => seek_position::Type::Newest(SeekNewest {}),
+        n => seek_position::Type::Specified(SeekSpecified {
+            number: n
+                .parse()
+                .with_context(|| format!("--start {n}: expected oldest, newest or a number"))?,
+        }),
+    };
+    let stop = seek_position::Type::Specified(SeekSpecified {
+        number: args.stop.unwrap_or(u64::MAX),
+    });
+    let filtered = args.kind == "filtered";
+    let mut stream = client.deliver(&user, start, stop, filtered).await?;
+    while let Some(response) = stream.message().await? {
+        match response.r#type {
+            Some(deliver_response::Type::FilteredBlock(block)) => {
+                let txs: Vec<serde_json::Value> = block
+                    .filtered_transactions
+                    .iter()
+                    .map(|tx| {
+                        serde_json::json!({
+                            "txid": tx.txid,
+                            "validation_code": TxValidationCode::try_from(tx.tx_validation_code)
+                                .map_or_else(|_| tx.tx_validation_code.to_string(), |c| c.as_str_name().to_owned()),
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"block": block.number, "transactions": txs})
+                );
+            }
+            Some(deliver_response::Type::Block(block)) => {
+                let header = block.header.clone().unwrap_or_default();
+                let data = block.data.clone().unwrap_or_default().data;
+                if args.kind == "chaincode" {
+                    let filter = block
+                        .metadata
+                        .as_ref()
+                        .and_then(|m| m.metadata.get(2).cloned())
+                        .unwrap_or_default();
+                    for (i, envelope) in data.iter().enumerate() {
+                        if filter.get(i).copied() != Some(0) {
+                            continue;
+                        }
+                        if let Some(event) = chaincode_event(envelope) {
+                            println!(
+                                "{}",
+                                serde_json::json!({
+                                    "block": header.number,
+                                    "txid": event.tx_id,
+                                    "chaincode": event.chaincode_id,
+                                    "event": event.event_name,
+                                    "payload": String::from_utf8_lossy(&event.payload),
+                                })
+                            );
+                        }
+                    }
+                } else {
+                    use base64::Engine as _;
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "block": header.number,
+                            "previous_hash": base64::engine::general_purpose::STANDARD.encode(&header.previous_hash),
+                            "data_hash": base64::engine::general_purpose::STANDARD.encode(&header.data_hash),
+                            "transactions": data.len(),
+                        })
+                    );
+                }
+            }
+            Some(deliver_response::Type::Status(status)) => {
+                if status != cchost_proto::common::Status::Success as i32 {
+                    bail!("deliver ended with status {status}");
+                }
+                break;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn chaincode_event(envelope: &[u8]) -> Option<cchost_proto::protos::ChaincodeEvent> {
+    use cchost_proto::common::{Envelope, Payload};
+    use cchost_proto::protos::{
+        ChaincodeAction, ChaincodeActionPayload, ChaincodeEvent, ProposalResponsePayload,
+        Transaction,
+    };
+    let envelope = Envelope::decode(envelope).ok()?;
+    let payload = Payload::decode(envelope.payload.as_slice()).ok()?;
+    let tx = Transaction::decode(payload.data.as_slice()).ok()?;
+    let action = ChaincodeActionPayload::decode(tx.actions.first()?.payload.as_slice()).ok()?;
+    let prp = ProposalResponsePayload::decode(action.action?.proposal_response_payload.as_slice())
+        .ok()?;
+    let action = ChaincodeAction::decode(prp.extension.as_slice()).ok()?;
+    let event = ChaincodeEvent::decode(action.events.as_slice()).ok()?;
+    (!event.chaincode_id.is_empty()).then_some(event)
+}
