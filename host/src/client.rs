@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use cchost_proto::common::{ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader};
+use cchost_proto::lifecycle::{
+    ApproveChaincodeDefinitionForMyOrgArgs, CommitChaincodeDefinitionArgs, InstallChaincodeArgs,
+    InstallChaincodeResult, QueryChaincodeDefinitionArgs, QueryChaincodeDefinitionResult,
+};
 use cchost_proto::orderer::{
     SeekInfo, SeekNewest, SeekPosition, SeekSpecified,
     atomic_broadcast_client::AtomicBroadcastClient, seek_info, seek_position,
@@ -103,8 +107,10 @@ pub struct Client {
 }
 
 /// A transaction's fate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
+    /// Its id.
+    pub txid: String,
     /// Its validation code.
     pub code: TxValidationCode,
     /// Its block.
@@ -282,6 +288,7 @@ impl Client {
                     for tx in &block.filtered_transactions {
                         if tx.txid == txid {
                             return Ok(Some(Committed {
+                                txid: tx.txid.clone(),
                                 code: TxValidationCode::try_from(tx.tx_validation_code)
                                     .unwrap_or(TxValidationCode::InvalidOtherReason),
                                 block: block.number,
@@ -331,6 +338,166 @@ impl Client {
             bail!("proposal failed with status: {status} - {message}");
         }
         Ok((built, response))
+    }
+}
+
+/// A chaincode definition to approve or commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionSpec {
+    /// The chaincode name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Its sequence.
+    pub sequence: i64,
+    /// Whether an init transaction must run first.
+    pub init_required: bool,
+    /// An encoded `ApplicationPolicy` (empty: the channel's default).
+    pub validation_parameter: Vec<u8>,
+}
+
+impl Client {
+    /// Installs a package as the admin; its id and label.
+    pub async fn install(&self, package: Vec<u8>) -> anyhow::Result<(String, String)> {
+        let (_, response) = self
+            .lifecycle(
+                "InstallChaincode",
+                &InstallChaincodeArgs {
+                    chaincode_install_package: package,
+                },
+                false,
+            )
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "chaincode install failed with status: {}",
+                    e.to_string()
+                        .trim_start_matches("proposal failed with status: ")
+                )
+            })?;
+        let result = InstallChaincodeResult::decode(
+            response.response.unwrap_or_default().payload.as_slice(),
+        )?;
+        Ok((result.package_id, result.label))
+    }
+
+    /// The committed sequence of `name` (0: not defined).
+    pub async fn current_sequence(&self, name: &str) -> anyhow::Result<i64> {
+        match self
+            .lifecycle(
+                "QueryChaincodeDefinition",
+                &QueryChaincodeDefinitionArgs {
+                    name: name.to_owned(),
+                },
+                true,
+            )
+            .await
+        {
+            Ok((_, response)) => Ok(QueryChaincodeDefinitionResult::decode(
+                response.response.unwrap_or_default().payload.as_slice(),
+            )?
+            .sequence),
+            Err(e)
+                if e.to_string()
+                    .starts_with("proposal failed with status: 404") =>
+            {
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Approves `definition` for the node's organisation, running `package_id`, and waits
+    /// for the approval to commit; its block.
+    pub async fn approve(
+        &self,
+        definition: &DefinitionSpec,
+        package_id: &str,
+        wait: Duration,
+    ) -> anyhow::Result<Committed> {
+        let args = ApproveChaincodeDefinitionForMyOrgArgs {
+            sequence: definition.sequence,
+            name: definition.name.clone(),
+            version: definition.version.clone(),
+            validation_parameter: definition.validation_parameter.clone(),
+            init_required: definition.init_required,
+            source: Some(crate::lifecycle::local_source(package_id)),
+            ..Default::default()
+        };
+        self.lifecycle_transaction("ApproveChaincodeDefinitionForMyOrg", &args, wait)
+            .await
+    }
+
+    /// Commits `definition` to the channel and waits for it.
+    pub async fn commit(
+        &self,
+        definition: &DefinitionSpec,
+        wait: Duration,
+    ) -> anyhow::Result<Committed> {
+        let args = CommitChaincodeDefinitionArgs {
+            sequence: definition.sequence,
+            name: definition.name.clone(),
+            version: definition.version.clone(),
+            validation_parameter: definition.validation_parameter.clone(),
+            init_required: definition.init_required,
+            ..Default::default()
+        };
+        self.lifecycle_transaction("CommitChaincodeDefinition", &args, wait)
+            .await
+    }
+
+    async fn lifecycle_transaction(
+        &self,
+        function: &str,
+        args: &impl Message,
+        wait: Duration,
+    ) -> anyhow::Result<Committed> {
+        let (built, response) = self.lifecycle(function, args, true).await?;
+        let admin = self.admin()?;
+        let committed = self
+            .submit(&built, &[response], &admin, Some(wait))
+            .await?
+            .context("the transaction was not waited for")?;
+        if committed.code != TxValidationCode::Valid {
+            bail!(
+                "transaction invalidated with status ({})",
+                committed.code.as_str_name()
+            );
+        }
+        Ok(Committed {
+            txid: built.txid,
+            ..committed
+        })
+    }
+
+    /// Installs `package` (if it is not yet), approves and commits the next definition
+    /// of `name` running it; the definition committed.
+    pub async fn deploy(
+        &self,
+        package: Vec<u8>,
+        name: &str,
+        version: &str,
+        init_required: bool,
+        validation_parameter: Vec<u8>,
+        wait: Duration,
+    ) -> anyhow::Result<(DefinitionSpec, String, Committed)> {
+        let parsed = crate::package::ChaincodePackage::parse(&package)?;
+        let package_id = parsed.id().to_string();
+        match self.install(package).await {
+            Ok(_) => {}
+            Err(e) if e.to_string().contains("already successfully installed") => {}
+            Err(e) => return Err(e),
+        }
+        let definition = DefinitionSpec {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            sequence: self.current_sequence(name).await? + 1,
+            init_required,
+            validation_parameter,
+        };
+        self.approve(&definition, &package_id, wait).await?;
+        let committed = self.commit(&definition, wait).await?;
+        Ok((definition, package_id, committed))
     }
 }
 

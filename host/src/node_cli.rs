@@ -10,10 +10,8 @@ use cchost::client::{Client, Committed, parse_ctor, parse_transient, response_te
 use cchost::node::{ClientProfile, RunningNode, StartOptions};
 use cchost::proposal::ProposalBuilder;
 use cchost_proto::lifecycle::{
-    ApproveChaincodeDefinitionForMyOrgArgs, CommitChaincodeDefinitionArgs, InstallChaincodeArgs,
-    InstallChaincodeResult, QueryChaincodeDefinitionArgs, QueryChaincodeDefinitionResult,
-    QueryChaincodeDefinitionsArgs, QueryChaincodeDefinitionsResult, QueryInstalledChaincodesArgs,
-    QueryInstalledChaincodesResult,
+    QueryChaincodeDefinitionArgs, QueryChaincodeDefinitionResult, QueryChaincodeDefinitionsArgs,
+    QueryChaincodeDefinitionsResult, QueryInstalledChaincodesArgs, QueryInstalledChaincodesResult,
 };
 use cchost_proto::orderer::{SeekNewest, SeekOldest, SeekSpecified, seek_position};
 use cchost_proto::protos::{TxValidationCode, deliver_response};
@@ -296,7 +294,19 @@ pub(crate) async fn node(command: NodeCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_committed(committed: Option<Committed>, txid: &str, address: &str) -> anyhow::Result<u64> {
+fn wait_log(committed: &Committed, address: &str) {
+    log(
+        "chaincodeCmd",
+        "ClientWait",
+        &format!(
+            "txid [{}] committed with status ({}) at {address}",
+            committed.txid,
+            committed.code.as_str_name()
+        ),
+    );
+}
+
+fn check_committed(committed: Option<Committed>, address: &str) -> anyhow::Result<()> {
     let committed = committed.context("the transaction was not waited for")?;
     if committed.code != TxValidationCode::Valid {
         bail!(
@@ -304,12 +314,20 @@ fn check_committed(committed: Option<Committed>, txid: &str, address: &str) -> a
             committed.code.as_str_name()
         );
     }
-    log(
-        "chaincodeCmd",
-        "ClientWait",
-        &format!("txid [{txid}] committed with status (VALID) at {address}"),
-    );
-    Ok(committed.block)
+    wait_log(&committed, address);
+    Ok(())
+}
+
+impl DefinitionArgs {
+    fn spec(&self) -> anyhow::Result<cchost::client::DefinitionSpec> {
+        Ok(cchost::client::DefinitionSpec {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            sequence: self.sequence,
+            init_required: self.init_required,
+            validation_parameter: validation_parameter(self.signature_policy.as_deref())?,
+        })
+    }
 }
 
 fn validation_parameter(policy: Option<&str>) -> anyhow::Result<Vec<u8>> {
@@ -363,7 +381,7 @@ pub(crate) async fn chaincode(
                 )
                 .await?;
             if wait_for_event {
-                check_committed(committed, &built.txid, &client.profile.address)?;
+                check_committed(committed, &client.profile.address)?;
             }
             log(
                 "chaincodeCmd",
@@ -406,7 +424,7 @@ pub(crate) async fn chaincode(
             let client = client.connect(None).await?;
             let bytes = std::fs::read(&package)
                 .with_context(|| format!("reading {}", package.display()))?;
-            let (id, label) = install(&client, bytes).await?;
+            let (id, label) = client.install(bytes).await?;
             log(
                 "cli.lifecycle.chaincode",
                 "submitInstallProposal",
@@ -460,13 +478,21 @@ pub(crate) async fn chaincode(
             package_id,
         } => {
             let client = client.connect(definition.channel.as_deref()).await?;
-            let block = approve(&client, &definition, &package_id).await?;
-            eprintln!("approved in block {block}");
+            let committed = client
+                .approve(
+                    &definition.spec()?,
+                    &package_id,
+                    definition.wait_for_event_timeout,
+                )
+                .await?;
+            wait_log(&committed, &client.profile.address);
         }
         ChaincodeClientCommand::Commit { definition } => {
             let client = client.connect(definition.channel.as_deref()).await?;
-            let block = commit(&client, &definition).await?;
-            eprintln!("committed in block {block}");
+            let committed = client
+                .commit(&definition.spec()?, definition.wait_for_event_timeout)
+                .await?;
+            wait_log(&committed, &client.profile.address);
         }
         ChaincodeClientCommand::Querycommitted {
             channel,
@@ -503,45 +529,23 @@ pub(crate) async fn chaincode(
             } else {
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
             };
-            let package_id = cchost::package::package_id(&format!("{name}_{version}"), &bytes);
-            let package_id = match install(&client, bytes).await {
-                Ok((id, _)) => id,
-                Err(e) if e.to_string().contains("already successfully installed") => {
-                    ChaincodePackageId::from_error(&e.to_string()).unwrap_or(package_id.to_string())
-                }
-                Err(e) => return Err(e),
-            };
-            eprintln!("installed {package_id}");
-            let current = current_sequence(&client, &name).await?;
-            let definition = DefinitionArgs {
-                channel: None,
-                name: name.clone(),
-                version,
-                sequence: current + 1,
-                init_required,
-                signature_policy,
-                wait_for_event_timeout: Duration::from_secs(60),
-            };
-            approve(&client, &definition, &package_id).await?;
-            let block = commit(&client, &definition).await?;
+            let (definition, package_id, committed) = client
+                .deploy(
+                    bytes,
+                    &name,
+                    &version,
+                    init_required,
+                    validation_parameter(signature_policy.as_deref())?,
+                    Duration::from_secs(60),
+                )
+                .await?;
             println!(
-                "deployed {name} on channel {}: package {package_id}, sequence {}, committed in block {block}",
-                client.profile.channel, definition.sequence
+                "deployed {name} on channel {}: package {package_id}, sequence {}, committed in block {}",
+                client.profile.channel, definition.sequence, committed.block
             );
         }
     }
     Ok(())
-}
-
-/// The package id in Fabric's "already installed" text.
-struct ChaincodePackageId;
-
-impl ChaincodePackageId {
-    fn from_error(text: &str) -> Option<String> {
-        let start = text.find("package ID '")? + "package ID '".len();
-        let end = text.get(start..)?.find('\'')? + start;
-        text.get(start..end).map(str::to_owned)
-    }
 }
 
 fn build(
@@ -574,95 +578,6 @@ fn package(path: &Path, lang: &str, label: &str, output: &Path) -> anyhow::Resul
     };
     eprintln!("packaged {} as {id}", path.display());
     Ok(id)
-}
-
-async fn install(client: &Client, bytes: Vec<u8>) -> anyhow::Result<(String, String)> {
-    let (_, response) = client
-        .lifecycle(
-            "InstallChaincode",
-            &InstallChaincodeArgs {
-                chaincode_install_package: bytes,
-            },
-            false,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("chaincode install failed with status: {e}"))?;
-    let result =
-        InstallChaincodeResult::decode(response.response.unwrap_or_default().payload.as_slice())?;
-    Ok((result.package_id, result.label))
-}
-
-async fn current_sequence(client: &Client, name: &str) -> anyhow::Result<i64> {
-    match client
-        .lifecycle(
-            "QueryChaincodeDefinition",
-            &QueryChaincodeDefinitionArgs {
-                name: name.to_owned(),
-            },
-            true,
-        )
-        .await
-    {
-        Ok((_, response)) => Ok(QueryChaincodeDefinitionResult::decode(
-            response.response.unwrap_or_default().payload.as_slice(),
-        )?
-        .sequence),
-        Err(e) if e.to_string().contains("status: 404") => Ok(0),
-        Err(e) => Err(e),
-    }
-}
-
-async fn approve(
-    client: &Client,
-    definition: &DefinitionArgs,
-    package_id: &str,
-) -> anyhow::Result<u64> {
-    let args = ApproveChaincodeDefinitionForMyOrgArgs {
-        sequence: definition.sequence,
-        name: definition.name.clone(),
-        version: definition.version.clone(),
-        validation_parameter: validation_parameter(definition.signature_policy.as_deref())?,
-        init_required: definition.init_required,
-        source: Some(cchost::lifecycle::local_source(package_id)),
-        ..Default::default()
-    };
-    let (built, response) = client
-        .lifecycle("ApproveChaincodeDefinitionForMyOrg", &args, true)
-        .await?;
-    let admin = client.admin()?;
-    let committed = client
-        .submit(
-            &built,
-            &[response],
-            &admin,
-            Some(definition.wait_for_event_timeout),
-        )
-        .await?;
-    check_committed(committed, &built.txid, &client.profile.address)
-}
-
-async fn commit(client: &Client, definition: &DefinitionArgs) -> anyhow::Result<u64> {
-    let args = CommitChaincodeDefinitionArgs {
-        sequence: definition.sequence,
-        name: definition.name.clone(),
-        version: definition.version.clone(),
-        validation_parameter: validation_parameter(definition.signature_policy.as_deref())?,
-        init_required: definition.init_required,
-        ..Default::default()
-    };
-    let (built, response) = client
-        .lifecycle("CommitChaincodeDefinition", &args, true)
-        .await?;
-    let admin = client.admin()?;
-    let committed = client
-        .submit(
-            &built,
-            &[response],
-            &admin,
-            Some(definition.wait_for_event_timeout),
-        )
-        .await?;
-    check_committed(committed, &built.txid, &client.profile.address)
 }
 
 async fn query_committed(client: &Client, name: Option<&str>, json: bool) -> anyhow::Result<()> {

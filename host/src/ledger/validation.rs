@@ -439,15 +439,9 @@ fn check_tx(
                     ),
                 ));
             };
-            if *namespace == name && definition.version != action_id.version {
-                return Ok(fail(
-                    Code::InvalidChaincode,
-                    format!(
-                        "chaincode {name} is at version {}, the transaction was endorsed at version {}",
-                        definition.version, action_id.version
-                    ),
-                ));
-            }
+            // As Fabric 2.x: the action's version is not compared with the definition's
+            // (a transaction endorsed under an earlier definition fails by MVCC, on its
+            // read of the chaincode's `_lifecycle` Sequence key).
             let kv = namespaces
                 .iter()
                 .find(|(n, _)| n == namespace)

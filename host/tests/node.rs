@@ -1,0 +1,804 @@
+//! The node: a `RunningNode` on a temporary data directory, driven over gRPC by the
+//! client library as the CLI drives it. The endorser's checks with Fabric's texts,
+//! `_lifecycle` (deploy, upgrade, init-required), Deliver's seek positions and
+//! statuses, and a subscriber that never reads while commits go on.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cchost::client::{Client, Committed};
+use cchost::endorser::INITIALIZED_KEY;
+use cchost::msp::{DevCa, Role};
+use cchost::node::identities::load_msp;
+use cchost::node::{RunningNode, StartOptions};
+use cchost::proposal::{BuiltProposal, DevIdentity, ProposalBuilder};
+use cchost_proto::common::{
+    ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader, Status,
+};
+use cchost_proto::orderer::{
+    SeekInfo, SeekNewest, SeekNextCommit, SeekOldest, SeekPosition, SeekSpecified, seek_info,
+    seek_position,
+};
+use cchost_proto::protos::{
+    ChaincodeAction, DeliverResponse, Proposal, ProposalResponsePayload, TxValidationCode,
+    deliver_client::DeliverClient, deliver_response,
+};
+use cchost_proto::rwset::TxReadWriteSet;
+use prost::Message;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A node on a temporary data directory (ports chosen by the system, a 50 ms batch
+/// timeout, no operations endpoints).
+struct TestNode {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    node: Option<RunningNode>,
+}
+
+fn asset_transfer_package(label: &str) -> Vec<u8> {
+    let wasm = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/guests/wasm32-wasip1/release/asset_transfer.wasm"),
+    )
+    .unwrap();
+    cchost::package::build_wasm_package(label, "asset_transfer.wasm", &wasm).unwrap()
+}
+
+fn write_config(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("core.toml"),
+        "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
+         [operations]\nlistenAddress = \"\"\n[orderer]\nBatchTimeout = \"50ms\"\n",
+    )
+    .unwrap();
+}
+
+impl TestNode {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node");
+        write_config(&path);
+        let node = RunningNode::start(&path, StartOptions::default())
+            .await
+            .unwrap();
+        Self {
+            _dir: dir,
+            dir: path,
+            node: Some(node),
+        }
+    }
+
+    fn node(&self) -> &RunningNode {
+        self.node.as_ref().unwrap()
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(self.node().profile.clone()).await.unwrap()
+    }
+
+    async fn restart(&mut self) {
+        self.node.take().unwrap().stop().await.unwrap();
+        self.node = Some(
+            RunningNode::start(&self.dir, StartOptions::default())
+                .await
+                .unwrap(),
+        );
+    }
+
+    /// Deploys asset-transfer as `basic` and runs InitLedger.
+    async fn with_basic(&self) -> Client {
+        let client = self.client().await;
+        client
+            .deploy(
+                asset_transfer_package("basic_1.0"),
+                "basic",
+                "1.0",
+                false,
+                Vec::new(),
+                WAIT,
+            )
+            .await
+            .unwrap();
+        invoke(&client, &["InitLedger"]).await;
+        client
+    }
+}
+
+fn proposal(client: &Client, chaincode: &str, args: &[&str]) -> BuiltProposal {
+    ProposalBuilder::new(client.profile.channel.clone(), chaincode)
+        .args(args)
+        .build(&client.user().unwrap())
+        .unwrap()
+}
+
+/// Endorses and submits; waits for the commit.
+async fn invoke(client: &Client, args: &[&str]) -> Committed {
+    let built = proposal(client, "basic", args);
+    let response = client.endorse(&built).await.unwrap();
+    assert_eq!(
+        response.response.as_ref().unwrap().status,
+        200,
+        "{response:?}"
+    );
+    client
+        .submit(&built, &[response], &client.user().unwrap(), Some(WAIT))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+async fn query(client: &Client, args: &[&str]) -> (i32, String, String) {
+    let built = proposal(client, "basic", args);
+    let response = client.endorse(&built).await.unwrap();
+    let r = response.response.unwrap();
+    (r.status, r.message, String::from_utf8(r.payload).unwrap())
+}
+
+/// The gRPC error text of a proposal the endorser refuses.
+async fn refused(client: &Client, built: &BuiltProposal) -> String {
+    let status = client.endorse(built).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unknown, "{status:?}");
+    status.message().to_owned()
+}
+
+/// Re-signs `built` after `change` altered its proposal.
+fn altered(
+    built: &BuiltProposal,
+    signer: &DevIdentity,
+    change: impl FnOnce(&mut ChannelHeader),
+) -> BuiltProposal {
+    let mut proposal = Proposal::decode(built.signed_proposal.proposal_bytes.as_slice()).unwrap();
+    let mut header = Header::decode(proposal.header.as_slice()).unwrap();
+    let mut channel_header = ChannelHeader::decode(header.channel_header.as_slice()).unwrap();
+    change(&mut channel_header);
+    header.channel_header = channel_header.encode_to_vec();
+    proposal.header = header.encode_to_vec();
+    let mut out = built.clone();
+    out.signed_proposal.proposal_bytes = proposal.encode_to_vec();
+    out.signed_proposal.signature = signer.sign(&out.signed_proposal.proposal_bytes);
+    out
+}
+
+#[tokio::test]
+async fn a_deployed_chaincode_is_invoked_and_queried_and_survives_a_restart() {
+    let mut node = TestNode::start().await;
+    let client = node.with_basic().await;
+    let expected = r#"{"AppraisedValue":300,"Color":"blue","ID":"asset1","Owner":"Tomoko","Size":5,"docType":"asset"}"#;
+    assert_eq!(
+        query(&client, &["ReadAsset", "asset1"]).await,
+        (200, String::new(), expected.to_owned())
+    );
+    let height = node.node().ledger.height();
+    node.restart().await;
+    let client = node.client().await;
+    assert_eq!(node.node().ledger.height(), height);
+    assert_eq!(
+        query(&client, &["ReadAsset", "asset1"]).await,
+        (200, String::new(), expected.to_owned())
+    );
+    assert_eq!(client.current_sequence("basic").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn the_endorser_refuses_each_bad_proposal_with_fabrics_text() {
+    let node = TestNode::start().await;
+    let client = node.with_basic().await;
+    let user = client.user().unwrap();
+    let good = proposal(&client, "basic", &["ReadAsset", "asset1"]);
+
+    // A signature by another key.
+    let mut forged = good.clone();
+    forged.signed_proposal.signature = DevIdentity::generate("Org1MSP", "Org1", "x")
+        .unwrap()
+        .sign(&good.signed_proposal.proposal_bytes);
+    assert_eq!(
+        refused(&client, &forged).await,
+        "error validating proposal: access denied: channel [mychannel] creator org [Org1MSP]"
+    );
+
+    // A creator of an MSP the channel does not know.
+    let stranger = DevIdentity::generate("Org9MSP", "Org9", "User1").unwrap();
+    let built = ProposalBuilder::new("mychannel", "basic")
+        .args(["ReadAsset", "asset1"])
+        .build(&stranger)
+        .unwrap();
+    assert_eq!(
+        refused(&client, &built).await,
+        "error validating proposal: access denied: channel [mychannel] creator org unknown, creator is malformed"
+    );
+
+    // Org1MSP's name, another CA's certificate.
+    let impostor = DevCa::new("Org1MSP", "Org1")
+        .unwrap()
+        .issue(Role::Client, "User1")
+        .unwrap();
+    let built = ProposalBuilder::new("mychannel", "basic")
+        .args(["ReadAsset", "asset1"])
+        .build(&impostor)
+        .unwrap();
+    assert_eq!(
+        refused(&client, &built).await,
+        "error validating proposal: access denied: channel [mychannel] creator org [Org1MSP]"
+    );
+
+    // A txid not computed from nonce and creator.
+    let wrong = altered(&good, &user, |h| h.tx_id = "deadbeef".into());
+    assert_eq!(
+        refused(&client, &wrong).await,
+        format!(
+            "error validating proposal: incorrectly computed txid 'deadbeef' -- expected '{}'",
+            good.txid
+        )
+    );
+
+    // A header type an endorser does not take.
+    let config_update = altered(&good, &user, |h| h.r#type = HeaderType::ConfigUpdate as i32);
+    assert_eq!(
+        refused(&client, &config_update).await,
+        "error validating proposal: invalid header type CONFIG_UPDATE"
+    );
+
+    // A peer identity is not one of the channel's Writers.
+    let peer = load_msp(
+        &node.dir.join(
+            "organizations/peerOrganizations/org1.example.com/peers/peer0.org1.example.com/msp",
+        ),
+        "Org1MSP",
+    )
+    .unwrap();
+    let built = ProposalBuilder::new("mychannel", "basic")
+        .args(["ReadAsset", "asset1"])
+        .build(&peer)
+        .unwrap();
+    assert_eq!(
+        refused(&client, &built).await,
+        "Failed evaluating policy on signed data during check policy on channel [mychannel] with policy [/Channel/Application/Writers]: [implicit policy evaluation failed - 0 sub-policies were satisfied, but this policy requires 1 of the 'Writers' sub-policies to be satisfied]"
+    );
+
+    // A txid already in the ledger.
+    let committed = invoke(&client, &["TransferAsset", "asset1", "Christopher"]).await;
+    assert_eq!(committed.code, TxValidationCode::Valid);
+    let first = proposal(&client, "basic", &["TransferAsset", "asset2", "Max"]);
+    let response = client.endorse(&first).await.unwrap();
+    client
+        .submit(&first, &[response], &user, Some(WAIT))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(&client, &first).await,
+        format!(
+            "duplicate transaction found [{}]. Creator [{}]",
+            first.txid,
+            hex::encode(&first.creator)
+        )
+    );
+
+    // Answered with status 500 rather than refused: an unknown channel, an undefined
+    // chaincode.
+    let built = ProposalBuilder::new("otherchannel", "basic")
+        .args(["ReadAsset", "asset1"])
+        .build(&user)
+        .unwrap();
+    let response = client.endorse(&built).await.unwrap().response.unwrap();
+    assert_eq!(
+        (response.status, response.message.as_str()),
+        (500, "channel 'otherchannel' not found")
+    );
+    let built = proposal(&client, "nope", &["ReadAsset", "asset1"]);
+    let response = client.endorse(&built).await.unwrap().response.unwrap();
+    assert_eq!(
+        (response.status, response.message.as_str()),
+        (
+            500,
+            "make sure the chaincode nope has been successfully defined on channel mychannel and try again: chaincode nope not found"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_chaincode_error_is_returned_unendorsed_with_its_message() {
+    let node = TestNode::start().await;
+    let client = node.with_basic().await;
+    let built = proposal(
+        &client,
+        "basic",
+        &["UpdateAsset", "nope", "blue", "5", "Tom", "100"],
+    );
+    let response = client.endorse(&built).await.unwrap();
+    assert_eq!(response.endorsement, None);
+    let r = response.response.unwrap();
+    assert_eq!(
+        (r.status, r.message.as_str()),
+        (500, "The asset nope does not exist")
+    );
+}
+
+/// The reads an endorsement's read/write set holds in `namespace`: (key, version).
+fn reads(
+    response: &cchost_proto::protos::ProposalResponse,
+    namespace: &str,
+) -> Vec<(String, Option<(u64, u64)>)> {
+    let prp = ProposalResponsePayload::decode(response.payload.as_slice()).unwrap();
+    let action = ChaincodeAction::decode(prp.extension.as_slice()).unwrap();
+    let rwset = TxReadWriteSet::decode(action.results.as_slice()).unwrap();
+    rwset
+        .ns_rwset
+        .iter()
+        .filter(|ns| ns.namespace == namespace)
+        .flat_map(|ns| {
+            cchost_proto::kvrwset::KvrwSet::decode(ns.rwset.as_slice())
+                .unwrap()
+                .reads
+                .into_iter()
+                .map(|r| (r.key, r.version.map(|v| (v.block_num, v.tx_num))))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_endorsement_reads_the_chaincodes_lifecycle_sequence_and_a_new_definition_invalidates_older_endorsements()
+ {
+    let node = TestNode::start().await;
+    let client = node.with_basic().await;
+    let user = client.user().unwrap();
+    let old = proposal(&client, "basic", &["TransferAsset", "asset3", "Max"]);
+    let endorsed = client.endorse(&old).await.unwrap();
+    // Definition committed in block 2 (after the approval in block 1), transaction 0.
+    assert_eq!(
+        reads(&endorsed, "_lifecycle"),
+        [("namespaces/fields/basic/Sequence".to_owned(), Some((2, 0)))]
+    );
+
+    // Sequence 2, running a package with another label.
+    let (definition, package, _) = client
+        .deploy(
+            asset_transfer_package("basic_2.0"),
+            "basic",
+            "2.0",
+            false,
+            Vec::new(),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(definition.sequence, 2);
+    assert!(package.starts_with("basic_2.0:"), "{package}");
+    let committed = client
+        .submit(&old, &[endorsed], &user, Some(WAIT))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(committed.code, TxValidationCode::MvccReadConflict);
+    assert_eq!(
+        query(&client, &["ReadAsset", "asset3"]).await.2,
+        r#"{"AppraisedValue":500,"Color":"green","ID":"asset3","Owner":"Jin Soo","Size":10,"docType":"asset"}"#
+    );
+    // New transactions run under the new definition.
+    let fresh = client
+        .endorse(&proposal(&client, "basic", &["ReadAsset", "asset3"]))
+        .await
+        .unwrap();
+    let prp = ProposalResponsePayload::decode(fresh.payload.as_slice()).unwrap();
+    let action = ChaincodeAction::decode(prp.extension.as_slice()).unwrap();
+    assert_eq!(action.chaincode_id.unwrap().version, "2.0");
+}
+
+#[tokio::test]
+async fn an_init_required_chaincode_is_refused_until_initialised_and_initialised_once() {
+    let node = TestNode::start().await;
+    let client = node.client().await;
+    client
+        .deploy(
+            asset_transfer_package("basic_1.0"),
+            "basic",
+            "1.0",
+            true,
+            Vec::new(),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let built = proposal(&client, "basic", &["GetAllAssets"]);
+    let r = client.endorse(&built).await.unwrap().response.unwrap();
+    assert_eq!(
+        (r.status, r.message),
+        (
+            500,
+            format!(
+                "error in simulation: failed to execute transaction {}: invalid invocation: chaincode 'basic' has not been initialized for this version, must call as init first",
+                built.txid
+            )
+        )
+    );
+    let user = client.user().unwrap();
+    let init = ProposalBuilder::new("mychannel", "basic")
+        .args(["InitLedger"])
+        .init(true)
+        .build(&user)
+        .unwrap();
+    let response = client.endorse(&init).await.unwrap();
+    assert_eq!(response.response.as_ref().unwrap().status, 200);
+    let prp = ProposalResponsePayload::decode(response.payload.as_slice()).unwrap();
+    let action = ChaincodeAction::decode(prp.extension.as_slice()).unwrap();
+    let rwset = TxReadWriteSet::decode(action.results.as_slice()).unwrap();
+    let writes: Vec<(String, Vec<u8>)> = rwset
+        .ns_rwset
+        .iter()
+        .filter(|ns| ns.namespace == "basic")
+        .flat_map(|ns| {
+            cchost_proto::kvrwset::KvrwSet::decode(ns.rwset.as_slice())
+                .unwrap()
+                .writes
+                .into_iter()
+                .map(|w| (w.key, w.value))
+        })
+        .filter(|(k, _)| k == INITIALIZED_KEY)
+        .collect();
+    assert_eq!(writes, [(INITIALIZED_KEY.to_owned(), b"1.0".to_vec())]);
+    client
+        .submit(&init, &[response], &user, Some(WAIT))
+        .await
+        .unwrap();
+    assert_eq!(query(&client, &["ReadAsset", "asset6"]).await.0, 200);
+    let again = ProposalBuilder::new("mychannel", "basic")
+        .args(["InitLedger"])
+        .init(true)
+        .build(&user)
+        .unwrap();
+    let r = client.endorse(&again).await.unwrap().response.unwrap();
+    assert_eq!(
+        r.message,
+        format!(
+            "error in simulation: failed to execute transaction {}: invalid invocation: chaincode 'basic' is already initialized but called as init",
+            again.txid
+        )
+    );
+}
+
+#[tokio::test]
+async fn lifecycle_refuses_sequences_out_of_order_and_non_admins_with_fabrics_texts() {
+    let node = TestNode::start().await;
+    let client = node.client().await;
+    let spec = cchost::client::DefinitionSpec {
+        name: "basic".into(),
+        version: "1.0".into(),
+        sequence: 2,
+        init_required: false,
+        validation_parameter: Vec::new(),
+    };
+    let err = client
+        .approve(&spec, "basic_1.0:00", WAIT)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "proposal failed with status: 500 - failed to invoke backing implementation of 'ApproveChaincodeDefinitionForMyOrg': requested sequence 2 is larger than the next available sequence number 1"
+    );
+    let err = client
+        .commit(
+            &cchost::client::DefinitionSpec {
+                sequence: 1,
+                ..spec.clone()
+            },
+            WAIT,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "proposal failed with status: 500 - failed to invoke backing implementation of 'CommitChaincodeDefinition': chaincode definition not agreed to by this org (Org1MSP)"
+    );
+    assert_eq!(
+        client
+            .lifecycle(
+                "QueryChaincodeDefinition",
+                &cchost_proto::lifecycle::QueryChaincodeDefinitionArgs {
+                    name: "basic".into()
+                },
+                true,
+            )
+            .await
+            .unwrap_err()
+            .to_string(),
+        "proposal failed with status: 404 - namespace basic is not defined"
+    );
+    // Install needs the organisation's admin.
+    let user = client.user().unwrap();
+    let built = ProposalBuilder::new("", "_lifecycle")
+        .args([
+            b"InstallChaincode".to_vec(),
+            cchost_proto::lifecycle::InstallChaincodeArgs {
+                chaincode_install_package: asset_transfer_package("basic_1.0"),
+            }
+            .encode_to_vec(),
+        ])
+        .build(&user)
+        .unwrap();
+    let r = client.endorse(&built).await.unwrap().response.unwrap();
+    assert_eq!(
+        (r.status, r.message.as_str()),
+        (
+            500,
+            "Failed to authorize invocation due to failed ACL check: InstallChaincode needs an admin of Org1MSP, the creator is not one"
+        )
+    );
+    let (id, label) = client
+        .install(asset_transfer_package("basic_1.0"))
+        .await
+        .unwrap();
+    assert_eq!(label, "basic_1.0");
+    assert_eq!(
+        client
+            .install(asset_transfer_package("basic_1.0"))
+            .await
+            .unwrap_err()
+            .to_string(),
+        format!(
+            "chaincode install failed with status: 500 - failed to invoke backing implementation of 'InstallChaincode': chaincode already successfully installed (package ID '{id}')"
+        )
+    );
+}
+
+/// A signed seek request.
+fn seek(
+    identity: &DevIdentity,
+    channel: &str,
+    start: seek_position::Type,
+    stop: seek_position::Type,
+    fail_if_not_ready: bool,
+) -> Envelope {
+    let header = Header {
+        channel_header: ChannelHeader {
+            r#type: HeaderType::DeliverSeekInfo as i32,
+            channel_id: channel.into(),
+            ..ChannelHeader::default()
+        }
+        .encode_to_vec(),
+        signature_header: SignatureHeader {
+            creator: identity.creator(),
+            nonce: vec![1; 24],
+        }
+        .encode_to_vec(),
+    };
+    let payload = Payload {
+        header: Some(header),
+        data: SeekInfo {
+            start: Some(SeekPosition {
+                r#type: Some(start),
+            }),
+            stop: Some(SeekPosition { r#type: Some(stop) }),
+            behavior: if fail_if_not_ready {
+                seek_info::SeekBehavior::FailIfNotReady as i32
+            } else {
+                seek_info::SeekBehavior::BlockUntilReady as i32
+            },
+            ..SeekInfo::default()
+        }
+        .encode_to_vec(),
+    }
+    .encode_to_vec();
+    Envelope {
+        signature: identity.sign(&payload),
+        payload,
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Block(u64),
+    Filtered(u64, Vec<(String, i32)>),
+    Status(Status),
+}
+
+fn seen(response: DeliverResponse) -> Seen {
+    match response.r#type.unwrap() {
+        deliver_response::Type::Block(b) => Seen::Block(b.header.unwrap().number),
+        deliver_response::Type::FilteredBlock(b) => Seen::Filtered(
+            b.number,
+            b.filtered_transactions
+                .into_iter()
+                .map(|t| (t.txid, t.tx_validation_code))
+                .collect(),
+        ),
+        deliver_response::Type::Status(s) => Seen::Status(Status::try_from(s).unwrap()),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Everything a one-request Deliver stream answers, until its status.
+async fn deliver_all(client: &Client, envelope: Envelope, filtered: bool) -> Vec<Seen> {
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", client.profile.address))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let mut deliver = DeliverClient::new(channel);
+    let request = tokio_stream::once(envelope);
+    let mut stream = if filtered {
+        deliver
+            .deliver_filtered(request)
+            .await
+            .unwrap()
+            .into_inner()
+    } else {
+        deliver.deliver(request).await.unwrap().into_inner()
+    };
+    let mut out = Vec::new();
+    while let Some(response) = stream.message().await.unwrap() {
+        let item = seen(response);
+        let end = matches!(item, Seen::Status(_));
+        out.push(item);
+        if end {
+            break;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn deliver_answers_each_seek_position_and_refusal_as_fabric_does() {
+    use seek_position::Type::{Newest, NextCommit, Oldest, Specified};
+    let node = TestNode::start().await;
+    let client = node.with_basic().await;
+    // Blocks 0 (genesis), 1 (approve), 2 (commit), 3 (InitLedger).
+    let user = client.user().unwrap();
+    let n = |number| Specified(SeekSpecified { number });
+    let blocks = |v: &[u64]| {
+        let mut out: Vec<Seen> = v.iter().map(|n| Seen::Block(*n)).collect();
+        out.push(Seen::Status(Status::Success));
+        out
+    };
+    assert_eq!(
+        deliver_all(
+            &client,
+            seek(
+                &user,
+                "mychannel",
+                Oldest(SeekOldest {}),
+                Newest(SeekNewest {}),
+                false
+            ),
+            false
+        )
+        .await,
+        blocks(&[0, 1, 2, 3])
+    );
+    assert_eq!(
+        deliver_all(
+            &client,
+            seek(
+                &user,
+                "mychannel",
+                Newest(SeekNewest {}),
+                Newest(SeekNewest {}),
+                false
+            ),
+            false
+        )
+        .await,
+        blocks(&[3])
+    );
+    assert_eq!(
+        deliver_all(&client, seek(&user, "mychannel", n(1), n(2), true), false).await,
+        blocks(&[1, 2])
+    );
+    assert_eq!(
+        deliver_all(&client, seek(&user, "mychannel", n(9), n(9), true), false).await,
+        [Seen::Status(Status::NotFound)]
+    );
+    assert_eq!(
+        deliver_all(&client, seek(&user, "mychannel", n(2), n(9), true), false).await,
+        [
+            Seen::Block(2),
+            Seen::Block(3),
+            Seen::Status(Status::NotFound)
+        ]
+    );
+    assert_eq!(
+        deliver_all(&client, seek(&user, "mychannel", n(3), n(2), false), false).await,
+        [Seen::Status(Status::BadRequest)]
+    );
+    assert_eq!(
+        deliver_all(
+            &client,
+            seek(&user, "otherchannel", n(0), n(0), false),
+            false
+        )
+        .await,
+        [Seen::Status(Status::NotFound)]
+    );
+    let stranger = DevCa::new("Org1MSP", "Org1")
+        .unwrap()
+        .issue(Role::Client, "x")
+        .unwrap();
+    assert_eq!(
+        deliver_all(
+            &client,
+            seek(&stranger, "mychannel", n(0), n(0), false),
+            false
+        )
+        .await,
+        [Seen::Status(Status::Forbidden)]
+    );
+    let garbage = Envelope {
+        payload: vec![0xff, 0xff],
+        signature: Vec::new(),
+    };
+    assert_eq!(
+        deliver_all(&client, garbage, false).await,
+        [Seen::Status(Status::BadRequest)]
+    );
+
+    // The next commit, waited for: the transaction's filtered block.
+    let waiting = {
+        let client = client.clone();
+        let user = client.user().unwrap();
+        tokio::spawn(async move {
+            deliver_all(
+                &client,
+                seek(
+                    &user,
+                    "mychannel",
+                    NextCommit(SeekNextCommit {}),
+                    NextCommit(SeekNextCommit {}),
+                    false,
+                ),
+                true,
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let committed = invoke(&client, &["TransferAsset", "asset1", "Max"]).await;
+    assert_eq!(
+        waiting.await.unwrap(),
+        [
+            Seen::Filtered(4, vec![(committed.txid, TxValidationCode::Valid as i32)]),
+            Seen::Status(Status::Success)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_deliver_subscriber_that_never_reads_does_not_stall_commits() {
+    let node = TestNode::start().await;
+    let client = node.with_basic().await;
+    let user = client.user().unwrap();
+    // Subscribed to every block from 0 on, forever; never read.
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", client.profile.address))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let _stalled = DeliverClient::new(channel)
+        .deliver(tokio_stream::once(seek(
+            &user,
+            "mychannel",
+            seek_position::Type::Oldest(SeekOldest {}),
+            seek_position::Type::Specified(SeekSpecified { number: u64::MAX }),
+            false,
+        )))
+        .await
+        .unwrap();
+    let before = node.node().ledger.height();
+    for i in 0..40 {
+        let committed = invoke(&client, &["TransferAsset", "asset2", &format!("owner{i}")]).await;
+        assert_eq!(committed.code, TxValidationCode::Valid);
+    }
+    assert_eq!(node.node().ledger.height(), before + 40);
+    assert_eq!(
+        query(&client, &["ReadAsset", "asset2"]).await.2,
+        r#"{"AppraisedValue":400,"Color":"red","ID":"asset2","Owner":"owner39","Size":5,"docType":"asset"}"#
+    );
+}
