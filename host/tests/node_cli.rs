@@ -1,0 +1,256 @@
+//! A newcomer's path, as typed: `cchost node start`, `cchost chaincode deploy
+//! examples/asset-transfer -n basic`, invoke with `--waitForEvent`, query, `cchost channel
+//! getinfo`, `cchost events`, SIGTERM (exit 0), a restart, and the same answers after it.
+//! The node is a real process on a temporary data directory (ports chosen by the
+//! system); the CLI finds it through its client profile.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// A started node process, killed if the test ends early.
+struct NodeProcess(Child);
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn cchost(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cchost"));
+    command
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .env("HOME", data_dir.join("home"))
+        .env("CCHOST_DATA_DIR", data_dir)
+        // The example's wasm build goes where the test build put the guests (the
+        // workspace's target directory is locked by the running `cargo test`).
+        .env("CARGO_TARGET_DIR", root().join("target/guests"))
+        .current_dir(root());
+    command
+}
+
+fn start(data_dir: &Path) -> NodeProcess {
+    let _ = std::fs::remove_file(data_dir.join("client.json"));
+    let child = cchost(data_dir)
+        .args(["node", "start"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for _ in 0..300 {
+        if data_dir.join("client.json").exists() {
+            return NodeProcess(child);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the node did not write its client profile");
+}
+
+fn run(data_dir: &Path, args: &[&str]) -> Output {
+    cchost(data_dir).args(args).output().unwrap()
+}
+
+fn ok(data_dir: &Path, args: &[&str]) -> (String, String) {
+    let out = run(data_dir, args);
+    let (stdout, stderr) = (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    );
+    assert!(out.status.success(), "cchost {args:?}: {stderr}");
+    (stdout, stderr)
+}
+
+fn stop(mut node: NodeProcess) -> std::process::ExitStatus {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(node.0.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    for _ in 0..600 {
+        if let Some(status) = node.0.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the node did not stop within 30 s of SIGTERM");
+}
+
+const ASSET1: &str = r#"{"AppraisedValue":300,"Color":"blue","ID":"asset1","Owner":"Tomoko","Size":5,"docType":"asset"}"#;
+
+#[test]
+fn a_newcomers_path_works_as_typed_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("core.toml"),
+        "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
+         [operations]\nlistenAddress = \"\"\n[orderer]\nBatchTimeout = \"100ms\"\n",
+    )
+    .unwrap();
+    let node = start(&data);
+    // The user's profile points at it too.
+    let profile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("home/.cchost/client.json")).unwrap())
+            .unwrap();
+    assert_eq!(profile["channel"], "mychannel");
+    assert!(
+        Path::new(profile["user_msp"].as_str().unwrap())
+            .join("signcerts/User1@org1.example.com-cert.pem")
+            .exists()
+    );
+
+    let (deployed, _) = ok(
+        &data,
+        &[
+            "chaincode",
+            "deploy",
+            "examples/asset-transfer",
+            "-n",
+            "basic",
+        ],
+    );
+    assert!(
+        deployed.starts_with("deployed basic on channel mychannel: package basic_1.0:"),
+        "{deployed}"
+    );
+    assert!(
+        deployed.ends_with(", sequence 1, committed in block 2\n"),
+        "{deployed}"
+    );
+
+    let (_, log) = ok(
+        &data,
+        &[
+            "chaincode",
+            "invoke",
+            "-C",
+            "mychannel",
+            "-n",
+            "basic",
+            "-c",
+            r#"{"Args":["InitLedger"]}"#,
+            "--waitForEvent",
+        ],
+    );
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].contains(" INFO [chaincodeCmd] ClientWait -> txid ["),
+        "{log}"
+    );
+    assert!(
+        lines[0].ends_with(&format!(
+            "] committed with status (VALID) at {}",
+            profile["address"].as_str().unwrap()
+        )),
+        "{log}"
+    );
+    assert!(
+        lines[1].ends_with("INFO [chaincodeCmd] chaincodeInvokeOrQuery -> Chaincode invoke successful. result: status:200"),
+        "{log}"
+    );
+
+    let query = [
+        "chaincode",
+        "query",
+        "-C",
+        "mychannel",
+        "-n",
+        "basic",
+        "-c",
+        r#"{"Args":["ReadAsset","asset1"]}"#,
+    ];
+    assert_eq!(ok(&data, &query).0, format!("{ASSET1}\n"));
+    let (info, _) = ok(&data, &["channel", "getinfo", "-C", "mychannel"]);
+    assert!(
+        info.starts_with(r#"Blockchain info: {"currentBlockHash":""#),
+        "{info}"
+    );
+    assert!(info.contains(r#""height":4,"#), "{info}");
+    let (events, _) = ok(&data, &["events", "--start", "oldest", "--stop", "3"]);
+    let blocks: Vec<u64> = events
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["block"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(blocks, [0, 1, 2, 3]);
+    let (committed, _) = ok(
+        &data,
+        &[
+            "chaincode",
+            "querycommitted",
+            "-C",
+            "mychannel",
+            "-n",
+            "basic",
+        ],
+    );
+    assert_eq!(
+        committed,
+        "Committed chaincode definition for chaincode 'basic' on channel 'mychannel':\n\
+         Version: 1.0, Sequence: 1, Endorsement Plugin: escc, Validation Plugin: vscc, Approvals: [Org1MSP: true]\n"
+    );
+
+    // Errors as the peer CLI prints them, exit status 1.
+    let out = run(
+        &data,
+        &[
+            "chaincode",
+            "invoke",
+            "-n",
+            "basic",
+            "-c",
+            r#"{"Args":["UpdateAsset","nope","blue","5","Tom","100"]}"#,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "Error: endorsement failure during invoke. response: status:500 message:\"The asset nope does not exist\"\n"
+    );
+    let out = run(
+        &data,
+        &[
+            "chaincode",
+            "query",
+            "-n",
+            "nope",
+            "-c",
+            r#"{"Args":["x"]}"#,
+        ],
+    );
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "Error: endorsement failure during query. response: status:500 message:\"make sure the chaincode nope has been successfully defined on channel mychannel and try again: chaincode nope not found\"\n"
+    );
+
+    assert!(stop(node).success());
+    let out = run(&data, &query);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("is the node running (cchost node start)?")
+    );
+
+    let node = start(&data);
+    assert_eq!(ok(&data, &query).0, format!("{ASSET1}\n"));
+    let (after, _) = ok(&data, &["channel", "getinfo"]);
+    assert_eq!(after, info);
+    assert!(stop(node).success());
+}
