@@ -25,18 +25,28 @@ pub struct GrpcMethod {
     pub server_streaming: bool,
 }
 
-/// The methods cchost serves: the chaincode listener (`cchost devnode`), and wasm
-/// chaincode as a service (`cchost chaincode serve`).
+/// The methods cchost serves: the chaincode listener (`cchost node`, `cchost devnode`),
+/// wasm chaincode as a service (`cchost chaincode serve`), and the node's client services
+/// (the endorser, Deliver, the built-in orderer).
 pub const SERVED: &[&str] = &[
     "/protos.ChaincodeSupport/Register",
     "/protos.Chaincode/Connect",
+    "/protos.Endorser/ProcessProposal",
+    "/protos.Deliver/Deliver",
+    "/protos.Deliver/DeliverFiltered",
+    "/orderer.AtomicBroadcast/Broadcast",
+    "/orderer.AtomicBroadcast/Deliver",
 ];
 
-/// The methods cchost calls as a client: chaincode-as-a-service (the peer side), and
-/// the peer's chaincode listener (`cchost chaincode run`).
+/// The methods cchost calls as a client: chaincode-as-a-service (the peer side), the
+/// peer's chaincode listener (`cchost chaincode run`), and a node's services (the CLI).
 pub const DIALED: &[&str] = &[
     "/protos.Chaincode/Connect",
     "/protos.ChaincodeSupport/Register",
+    "/protos.Endorser/ProcessProposal",
+    "/protos.Deliver/Deliver",
+    "/protos.Deliver/DeliverFiltered",
+    "/orderer.AtomicBroadcast/Broadcast",
 ];
 
 /// Every method of every service in Fabric's protocol as cchost compiled it, in `.proto`
@@ -80,13 +90,37 @@ mod tests {
                 "{path} is not in the descriptors"
             );
         }
-        // What the listener mounts and what the chaincode-as-a-service client dials.
-        let served =
+        // What the servers mount and the clients dial.
+        let support =
             <protos::chaincode_support_server::ChaincodeSupportServer<()> as NamedService>::NAME;
-        let dialed = <protos::chaincode_server::ChaincodeServer<()> as NamedService>::NAME;
-        let (register, connect) = (format!("/{served}/Register"), format!("/{dialed}/Connect"));
-        assert_eq!(SERVED, [register.as_str(), connect.as_str()]);
-        assert_eq!(DIALED, [connect.as_str(), register.as_str()]);
+        let chaincode = <protos::chaincode_server::ChaincodeServer<()> as NamedService>::NAME;
+        let endorser = <protos::endorser_server::EndorserServer<()> as NamedService>::NAME;
+        let deliver = <protos::deliver_server::DeliverServer<()> as NamedService>::NAME;
+        let broadcast = <cchost_proto::orderer::atomic_broadcast_server::AtomicBroadcastServer<()> as NamedService>::NAME;
+        let m = |service: &str, method: &str| format!("/{service}/{method}");
+        assert_eq!(
+            SERVED,
+            [
+                m(support, "Register"),
+                m(chaincode, "Connect"),
+                m(endorser, "ProcessProposal"),
+                m(deliver, "Deliver"),
+                m(deliver, "DeliverFiltered"),
+                m(broadcast, "Broadcast"),
+                m(broadcast, "Deliver"),
+            ]
+        );
+        assert_eq!(
+            DIALED,
+            [
+                m(chaincode, "Connect"),
+                m(support, "Register"),
+                m(endorser, "ProcessProposal"),
+                m(deliver, "Deliver"),
+                m(deliver, "DeliverFiltered"),
+                m(broadcast, "Broadcast"),
+            ]
+        );
     }
 
     #[test]

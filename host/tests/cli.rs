@@ -35,11 +35,20 @@ fn version_lists_only_the_grpc_methods_cchost_serves_and_calls() {
             "cchost {}\n\
              Fabric protocol: fabric-protos v0.3 (a Fabric 3.x peer's chaincode protocol, 2.5 shims included)\n\
              gRPC methods served:\n  \
+             /orderer.AtomicBroadcast/Broadcast (stream common.Envelope) -> stream orderer.BroadcastResponse\n  \
+             /orderer.AtomicBroadcast/Deliver (stream common.Envelope) -> stream orderer.DeliverResponse\n  \
              /protos.ChaincodeSupport/Register (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n  \
-             /protos.Chaincode/Connect (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n\
+             /protos.Chaincode/Connect (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n  \
+             /protos.Deliver/Deliver (stream common.Envelope) -> stream protos.DeliverResponse\n  \
+             /protos.Deliver/DeliverFiltered (stream common.Envelope) -> stream protos.DeliverResponse\n  \
+             /protos.Endorser/ProcessProposal (protos.SignedProposal) -> protos.ProposalResponse\n\
              gRPC methods called:\n  \
+             /orderer.AtomicBroadcast/Broadcast (stream common.Envelope) -> stream orderer.BroadcastResponse\n  \
              /protos.ChaincodeSupport/Register (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n  \
-             /protos.Chaincode/Connect (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n",
+             /protos.Chaincode/Connect (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n  \
+             /protos.Deliver/Deliver (stream common.Envelope) -> stream protos.DeliverResponse\n  \
+             /protos.Deliver/DeliverFiltered (stream common.Envelope) -> stream protos.DeliverResponse\n  \
+             /protos.Endorser/ProcessProposal (protos.SignedProposal) -> protos.ProposalResponse\n",
             env!("CARGO_PKG_VERSION")
         )
     );
