@@ -45,19 +45,26 @@ fn cchost(data_dir: &Path) -> Command {
 
 fn start(data_dir: &Path) -> NodeProcess {
     let _ = std::fs::remove_file(data_dir.join("client.json"));
-    let child = cchost(data_dir)
-        .args(["node", "start"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let log = std::fs::File::create(data_dir.join("node.log")).unwrap();
+    let node = NodeProcess(
+        cchost(data_dir)
+            .args(["node", "start"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     for _ in 0..300 {
         if data_dir.join("client.json").exists() {
-            return NodeProcess(child);
+            return node;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("the node did not write its client profile");
+    drop(node);
+    panic!(
+        "the node did not write its client profile: {}",
+        std::fs::read_to_string(data_dir.join("node.log")).unwrap()
+    );
 }
 
 fn run(data_dir: &Path, args: &[&str]) -> Output {
