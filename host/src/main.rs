@@ -209,6 +209,27 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum BenchSuite {
+    /// A node in this process driven over gRPC as the CLI drives it: endorse
+    /// (ReadAsset) and endorse + commit (TransferAsset, waited for) throughput and
+    /// latency at each concurrency, beside this build's ECDSA P-256 sign and verify
+    /// rates. Prints a table and writes node.json into --out.
+    Node {
+        /// Measured transactions per figure and concurrency.
+        #[arg(long, default_value_t = 2000)]
+        transactions: usize,
+        /// Transactions in flight, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,32")]
+        concurrency: Vec<usize>,
+        /// The orderer's BatchTimeout in milliseconds.
+        #[arg(long, default_value_t = 10)]
+        batch_timeout_ms: u64,
+        /// The asset-transfer wasm module (default: build examples/asset-transfer).
+        #[arg(long)]
+        wasm: Option<PathBuf>,
+        /// Where to write node.json.
+        #[arg(long, default_value = "bench-results")]
+        out: PathBuf,
+    },
     /// Commit throughput and latency through the commit pipeline (validation, block file
     /// with fdatasync, state database), with signature checks on and off, on a new ledger
     /// and on one preloaded with --keys keys in --blocks blocks; then reads and restarts
@@ -635,6 +656,43 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64(),
                 path.display()
             );
+        }
+        Command::Bench {
+            suite:
+                Some(BenchSuite::Node {
+                    transactions,
+                    concurrency,
+                    batch_timeout_ms,
+                    wasm,
+                    out,
+                }),
+            ..
+        } => {
+            let wasm = match wasm {
+                Some(wasm) => wasm,
+                None => {
+                    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+                    eprintln!("building examples/asset-transfer for wasm32-wasip1");
+                    packaging::build_wasm(&source.join("examples/asset-transfer"), None)?
+                }
+            };
+            let config = cchost::bench::node::NodeBenchConfig {
+                wasm,
+                transactions,
+                concurrency,
+                batch_timeout: Duration::from_millis(batch_timeout_ms),
+            };
+            let report =
+                tokio::spawn(
+                    async move { cchost::bench::node::run(&config, &print_progress).await },
+                )
+                .await??;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let path = out.join("node.json");
+            std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("{}", report.table());
+            println!("results in {}", path.display());
         }
         Command::Bench {
             suite: None,

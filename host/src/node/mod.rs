@@ -381,7 +381,7 @@ impl RunningNode {
                     ),
                 )
                 .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(peer_listener),
+                    crate::support::incoming(peer_listener),
                     async {
                         let _ = peer_stopped.await;
                     },
