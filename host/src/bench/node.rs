@@ -266,7 +266,7 @@ pub async fn run(
                     ProposalBuilder::new(node.profile.channel.clone(), "basic")
                         .args([
                             "TransferAsset".to_owned(),
-                            assets[i % c].clone(),
+                            format!("bench{c}_{}", i % c),
                             format!("owner{i}"),
                         ])
                         .build(&user)
