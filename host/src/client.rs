@@ -120,9 +120,29 @@ pub struct Committed {
 impl Client {
     /// Connects to the peer of `profile`.
     pub async fn connect(profile: ClientProfile) -> anyhow::Result<Self> {
-        let endpoint =
-            tonic::transport::Endpoint::from_shared(format!("http://{}", profile.address))?
-                .connect_timeout(Duration::from_secs(3));
+        let scheme = if profile.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let mut endpoint =
+            tonic::transport::Endpoint::from_shared(format!("{scheme}://{}", profile.address))?
+                .connect_timeout(Duration::from_secs(3))
+                .tcp_nodelay(true);
+        if let Some(ca) = &profile.tls_ca {
+            let read = |path: &std::path::Path| {
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+            };
+            let mut tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
+            if let Some((cert, key)) = &profile.tls_client {
+                tls = tls.identity(tonic::transport::Identity::from_pem(
+                    read(cert)?,
+                    read(key)?,
+                ));
+            }
+            endpoint = endpoint.tls_config(tls)?;
+        }
         let channel = endpoint.connect().await.with_context(|| {
             format!(
                 "cannot reach the peer at {}: is the node running (cchost node start)?",

@@ -52,21 +52,28 @@ fn asset_transfer_package(label: &str) -> Vec<u8> {
     cchost::package::build_wasm_package(label, "asset_transfer.wasm", &wasm).unwrap()
 }
 
-fn write_config(dir: &Path) {
+fn write_config(dir: &Path, extra: &str) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join("core.toml"),
-        "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
-         [operations]\nlistenAddress = \"\"\n[orderer]\nBatchTimeout = \"50ms\"\n",
+        format!(
+            "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
+             [operations]\nlistenAddress = \"\"\n[orderer]\nBatchTimeout = \"50ms\"\n{extra}"
+        ),
     )
     .unwrap();
 }
 
 impl TestNode {
     async fn start() -> Self {
+        Self::start_with("").await
+    }
+
+    /// A node whose `core.toml` ends with `extra`.
+    async fn start_with(extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node");
-        write_config(&path);
+        write_config(&path, extra);
         let node = RunningNode::start(&path, StartOptions::default())
             .await
             .unwrap();
@@ -801,4 +808,44 @@ async fn a_deliver_subscriber_that_never_reads_does_not_stall_commits() {
         query(&client, &["ReadAsset", "asset2"]).await.2,
         r#"{"AppraisedValue":400,"Color":"red","ID":"asset2","Owner":"owner39","Size":5,"docType":"asset"}"#
     );
+}
+
+#[tokio::test]
+async fn with_tls_enabled_clients_need_the_tls_ca_and_with_client_auth_their_certificate() {
+    let node =
+        TestNode::start_with("[peer.tls]\nenabled = true\nclientAuthRequired = true\n").await;
+    let profile = node.node().profile.clone();
+    let tls = node
+        .dir
+        .join("organizations/peerOrganizations/org1.example.com/peers/peer0.org1.example.com/tls");
+    assert_eq!(
+        profile.tls_ca.as_deref(),
+        Some(tls.join("ca.crt").as_path())
+    );
+    // Mutual TLS with the user's TLS certificate: served.
+    let client = Client::connect(profile.clone()).await.unwrap();
+    assert_eq!(client.current_sequence("basic").await.unwrap(), 0);
+    // Without a client certificate: refused.
+    let anonymous = Client::connect(cchost::node::ClientProfile {
+        tls_client: None,
+        ..profile.clone()
+    })
+    .await;
+    let refused = match anonymous {
+        Err(e) => e.to_string(),
+        Ok(c) => c.current_sequence("basic").await.unwrap_err().to_string(),
+    };
+    assert!(refused.contains("CertificateRequired"), "{refused}");
+    // Plaintext: refused.
+    let plain = Client::connect(cchost::node::ClientProfile {
+        tls_ca: None,
+        tls_client: None,
+        ..profile
+    })
+    .await;
+    let refused = match plain {
+        Err(e) => e.to_string(),
+        Ok(c) => c.current_sequence("basic").await.unwrap_err().to_string(),
+    };
+    assert!(refused.contains("transport error"), "{refused}");
 }

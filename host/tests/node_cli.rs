@@ -261,3 +261,52 @@ fn a_newcomers_path_works_as_typed_and_survives_a_restart() {
     assert_eq!(after, info);
     assert!(stop(node).success());
 }
+
+#[test]
+fn bench_node_reports_endorse_and_commit_runs_beside_the_ecdsa_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = root().join("target/guests/wasm32-wasip1/release/asset_transfer.wasm");
+    let out = dir.path().join("out");
+    let (table, _) = ok(
+        dir.path(),
+        &[
+            "bench",
+            "node",
+            "--transactions",
+            "12",
+            "--concurrency",
+            "1,4",
+            "--wasm",
+            wasm.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(table.starts_with("ECDSA P-256, one thread: "), "{table}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("node.json")).unwrap()).unwrap();
+    assert!(report["sign_per_s"].as_f64().unwrap() > 0.0);
+    assert!(report["verify_per_s"].as_f64().unwrap() > 0.0);
+    let runs: Vec<(String, u64, u64)> = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| {
+            assert!(run["tps"].as_f64().unwrap() > 0.0, "{run}");
+            (
+                run["figure"].as_str().unwrap().to_owned(),
+                run["concurrency"].as_u64().unwrap(),
+                run["n"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            ("endorse".to_owned(), 1, 12),
+            ("endorse+commit".to_owned(), 1, 12),
+            ("endorse".to_owned(), 4, 12),
+            ("endorse+commit".to_owned(), 4, 12),
+        ]
+    );
+}

@@ -24,6 +24,18 @@ listenAddress = "127.0.0.1:7051"
 chaincodeListenAddress = "127.0.0.1:7052"
 localMspId = "Org1MSP"
 
+[peer.tls]
+# TLS on the client services. The certificates default to those the node generates in
+# organizations/peerOrganizations/<domain>/peers/peer0.<domain>/tls (server.crt for
+# localhost, 127.0.0.1, peer0.<domain> and the hostnames below).
+enabled = false
+cert.file = ""
+key.file = ""
+rootcert.file = ""
+clientAuthRequired = false
+# Further names (or addresses) the server certificate is valid for (cchost's key).
+hostnames = []
+
 [chaincode]
 executetimeout = "30s"
 startuptimeout = "300s"
@@ -65,6 +77,25 @@ pub struct NodeConfig {
     pub channel: String,
     /// `orderer.BatchTimeout` and `orderer.BatchSize.*`.
     pub batch: BatchConfig,
+    /// `peer.tls.*`.
+    pub tls: TlsSettings,
+}
+
+/// `peer.tls.*`: TLS on the client services.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsSettings {
+    /// `peer.tls.enabled`.
+    pub enabled: bool,
+    /// `peer.tls.cert.file` (empty: the generated one).
+    pub cert_file: String,
+    /// `peer.tls.key.file`.
+    pub key_file: String,
+    /// `peer.tls.rootcert.file`.
+    pub rootcert_file: String,
+    /// `peer.tls.clientAuthRequired`.
+    pub client_auth_required: bool,
+    /// `peer.tls.hostnames`: further names for the generated certificate.
+    pub hostnames: Vec<String>,
 }
 
 /// A configuration problem, naming the key.
@@ -143,6 +174,40 @@ impl NodeConfig {
                 .parse()
                 .map_err(|e| ConfigError(format!("{path} = {value:?}: {e}")))
         };
+        let boolean = |path: &str| -> Result<bool, ConfigError> {
+            let value = get(path)?;
+            value
+                .parse()
+                .map_err(|_| ConfigError(format!("{path} = {value:?}: expected true or false")))
+        };
+        let hostnames = match lookup(&table, "peer.tls.hostnames", env) {
+            None => Vec::new(),
+            Some(text) => match toml::from_str::<toml::Table>(&format!("v = {text}")) {
+                Ok(t) => t
+                    .get("v")
+                    .and_then(toml::Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                // An environment override: comma separated.
+                Err(_) => text
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+            },
+        };
+        let tls = TlsSettings {
+            enabled: boolean("peer.tls.enabled")?,
+            cert_file: get("peer.tls.cert.file")?,
+            key_file: get("peer.tls.key.file")?,
+            rootcert_file: get("peer.tls.rootcert.file")?,
+            client_auth_required: boolean("peer.tls.clientAuthRequired")?,
+            hostnames,
+        };
         let operations = get("operations.listenAddress")?;
         Ok(Self {
             listen: address("peer.listenAddress")?,
@@ -162,6 +227,7 @@ impl NodeConfig {
                 preferred_max_bytes: number("orderer.BatchSize.PreferredMaxBytes")?,
                 timeout: duration("orderer.BatchTimeout")?,
             },
+            tls,
         })
     }
 

@@ -9,6 +9,9 @@
 //!   orderers/orderer.org1.example.com/msp/               the built-in orderer (orderer)
 //!   users/Admin@org1.example.com/msp/                    an admin (lifecycle)
 //!   users/User1@org1.example.com/msp/                    a client
+//!   tlsca/tlsca.org1.example.com-cert.pem, tlsca/priv_sk the TLS CA
+//!   peers/peer0.org1.example.com/tls/                    server.crt, server.key, ca.crt
+//!   users/*/tls/                                         client.crt, client.key, ca.crt
 //! ```
 //!
 //! Each identity's `msp/` holds `signcerts/<name>-cert.pem`, `keystore/priv_sk`,
@@ -130,6 +133,87 @@ impl Organization {
         // Last: its presence marks a complete organisation.
         write(&ca_cert, organization.ca.cert_pem().as_bytes())?;
         Ok(organization)
+    }
+
+    /// The TLS CA's certificate (`tlsca/tlsca.<domain>-cert.pem`).
+    pub fn tls_ca_cert(&self) -> PathBuf {
+        self.dir
+            .join(format!("tlsca/tlsca.{}-cert.pem", self.domain))
+    }
+
+    /// The node's TLS folder (`peers/peer0.<domain>/tls`: `server.crt`, `server.key`,
+    /// `ca.crt`).
+    pub fn peer_tls(&self) -> PathBuf {
+        self.dir
+            .join("peers")
+            .join(format!("peer0.{}", self.domain))
+            .join("tls")
+    }
+
+    /// Creates the organisation's TLS CA and its certificates if they are not there
+    /// (as `cryptogen` does): the node's server certificate for `localhost`, `127.0.0.1`,
+    /// `peer0.<domain>` and `hosts`, and `tls/ca.crt` (with a client certificate) for the
+    /// node, the admin and the user.
+    pub fn ensure_tls(&self, hosts: &[String]) -> Result<(), IdentityError> {
+        if self.tls_ca_cert().exists() {
+            return Ok(());
+        }
+        let fail = |e: rcgen::Error| IdentityError(format!("TLS certificates: {e}"));
+        let ca_key = rcgen::KeyPair::generate().map_err(fail)?;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::OrganizationName, self.domain.as_str());
+        dn.push(rcgen::DnType::CommonName, format!("tlsca.{}", self.domain));
+        params.distinguished_name = dn;
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_pem = params.self_signed(&ca_key).map_err(fail)?.pem();
+        write(
+            &self.dir.join("tlsca/priv_sk"),
+            ca_key.serialize_pem().as_bytes(),
+        )?;
+        let issuer = rcgen::Issuer::new(params, ca_key);
+        let issue = |names: Vec<String>, common_name: &str, server: bool| {
+            let key = rcgen::KeyPair::generate().map_err(fail)?;
+            let mut params = rcgen::CertificateParams::new(names).map_err(fail)?;
+            let mut dn = rcgen::DistinguishedName::new();
+            dn.push(rcgen::DnType::OrganizationName, self.domain.as_str());
+            dn.push(rcgen::DnType::CommonName, common_name);
+            params.distinguished_name = dn;
+            params.extended_key_usages = if server {
+                vec![
+                    rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+                    rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+                ]
+            } else {
+                vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth]
+            };
+            let cert = params.signed_by(&key, &issuer).map_err(fail)?.pem();
+            Ok::<_, IdentityError>((cert, key.serialize_pem()))
+        };
+        let peer = format!("peer0.{}", self.domain);
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), peer.clone()];
+        names.extend(hosts.iter().cloned());
+        names.dedup();
+        let (cert, key) = issue(names, &peer, true)?;
+        let tls = self.peer_tls();
+        write(&tls.join("server.crt"), cert.as_bytes())?;
+        write(&tls.join("server.key"), key.as_bytes())?;
+        write(&tls.join("ca.crt"), ca_pem.as_bytes())?;
+        for user in ["Admin", "User1"] {
+            let name = format!("{user}@{}", self.domain);
+            let (cert, key) = issue(Vec::new(), &name, false)?;
+            let tls = self.dir.join("users").join(&name).join("tls");
+            write(&tls.join("client.crt"), cert.as_bytes())?;
+            write(&tls.join("client.key"), key.as_bytes())?;
+            write(&tls.join("ca.crt"), ca_pem.as_bytes())?;
+        }
+        // Last: its presence marks complete TLS material.
+        write(&self.tls_ca_cert(), ca_pem.as_bytes())
     }
 
     /// The `msp` folder of identity `name` with `role`.

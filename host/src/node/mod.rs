@@ -64,6 +64,12 @@ pub struct ClientProfile {
     pub user_msp: PathBuf,
     /// The node's data directory.
     pub data_dir: PathBuf,
+    /// With TLS on: the CA certificate the server certificate is checked against.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
+    /// With client authentication required: the user's TLS certificate and key.
+    #[serde(default)]
+    pub tls_client: Option<(PathBuf, PathBuf)>,
 }
 
 impl ClientProfile {
@@ -258,6 +264,7 @@ impl RunningNode {
             .canonicalize()
             .with_context(|| format!("resolving {}", data_dir.display()))?;
         let org = Organization::open_or_create(&data_dir, &config.msp_id)?;
+        org.ensure_tls(&config.tls.hostnames)?;
         let peer_identity = Arc::new(org.peer()?);
         let orderer_identity = Arc::new(org.orderer()?);
 
@@ -367,8 +374,43 @@ impl RunningNode {
         let peer_listener = bind(config.listen, "the peer").await?;
         let address = peer_listener.local_addr()?;
         let (stop_peer, peer_stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut server = tonic::transport::Server::builder();
+        let (tls_ca, tls_client) = if config.tls.enabled {
+            let tls = org.peer_tls();
+            let file = |configured: &str, default: PathBuf| {
+                if configured.is_empty() {
+                    default
+                } else {
+                    PathBuf::from(configured)
+                }
+            };
+            let cert = file(&config.tls.cert_file, tls.join("server.crt"));
+            let key = file(&config.tls.key_file, tls.join("server.key"));
+            let root = file(&config.tls.rootcert_file, tls.join("ca.crt"));
+            let read = |path: &Path| {
+                std::fs::read(path)
+                    .with_context(|| format!("reading {} (peer.tls.*)", path.display()))
+            };
+            let mut tls_config = tonic::transport::ServerTlsConfig::new().identity(
+                tonic::transport::Identity::from_pem(read(&cert)?, read(&key)?),
+            );
+            let mut client = None;
+            if config.tls.client_auth_required {
+                tls_config = tls_config
+                    .client_ca_root(tonic::transport::Certificate::from_pem(read(&root)?))
+                    .client_auth_optional(false);
+                let user_tls = org.user_msp().with_file_name("tls");
+                client = Some((user_tls.join("client.crt"), user_tls.join("client.key")));
+            }
+            server = server
+                .tls_config(tls_config)
+                .context("the TLS configuration (peer.tls.*)")?;
+            (Some(root), client)
+        } else {
+            (None, None)
+        };
         let peer = tokio::spawn(
-            tonic::transport::Server::builder()
+            server
                 .add_service(cchost_proto::protos::endorser_server::EndorserServer::new(
                     EndorserService(Arc::new(endorser)),
                 ))
@@ -380,12 +422,9 @@ impl RunningNode {
                         BroadcastService::with_deliver(orderer, deliver),
                     ),
                 )
-                .serve_with_incoming_shutdown(
-                    crate::support::incoming(peer_listener),
-                    async {
-                        let _ = peer_stopped.await;
-                    },
-                ),
+                .serve_with_incoming_shutdown(crate::support::incoming(peer_listener), async {
+                    let _ = peer_stopped.await;
+                }),
         );
         let (stop_chaincode, chaincode_stopped) = tokio::sync::oneshot::channel::<()>();
         let chaincode = {
@@ -430,6 +469,8 @@ impl RunningNode {
             admin_msp: org.admin_msp(),
             user_msp: org.user_msp(),
             data_dir: data_dir.clone(),
+            tls_ca,
+            tls_client,
         };
         let json = serde_json::to_vec_pretty(&profile)?;
         std::fs::write(ClientProfile::file(&data_dir), &json)?;
