@@ -59,6 +59,11 @@ pub(crate) enum NodeCommand {
         /// The data directory.
         #[arg(long, env = "CCHOST_DATA_DIR", default_value = "cchost-data")]
         data_dir: PathBuf,
+        /// Fabric's dev mode: chaincode you start yourself registers with the package id
+        /// its definition names (approve with --package-id NAME:VERSION; nothing to
+        /// install).
+        #[arg(long = "peer-chaincodedev")]
+        dev_mode: bool,
         #[command(flatten)]
         docker: Box<crate::DockerArgs>,
     },
@@ -255,12 +260,17 @@ fn log(logger: &str, function: &str, message: &str) {
 
 /// Runs `cchost node start` until SIGTERM or Ctrl-C.
 pub(crate) async fn node(command: NodeCommand) -> anyhow::Result<()> {
-    let NodeCommand::Start { data_dir, docker } = command;
+    let NodeCommand::Start {
+        data_dir,
+        dev_mode,
+        docker,
+    } = command;
     let node = RunningNode::start(
         &data_dir,
         StartOptions {
             docker: docker.config(),
             write_home_profile: true,
+            dev_mode,
             ..StartOptions::default()
         },
     )
@@ -273,6 +283,13 @@ pub(crate) async fn node(command: NodeCommand) -> anyhow::Result<()> {
             .map(|a| format!(", operations on http://{a}"))
             .unwrap_or_default()
     );
+    if dev_mode {
+        eprintln!(
+            "cchost node: dev mode: start chaincode with CORE_CHAINCODE_ID_NAME=<package id> \
+             --peer.address {}",
+            node.chaincode_address
+        );
+    }
     eprintln!(
         "cchost node: channel {} at height {}; data in {}; client profile {}",
         node.profile.channel,

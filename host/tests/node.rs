@@ -71,12 +71,14 @@ impl TestNode {
 
     /// A node whose `core.toml` ends with `extra`.
     async fn start_with(extra: &str) -> Self {
+        Self::start_with_options(extra, StartOptions::default()).await
+    }
+
+    async fn start_with_options(extra: &str, options: StartOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node");
         write_config(&path, extra);
-        let node = RunningNode::start(&path, StartOptions::default())
-            .await
-            .unwrap();
+        let node = RunningNode::start(&path, options).await.unwrap();
         Self {
             _dir: dir,
             dir: path,
@@ -848,4 +850,86 @@ async fn with_tls_enabled_clients_need_the_tls_ca_and_with_client_auth_their_cer
         Ok(c) => c.current_sequence("basic").await.unwrap_err().to_string(),
     };
     assert!(refused.contains("transport error"), "{refused}");
+}
+
+/// A process killed when the test ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn in_dev_mode_chaincode_started_by_hand_serves_the_definition_naming_its_package_id() {
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/node-asset");
+    assert!(
+        example.join("node_modules/fabric-shim/cli.js").is_file(),
+        "fabric-shim is not installed: run scripts/test (or `npm ci --prefix examples/node-asset`)"
+    );
+    let node = TestNode::start_with_options(
+        "",
+        StartOptions {
+            dev_mode: true,
+            ..StartOptions::default()
+        },
+    )
+    .await;
+    let client = node.client().await;
+    // Nothing installed: the definition names the id the chaincode registers with.
+    let spec = cchost::client::DefinitionSpec {
+        name: "asset".into(),
+        version: "1.0".into(),
+        sequence: 1,
+        init_required: false,
+        validation_parameter: Vec::new(),
+    };
+    client.approve(&spec, "asset_1.0:dev", WAIT).await.unwrap();
+    client.commit(&spec, WAIT).await.unwrap();
+    let _chaincode = Killed(
+        std::process::Command::new("node")
+            .args(["node_modules/fabric-shim/cli.js", "start", "--peer.address"])
+            .arg(node.node().chaincode_address.to_string())
+            .current_dir(&example)
+            .env("CORE_CHAINCODE_ID_NAME", "asset_1.0:dev")
+            .env("CORE_PEER_TLS_ENABLED", "false")
+            .env("CORE_PEER_LOCALMSPID", "Org1MSP")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let user = client.user().unwrap();
+    let put = ProposalBuilder::new("mychannel", "asset")
+        .args(["asset:put", "k1", "v1"])
+        .build(&user)
+        .unwrap();
+    // Until the chaincode has registered, the endorser answers 500.
+    let mut response = client.endorse(&put).await.unwrap();
+    for _ in 0..300 {
+        if response.response.as_ref().unwrap().status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        response = client.endorse(&put).await.unwrap();
+    }
+    assert_eq!(
+        response.response.as_ref().unwrap().status,
+        200,
+        "{response:?}"
+    );
+    let committed = client
+        .submit(&put, &[response], &user, Some(WAIT))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(committed.code, TxValidationCode::Valid);
+    let get = ProposalBuilder::new("mychannel", "asset")
+        .args(["asset:get", "k1"])
+        .build(&user)
+        .unwrap();
+    let r = client.endorse(&get).await.unwrap().response.unwrap();
+    assert_eq!((r.status, r.payload), (200, b"v1".to_vec()));
 }

@@ -187,6 +187,10 @@ pub struct StartOptions {
     pub logspec: Option<Arc<LogSpec>>,
     /// Whether to write `~/.cchost/client.json`.
     pub write_home_profile: bool,
+    /// Fabric's dev mode (`peer node start --peer-chaincodedev`): chaincode started by
+    /// hand registers with the package id its definition names; nothing needs to be
+    /// installed for it.
+    pub dev_mode: bool,
 }
 
 /// A node that is serving.
@@ -307,6 +311,7 @@ impl RunningNode {
         let support = ChaincodeSupport::new(
             SupportConfig {
                 execute_timeout: config.execute_timeout,
+                dev_mode: options.dev_mode,
                 ..SupportConfig::default()
             },
             Arc::clone(&shared),
@@ -369,7 +374,8 @@ impl RunningNode {
                 msp_id: config.msp_id.clone(),
                 launcher: Arc::clone(&launcher),
             }),
-        );
+        )
+        .dev_mode(options.dev_mode);
         let deliver = DeliverService::new(channels);
         let peer_listener = bind(config.listen, "the peer").await?;
         let address = peer_listener.local_addr()?;
