@@ -933,3 +933,42 @@ async fn in_dev_mode_chaincode_started_by_hand_serves_the_definition_naming_its_
     let r = client.endorse(&get).await.unwrap().response.unwrap();
     assert_eq!((r.status, r.payload), (200, b"v1".to_vec()));
 }
+
+#[tokio::test]
+async fn fifty_deliver_subscribers_each_see_every_committed_block_once_in_order() {
+    let node = TestNode::start().await;
+    let client = node.with_basic().await;
+    let height = node.node().ledger.height();
+    let mut subscribers = Vec::new();
+    for _ in 0..50 {
+        let client = client.clone();
+        let user = client.user().unwrap();
+        subscribers.push(tokio::spawn(async move {
+            deliver_all(
+                &client,
+                seek(
+                    &user,
+                    "mychannel",
+                    seek_position::Type::NextCommit(SeekNextCommit {}),
+                    seek_position::Type::Specified(SeekSpecified { number: height + 4 }),
+                    false,
+                ),
+                true,
+            )
+            .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut expected = Vec::new();
+    for i in 0..5 {
+        let committed = invoke(&client, &["TransferAsset", "asset4", &format!("o{i}")]).await;
+        expected.push(Seen::Filtered(
+            committed.block,
+            vec![(committed.txid, TxValidationCode::Valid as i32)],
+        ));
+    }
+    expected.push(Seen::Status(Status::Success));
+    for subscriber in subscribers {
+        assert_eq!(subscriber.await.unwrap(), expected);
+    }
+}
