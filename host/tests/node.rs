@@ -972,3 +972,39 @@ async fn fifty_deliver_subscribers_each_see_every_committed_block_once_in_order(
         assert_eq!(subscriber.await.unwrap(), expected);
     }
 }
+
+#[tokio::test]
+async fn a_chaincode_called_by_chaincode_has_its_lifecycle_sequence_read_in_the_transaction() {
+    let node = TestNode::start().await;
+    let client = node.with_basic().await;
+    let wasm = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/guests/wasm32-wasip1/release/guest_asset.wasm"),
+    )
+    .unwrap();
+    let package =
+        cchost::package::build_wasm_package("caller_1.0", "guest_asset.wasm", &wasm).unwrap();
+    client
+        .deploy(package, "caller", "1.0", false, Vec::new(), WAIT)
+        .await
+        .unwrap();
+    let built = proposal(
+        &client,
+        "caller",
+        &["asset:invoke", "basic", "ReadAsset", "asset1"],
+    );
+    let response = client.endorse(&built).await.unwrap();
+    assert_eq!(
+        response.response.as_ref().unwrap().status,
+        200,
+        "{response:?}"
+    );
+    // basic: defined in block 2; caller: in block 5 (its approval in block 4).
+    assert_eq!(
+        reads(&response, "_lifecycle"),
+        [
+            ("namespaces/fields/basic/Sequence".to_owned(), Some((2, 0))),
+            ("namespaces/fields/caller/Sequence".to_owned(), Some((5, 0))),
+        ]
+    );
+}

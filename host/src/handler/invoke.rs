@@ -47,6 +47,14 @@ pub(super) async fn invoke_chaincode(
                 .with_max_bytes(support.config.max_rwset_bytes),
         ))
     };
+    if support.config.lifecycle_reads {
+        // Fabric's `CheckInvocation` looks the callee up through the transaction's
+        // simulator: its definition's Sequence read joins the transaction.
+        crate::lifecycle::read_sequence(
+            &mut simulator.lock().unwrap_or_else(|e| e.into_inner()),
+            name,
+        )?;
+    }
     let execute_failed = |e: InvokeError| RequestError::new(format!("execute failed: {e}"));
     let handler = support
         .handler_for(channel, name)

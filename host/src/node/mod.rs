@@ -312,6 +312,7 @@ impl RunningNode {
             SupportConfig {
                 execute_timeout: config.execute_timeout,
                 dev_mode: options.dev_mode,
+                lifecycle_reads: true,
                 ..SupportConfig::default()
             },
             Arc::clone(&shared),

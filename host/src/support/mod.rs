@@ -87,6 +87,10 @@ pub struct SupportConfig {
     pub use_get_multiple_keys: bool,
     /// See `use_write_batch`.
     pub max_size_get_multiple_keys: u32,
+    /// Chaincode is defined through `_lifecycle` (the node): a callee of
+    /// INVOKE_CHAINCODE has its `_lifecycle` Sequence key read into the transaction, as
+    /// Fabric's `CheckInvocation` does. Off for hosts without a lifecycle (devnode).
+    pub lifecycle_reads: bool,
 }
 
 impl Default for SupportConfig {
@@ -108,6 +112,7 @@ impl Default for SupportConfig {
             max_size_write_batch: 1000,
             use_get_multiple_keys: true,
             max_size_get_multiple_keys: 1000,
+            lifecycle_reads: false,
         }
     }
 }
