@@ -1008,3 +1008,81 @@ async fn a_chaincode_called_by_chaincode_has_its_lifecycle_sequence_read_in_the_
         ]
     );
 }
+
+#[tokio::test]
+async fn with_tls_enabled_node_chaincode_in_docker_registers_over_mutual_tls_and_serves() {
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/node-asset");
+    assert!(
+        example.join("node_modules/fabric-shim/cli.js").is_file(),
+        "fabric-shim is not installed: run scripts/test (or `npm ci --prefix examples/node-asset`)"
+    );
+    let node = TestNode::start_with_options(
+        "[peer.tls]\nenabled = true\n",
+        StartOptions {
+            docker: cchost::runtime::docker::DockerConfig {
+                images: cchost::runtime::docker::Images {
+                    node: "cchost/nodeenv:local".into(),
+                    ..cchost::runtime::docker::Images::default()
+                },
+                ..cchost::runtime::docker::DockerConfig::default()
+            },
+            ..StartOptions::default()
+        },
+    )
+    .await;
+    let package = node.dir.join("nodeasset.tar.gz");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cchost"))
+        .args([
+            "package",
+            "--lang",
+            "node",
+            "--label",
+            "nodeasset_1.0",
+            "--output",
+        ])
+        .arg(&package)
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = node.client().await;
+    client
+        .deploy(
+            std::fs::read(&package).unwrap(),
+            "nodeasset",
+            "1.0",
+            false,
+            Vec::new(),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let user = client.user().unwrap();
+    let put = ProposalBuilder::new("mychannel", "nodeasset")
+        .args(["asset:put", "k1", "v1"])
+        .build(&user)
+        .unwrap();
+    let response = client.endorse(&put).await.unwrap();
+    assert_eq!(
+        response.response.as_ref().unwrap().status,
+        200,
+        "{response:?}"
+    );
+    let committed = client
+        .submit(&put, &[response], &user, Some(WAIT))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(committed.code, TxValidationCode::Valid);
+    let get = ProposalBuilder::new("mychannel", "nodeasset")
+        .args(["asset:get", "k1"])
+        .build(&user)
+        .unwrap();
+    let r = client.endorse(&get).await.unwrap().response.unwrap();
+    assert_eq!((r.status, r.payload), (200, b"v1".to_vec()));
+    node.node.unwrap().stop().await.unwrap();
+}

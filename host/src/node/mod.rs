@@ -308,9 +308,26 @@ impl RunningNode {
         // Chaincode: support, runtimes, launcher.
         let chaincode_listener = bind(config.chaincode_listen, "the chaincode listener").await?;
         let chaincode_address = chaincode_listener.local_addr()?;
+        // As Fabric: with `peer.tls.enabled` the chaincode listener runs mutual TLS too,
+        // each launched chaincode getting a client certificate bound to its package id.
+        // Not in dev mode, where chaincode is started by hand without certificates.
+        let chaincode_tls = if config.tls.enabled && !options.dev_mode {
+            let host = if chaincode_address.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                chaincode_address.ip().to_string()
+            };
+            Some(Arc::new(crate::tls::ChaincodeCa::new(&[
+                host.as_str(),
+                "localhost",
+            ])?))
+        } else {
+            None
+        };
         let support = ChaincodeSupport::new(
             SupportConfig {
                 execute_timeout: config.execute_timeout,
+                tls: chaincode_tls,
                 dev_mode: options.dev_mode,
                 lifecycle_reads: true,
                 ..SupportConfig::default()
