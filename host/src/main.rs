@@ -431,7 +431,7 @@ fn parse_definition(value: &str) -> Result<(String, PackageId), String> {
     Ok((name, PackageId::new(id)))
 }
 
-fn parse_builder(value: &str) -> Result<(String, PathBuf), String> {
+pub(crate) fn parse_builder(value: &str) -> Result<(String, PathBuf), String> {
     let (name, dir) = parse_named(value, "NAME=DIR", "wasm=/opt/cchost/builder")?;
     Ok((name, PathBuf::from(dir)))
 }

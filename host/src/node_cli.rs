@@ -64,6 +64,11 @@ pub(crate) enum NodeCommand {
         /// install).
         #[arg(long = "peer-chaincodedev")]
         dev_mode: bool,
+        /// NAME=DIR: an external builder (Fabric's chaincode.externalBuilders), tried in
+        /// order before the built-in runtimes; DIR holds bin/detect and bin/build (e.g.
+        /// written by `cchost builder install DIR`).
+        #[arg(long = "external-builder", value_parser = crate::parse_builder)]
+        external_builders: Vec<(String, PathBuf)>,
         #[command(flatten)]
         docker: Box<crate::DockerArgs>,
     },
@@ -128,6 +133,27 @@ pub(crate) enum ChaincodeClientCommand {
     Commit {
         #[command(flatten)]
         definition: DefinitionArgs,
+    },
+    /// Show which organisations approved a definition (`peer lifecycle chaincode
+    /// checkcommitreadiness`).
+    Checkcommitreadiness {
+        #[command(flatten)]
+        definition: DefinitionArgs,
+        /// Name the parameters that differ from this org's approval.
+        #[arg(long)]
+        inspect: bool,
+    },
+    /// Show this organisation's approved definition of a chaincode.
+    Queryapproved {
+        /// The channel.
+        #[arg(short = 'C', long = "channelID")]
+        channel: Option<String>,
+        /// The chaincode.
+        #[arg(short = 'n', long = "name")]
+        name: String,
+        /// The sequence (default: the next one if approved, else the current one).
+        #[arg(long, default_value_t = 0)]
+        sequence: i64,
     },
     /// Show committed chaincode definitions.
     Querycommitted {
@@ -263,12 +289,21 @@ pub(crate) async fn node(command: NodeCommand) -> anyhow::Result<()> {
     let NodeCommand::Start {
         data_dir,
         dev_mode,
+        external_builders,
         docker,
     } = command;
     let node = RunningNode::start(
         &data_dir,
         StartOptions {
             docker: docker.config(),
+            external_builders: external_builders
+                .into_iter()
+                .map(|(name, path)| cchost::runtime::external::ExternalBuilder {
+                    name,
+                    path,
+                    propagate_environment: Vec::new(),
+                })
+                .collect(),
             write_home_profile: true,
             dev_mode,
             ..StartOptions::default()
@@ -510,6 +545,83 @@ pub(crate) async fn chaincode(
                 .commit(&definition.spec()?, definition.wait_for_event_timeout)
                 .await?;
             wait_log(&committed, &client.profile.address);
+        }
+        ChaincodeClientCommand::Checkcommitreadiness {
+            definition,
+            inspect,
+        } => {
+            let client = client.connect(definition.channel.as_deref()).await?;
+            let spec = definition.spec()?;
+            let (_, response) = client
+                .lifecycle(
+                    "CheckCommitReadiness",
+                    &cchost_proto::lifecycle::CommitChaincodeDefinitionArgs {
+                        sequence: spec.sequence,
+                        name: spec.name.clone(),
+                        version: spec.version.clone(),
+                        validation_parameter: spec.validation_parameter.clone(),
+                        init_required: spec.init_required,
+                        ..Default::default()
+                    },
+                    true,
+                )
+                .await?;
+            let result = cchost_proto::lifecycle::CheckCommitReadinessResult::decode(
+                response.response.unwrap_or_default().payload.as_slice(),
+            )?;
+            println!(
+                "Chaincode definition for chaincode '{}', version '{}', sequence '{}' on channel '{}' approval status by org:",
+                spec.name, spec.version, spec.sequence, client.profile.channel
+            );
+            for (org, approved) in &result.approvals {
+                let mismatch = result
+                    .mismatches
+                    .get(org)
+                    .filter(|m| inspect && !m.items.is_empty())
+                    .map(|m| format!(" (mismatch: [{}])", m.items.join(", ")))
+                    .unwrap_or_default();
+                println!("{org}: {approved}{mismatch}");
+            }
+        }
+        ChaincodeClientCommand::Queryapproved {
+            channel,
+            name,
+            sequence,
+        } => {
+            let client = client.connect(channel.as_deref()).await?;
+            let (_, response) = client
+                .lifecycle(
+                    "QueryApprovedChaincodeDefinition",
+                    &cchost_proto::lifecycle::QueryApprovedChaincodeDefinitionArgs {
+                        name: name.clone(),
+                        sequence,
+                    },
+                    true,
+                )
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "query failed with {}",
+                        e.to_string().trim_start_matches("proposal failed with ")
+                    )
+                })?;
+            let a = cchost_proto::lifecycle::QueryApprovedChaincodeDefinitionResult::decode(
+                response.response.unwrap_or_default().payload.as_slice(),
+            )?;
+            let package = match a.source.and_then(|s| s.r#type) {
+                Some(cchost_proto::lifecycle::chaincode_source::Type::LocalPackage(l)) => {
+                    l.package_id
+                }
+                _ => String::new(),
+            };
+            println!(
+                "Approved chaincode definition for chaincode '{name}' on channel '{}':",
+                client.profile.channel
+            );
+            println!(
+                "sequence: {}, version: {}, init-required: {}, package-id: {package}, endorsement plugin: {}, validation plugin: {}",
+                a.sequence, a.version, a.init_required, a.endorsement_plugin, a.validation_plugin
+            );
         }
         ChaincodeClientCommand::Querycommitted {
             channel,

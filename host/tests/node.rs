@@ -1086,3 +1086,43 @@ async fn with_tls_enabled_node_chaincode_in_docker_registers_over_mutual_tls_and
     assert_eq!((r.status, r.payload), (200, b"v1".to_vec()));
     node.node.unwrap().stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_external_builder_runs_wasm_chaincode_deployed_through_the_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = dir.path().join("builder");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cchost"))
+        .arg("builder")
+        .arg("install")
+        .arg(&builder)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let node = TestNode::start_with_options(
+        "",
+        StartOptions {
+            external_builders: vec![cchost::runtime::external::ExternalBuilder {
+                name: "wasm".into(),
+                path: builder,
+                propagate_environment: Vec::new(),
+            }],
+            ..StartOptions::default()
+        },
+    )
+    .await;
+    let client = node.with_basic().await;
+    assert_eq!(query(&client, &["ReadAsset", "asset6"]).await.0, 200);
+    // The package was built by the builder (its build directory kept for the launch).
+    let builds: Vec<_> = std::fs::read_dir(node.dir.join("externalbuilder/builds"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(builds.len(), 1, "{builds:?}");
+    assert!(builds[0].starts_with("basic_1.0"), "{builds:?}");
+    node.node.unwrap().stop().await.unwrap();
+}

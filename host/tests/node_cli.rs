@@ -213,6 +213,38 @@ fn a_newcomers_path_works_as_typed_and_survives_a_restart() {
          Version: 1.0, Sequence: 1, Endorsement Plugin: escc, Validation Plugin: vscc, Approvals: [Org1MSP: true]\n"
     );
 
+    let package = deployed
+        .split("package ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap();
+    assert_eq!(
+        ok(&data, &["chaincode", "queryapproved", "-n", "basic"]).0,
+        format!(
+            "Approved chaincode definition for chaincode 'basic' on channel 'mychannel':\n\
+             sequence: 1, version: 1.0, init-required: false, package-id: {package}, endorsement plugin: escc, validation plugin: vscc\n"
+        )
+    );
+    assert_eq!(
+        ok(
+            &data,
+            &[
+                "chaincode",
+                "checkcommitreadiness",
+                "-n",
+                "basic",
+                "-v",
+                "2.0",
+                "--sequence",
+                "2",
+                "--inspect"
+            ]
+        )
+        .0,
+        "Chaincode definition for chaincode 'basic', version '2.0', sequence '2' on channel 'mychannel' approval status by org:\n\
+         Org1MSP: false (mismatch: [EndorsementInfo, ValidationInfo, Collections])\n"
+    );
+
     // Errors as the peer CLI prints them, exit status 1.
     let out = run(
         &data,
