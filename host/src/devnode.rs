@@ -1,52 +1,48 @@
-//! `cchost devnode`: a development peer in Fabric's dev mode.
+//! `cchost devnode`: the node in Fabric's dev mode, driven from standard input.
 //!
-//! It serves `/protos.ChaincodeSupport/Register` and accepts any chaincode that dials in
-//! (start it yourself, e.g. `fabric-chaincode-node start --peer.address ...`), keeps state
-//! in an embedded redb ledger, and runs invocations read from standard input, one JSON
-//! array per line: `["asset", "asset:put", "k1", "v1"]` (chaincode name, then the
-//! arguments). Each answer is one JSON object on standard output. A transaction with
-//! status below 400 is committed at once as the only transaction of the next block, so
-//! later invocations see its writes. There is no endorsement policy, ordering or block
-//! store yet: those come with the peer.
+//! It is `cchost node` ([`RunningNode`]) with `--peer-chaincodedev`: chaincode you start
+//! yourself dials the chaincode listener and registers with the package id given as
+//! `--chaincode NAME=PACKAGE_ID`; packages given as `--package NAME=FILE` are installed
+//! and launched by the node. Each is defined through `_lifecycle` at start (approved and
+//! committed, as `cchost chaincode deploy` does). Invocations are read from standard
+//! input, one JSON array per line: `["asset", "asset:put", "k1", "v1"]` (chaincode name,
+//! then the arguments); each goes through the endorser, and when the chaincode's status
+//! is below 400 through ordering and commit, as a client's transaction does. Each answer
+//! is one JSON object on standard output: txid, status, message, payload, event, and the
+//! block it committed in. The ledger lives in `--data-dir` (a temporary directory when
+//! none is given).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cchost_proto::protos::ChaincodeEvent;
+use anyhow::Context;
+use cchost::client::{Client, DefinitionSpec};
+use cchost::ids::PackageId;
+use cchost::node::{NodeConfig, RunningNode, StartOptions};
+use cchost::operations::LogSpec;
+use cchost::proposal::ProposalBuilder;
+use cchost::runtime::docker::DockerConfig;
+use cchost::runtime::external::ExternalBuilder;
+use cchost_proto::protos::{ChaincodeAction, ChaincodeEvent, ProposalResponsePayload};
+use prost::Message as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-
-use anyhow::Context;
-use cchost::ids::PackageId;
-use cchost::launcher::Launcher;
-use cchost::ledger::{CommitTx, Height, RedbStore, StateStore};
-use cchost::operations::{DockerCheck, HealthCheck, LogSpec, Operations, StateDbCheck};
-use cchost::proposal::{DevIdentity, ProposalBuilder};
-use cchost::runtime::docker::{DockerConfig, DockerRuntime, Platform};
-use cchost::runtime::external::ExternalBuilder;
-use cchost::support::{ChaincodeSupport, SupportConfig};
-use cchost::tls::ChaincodeCa;
-
-/// The MSP of the dev node and of its client.
-const MSP_ID: &str = "Org1MSP";
 
 /// What `cchost devnode` runs with.
 #[derive(Debug, Clone)]
 pub(crate) struct DevnodeConfig {
     /// Where chaincode dials in.
     pub(crate) listen: SocketAddr,
-    /// The state database file; in memory when `None`.
-    pub(crate) state: Option<PathBuf>,
     /// The channel invocations run on.
     pub(crate) channel: String,
     /// Chaincode names and the package ids their processes register with.
     pub(crate) chaincodes: Vec<(String, PackageId)>,
     /// Chaincode names and package files the node installs and launches itself.
     pub(crate) packages: Vec<(String, PathBuf)>,
-    /// Where installed packages and compiled artifacts are kept.
-    pub(crate) data_dir: PathBuf,
+    /// The node's data directory (a temporary one when `None`).
+    pub(crate) data_dir: Option<PathBuf>,
     /// How long an invocation waits for its chaincode to register.
     pub(crate) startup_timeout: Duration,
     /// The execute timeout.
@@ -64,125 +60,92 @@ pub(crate) struct DevnodeConfig {
     pub(crate) external_builders: Vec<ExternalBuilder>,
 }
 
+/// How long definitions and invocations wait for their commit.
+const WAIT: Duration = Duration::from_secs(60);
+
 /// Runs the dev node until standard input ends.
 pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
-    let store: Arc<dyn StateStore> = match &config.state {
-        Some(path) => Arc::new(RedbStore::open(path)?),
-        None => Arc::new(RedbStore::in_memory()?),
+    let temporary = match &config.data_dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir()?),
     };
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let address = listener.local_addr()?;
-    // Containers (host network) and local processes reach the listener on loopback when
-    // it listens on every interface.
-    let peer_address = if address.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], address.port()))
-    } else {
-        address
+    let data_dir = match (&config.data_dir, &temporary) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(temp)) => temp.path().to_owned(),
+        (None, None) => unreachable!("a data directory or a temporary one"),
     };
-    let tls = if config.tls {
-        let host = peer_address.ip().to_string();
-        Some(Arc::new(ChaincodeCa::new(&[host.as_str(), "localhost"])?))
-    } else {
-        None
-    };
-    store.create_channel(&config.channel)?;
-    let support = ChaincodeSupport::new(
-        SupportConfig {
+    let mut node_config = NodeConfig::parse("", &|_| None)?;
+    node_config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    node_config.chaincode_listen = config.listen;
+    node_config.operations_listen = config.operations_listen;
+    node_config.channel = config.channel.clone();
+    node_config.execute_timeout = config.execute_timeout;
+    node_config.startup_timeout = config.startup_timeout;
+    // A block as soon as an invocation is ordered.
+    node_config.batch.timeout = Duration::from_millis(10);
+    let node = RunningNode::start(
+        &data_dir,
+        StartOptions {
+            docker: config.docker.clone(),
+            external_builders: config.external_builders.clone(),
+            logspec: Some(Arc::clone(&config.logspec)),
+            write_home_profile: false,
             dev_mode: true,
-            execute_timeout: config.execute_timeout,
-            tls,
-            ..SupportConfig::default()
+            config: Some(node_config),
+            chaincode_tls: Some(config.tls),
         },
-        Arc::clone(&store),
-    )?;
-    for (name, package_id) in &config.chaincodes {
-        support.define(name.clone(), package_id.clone());
-    }
-    // The data directory is only opened when the node installs packages itself.
-    let launcher = if config.packages.is_empty() {
-        None
-    } else {
-        let (packages, runtimes) = cchost::node::runtimes(
-            &config.data_dir,
-            DockerConfig {
-                peer_address: peer_address.to_string(),
-                ..config.docker.clone()
-            },
-            Some(Arc::clone(support.metrics())),
-            config.execute_timeout,
-            &config.external_builders,
-            MSP_ID,
-        )?;
-        Some(Launcher::new(
-            support.clone(),
-            packages,
-            runtimes,
-            config.startup_timeout,
-        ))
-    };
+    )
+    .await?;
+    let client = Client::connect(node.profile.clone()).await?;
     let mut launched = Vec::new();
-    let mut uses_docker = false;
     for (name, file) in &config.packages {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        uses_docker |= cchost::package::ChaincodePackage::parse(&bytes)
-            .is_ok_and(|p| Platform::of(&p.metadata().kind).is_some());
-        if let Some(launcher) = &launcher {
-            let package_id = launcher.install(&bytes)?;
-            support.define(name.clone(), package_id.clone());
-            launched.push((name.clone(), package_id));
-        }
+        let (_, package_id, _) = client
+            .deploy(bytes, name, "1.0", false, Vec::new(), WAIT)
+            .await
+            .with_context(|| format!("deploying {name} from {}", file.display()))?;
+        launched.push((name.clone(), package_id));
     }
-    let operations = match config.operations_listen {
-        Some(addr) => {
-            let mut checks: Vec<Arc<dyn HealthCheck>> =
-                vec![Arc::new(StateDbCheck(Arc::clone(&store)))];
-            if uses_docker {
-                checks.push(Arc::new(DockerCheck(
-                    DockerRuntime::connect(config.docker.clone(), None)
-                        .map_err(anyhow::Error::msg)?,
-                )));
-            }
-            let listener = tokio::net::TcpListener::bind(addr).await?;
-            let address = listener.local_addr()?;
-            let router = cchost::operations::router(Operations {
-                metrics: Arc::clone(support.metrics()),
-                checks,
-                logspec: Arc::clone(&config.logspec),
-            });
-            eprintln!("cchost devnode: operations endpoints on http://{address}");
-            Some(tokio::spawn(
-                async move { axum::serve(listener, router).await },
-            ))
-        }
-        None => None,
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = {
-        let support = support.clone();
-        tokio::spawn(async move {
-            support
-                .serve(listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-        })
-    };
+    for (name, package_id) in &config.chaincodes {
+        let definition = DefinitionSpec {
+            name: name.clone(),
+            version: "1.0".into(),
+            sequence: client.current_sequence(name).await? + 1,
+            init_required: false,
+            validation_parameter: Vec::new(),
+        };
+        client
+            .approve(&definition, package_id.as_str(), WAIT)
+            .await
+            .with_context(|| format!("approving {name}"))?;
+        client
+            .commit(&definition, WAIT)
+            .await
+            .with_context(|| format!("committing {name}"))?;
+    }
     eprintln!(
-        "cchost devnode: chaincode listener on {address} (dev mode{}), channel {}",
-        if config.tls { ", mutual TLS" } else { "" },
+        "cchost devnode: chaincode listener on {} (dev mode{}), channel {}",
+        node.chaincode_address,
+        if node.chaincode_tls() {
+            ", mutual TLS"
+        } else {
+            ""
+        },
         config.channel
     );
+    if let Some(address) = node.operations_address {
+        eprintln!("cchost devnode: operations endpoints on http://{address}");
+    }
     for (name, package_id) in &launched {
         eprintln!("  {name}: package {package_id}, installed; launched on first use");
     }
     for (name, package_id) in &config.chaincodes {
         eprintln!(
-            "  {name}: start it with CORE_CHAINCODE_ID_NAME={package_id} --peer.address {address}"
+            "  {name}: start it with CORE_CHAINCODE_ID_NAME={package_id} --peer.address {}",
+            node.chaincode_address
         );
     }
 
-    let identity = DevIdentity::generate(MSP_ID, "Org1", "User1")?;
-    let mut block = 1;
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
@@ -199,114 +162,89 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let node = Node {
-            support: &support,
-            launched: &launched,
-            config: &config,
-            identity: &identity,
-            store: &*store,
-        };
-        let answer = match node.invoke(&line, block).await {
-            Ok((answer, committed)) => {
-                if committed {
-                    block += 1;
-                }
-                answer
-            }
-            Err(e) => json!({ "error": e.to_string() }),
+        let answer = match invoke(&node, &client, &config, &launched, &line).await {
+            Ok(answer) => answer,
+            Err(e) => json!({ "error": format!("{e:#}") }),
         };
         println!("{answer}");
     }
     // Stop what was launched (containers removed) before the listener goes.
-    if let Some(launcher) = &launcher {
-        launcher.shutdown().await;
-    }
-    let _ = stop.send(());
-    server.await??;
-    if let Some(operations) = operations {
-        operations.abort();
-    }
+    node.stop().await?;
+    drop(temporary);
     Ok(())
 }
 
-/// What an invocation needs.
-struct Node<'a> {
-    support: &'a ChaincodeSupport,
-    launched: &'a [(String, PackageId)],
-    config: &'a DevnodeConfig,
-    identity: &'a DevIdentity,
-    store: &'a dyn StateStore,
-}
-
-impl Node<'_> {
-    async fn invoke(&self, line: &str, block: u64) -> anyhow::Result<(Value, bool)> {
-        let Self {
-            support,
-            launched,
-            config,
-            identity,
-            store,
-        } = *self;
-        let words: Vec<String> = serde_json::from_str(line).map_err(|e| {
-            anyhow::anyhow!(
-                "expected a JSON array of strings, [\"chaincode\", \"function\", \"arg\", ...]: {e}"
-            )
-        })?;
-        let Some((chaincode, args)) = words.split_first() else {
-            anyhow::bail!("the array is empty: name the chaincode first");
-        };
-        // Packages the node installed are launched on demand by `execute`; chaincode
-        // started by hand is waited for.
-        if !launched.iter().any(|(name, _)| name == chaincode) {
-            let package_id = config
-                .chaincodes
-                .iter()
-                .find(|(name, _)| name == chaincode)
-                .map(|(_, id)| id.clone())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "chaincode {chaincode} is not defined: add --chaincode \
-                         {chaincode}=PACKAGE_ID or --package {chaincode}=FILE"
-                    )
-                })?;
-            if !support
-                .wait_ready(&package_id, config.startup_timeout)
-                .await
-            {
-                anyhow::bail!(
-                    "timeout expired while starting chaincode {package_id}: it has not registered"
-                );
-            }
+/// One invocation line: endorse, and below status 400 order and commit.
+async fn invoke(
+    node: &RunningNode,
+    client: &Client,
+    config: &DevnodeConfig,
+    launched: &[(String, String)],
+    line: &str,
+) -> anyhow::Result<Value> {
+    let words: Vec<String> = serde_json::from_str(line).map_err(|e| {
+        anyhow::anyhow!(
+            "expected a JSON array of strings, [\"chaincode\", \"function\", \"arg\", ...]: {e}"
+        )
+    })?;
+    let Some((chaincode, args)) = words.split_first() else {
+        anyhow::bail!("the array is empty: name the chaincode first");
+    };
+    // Packages the node installed are launched on demand; chaincode started by hand is
+    // waited for.
+    if !launched.iter().any(|(name, _)| name == chaincode) {
+        let package_id = config
+            .chaincodes
+            .iter()
+            .find(|(name, _)| name == chaincode)
+            .map(|(_, id)| id.clone())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "chaincode {chaincode} is not defined: add --chaincode \
+                     {chaincode}=PACKAGE_ID or --package {chaincode}=FILE"
+                )
+            })?;
+        if !node
+            .wait_registered(&package_id, config.startup_timeout)
+            .await
+        {
+            anyhow::bail!(
+                "timeout expired while starting chaincode {package_id}: it has not registered"
+            );
         }
-        let proposal = ProposalBuilder::new(&config.channel, chaincode)
-            .args(args)
-            .build(identity)?;
-        let result = support.execute(&proposal.signed_proposal).await?;
-        let committed = result.response.status < 400;
-        if committed {
-            store.commit(
-                &config.channel,
-                &[CommitTx {
-                    height: Height::new(block, 0),
-                    tx_id: result.txid.clone(),
-                    timestamp: proposal.timestamp,
-                    rwset: result.rwset.clone(),
-                }],
-            )?;
-        }
-        let event = result.event.as_ref().map(|e: &ChaincodeEvent| {
-        json!({ "name": e.event_name, "payload": String::from_utf8_lossy(&e.payload) })
-    });
-        Ok((
-            json!({
-                "txid": result.txid,
-                "status": result.response.status,
-                "message": result.response.message,
-                "payload": String::from_utf8_lossy(&result.response.payload),
-                "event": event,
-                "block": committed.then_some(block),
-            }),
-            committed,
-        ))
     }
+    let user = client.user()?;
+    let proposal = ProposalBuilder::new(&config.channel, chaincode)
+        .args(args)
+        .build(&user)?;
+    let response = client
+        .endorse(&proposal)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    let result = response.response.clone().unwrap_or_default();
+    let event = ProposalResponsePayload::decode(response.payload.as_slice())
+        .ok()
+        .and_then(|prp| ChaincodeAction::decode(prp.extension.as_slice()).ok())
+        .and_then(|action| ChaincodeEvent::decode(action.events.as_slice()).ok())
+        .filter(|event| !event.event_name.is_empty())
+        .map(|e| json!({ "name": e.event_name, "payload": String::from_utf8_lossy(&e.payload) }));
+    let mut block = None;
+    let mut code = None;
+    if result.status < 400 && response.endorsement.is_some() {
+        let committed = client
+            .submit(&proposal, &[response], &user, Some(WAIT))
+            .await?
+            .context("the commit was not waited for")?;
+        block = Some(committed.block);
+        code = Some(committed.code.as_str_name());
+    }
+    Ok(json!({
+        "txid": proposal.txid,
+        "status": result.status,
+        "message": result.message,
+        "payload": String::from_utf8_lossy(&result.payload),
+        "event": event,
+        "block": block,
+        "validation_code": code,
+    }))
 }

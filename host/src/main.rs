@@ -31,16 +31,15 @@ struct Cli {
 enum Command {
     /// Print the version and the Fabric gRPC methods cchost serves and calls today.
     Version,
-    /// Run a development peer (Fabric's dev mode): chaincode you start yourself dials in,
-    /// and invocations are read from standard input, one JSON array per line:
-    /// ["chaincode", "function", "arg", ...].
+    /// Run the node in Fabric's dev mode driven from standard input: chaincode you start
+    /// yourself dials in (or packages the node installs), each defined through
+    /// _lifecycle at start, and invocations are read from standard input, one JSON array
+    /// per line: ["chaincode", "function", "arg", ...]; each is endorsed, ordered and
+    /// committed.
     Devnode {
         /// Chaincode listener address (Fabric's peer.chaincodeListenAddress).
         #[arg(long, default_value = "127.0.0.1:7052")]
         listen: SocketAddr,
-        /// State database file (redb). In memory when omitted.
-        #[arg(long)]
-        state: Option<PathBuf>,
         /// Channel the invocations run on.
         #[arg(long, default_value = "mychannel")]
         channel: String,
@@ -53,9 +52,10 @@ enum Command {
         /// the node launches (or dials) it itself.
         #[arg(long = "package", value_parser = parse_package)]
         packages: Vec<(String, PathBuf)>,
-        /// Where installed packages and compiled artifacts are kept.
-        #[arg(long, default_value = "cchost-data")]
-        data_dir: PathBuf,
+        /// The node's data directory: ledger, installed packages, compiled artifacts
+        /// (a temporary directory, removed at exit, when omitted).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
         /// Seconds an invocation waits for its chaincode to register (Fabric: 300).
         #[arg(long, default_value_t = 300)]
         startup_timeout: u64,
@@ -799,7 +799,6 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Devnode {
             listen,
-            state,
             channel,
             chaincodes,
             packages,
@@ -818,7 +817,6 @@ async fn main() -> anyhow::Result<()> {
             }
             devnode::run(DevnodeConfig {
                 listen,
-                state,
                 channel,
                 chaincodes,
                 packages,

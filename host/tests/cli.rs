@@ -118,7 +118,8 @@ fn devnode_runs_invocations_from_standard_input_on_the_node_example() {
     assert_eq!(answers.len(), 4, "{answers:?}");
     assert_eq!(answers[0]["status"], 200);
     assert_eq!(answers[0]["payload"], "ok");
-    assert_eq!(answers[0]["block"], 1);
+    // Blocks 1 and 2 approve and commit the definition.
+    assert_eq!(answers[0]["block"], 3);
     assert_eq!(answers[0]["event"]["name"], "Put");
     assert_eq!(answers[1]["payload"], "v1");
     assert_eq!(
@@ -238,7 +239,8 @@ fn package_install_and_serve_a_rust_chaincode_built_for_wasm() {
         .collect();
     assert_eq!(answers.len(), 3, "{answers:?}");
     assert_eq!(answers[0]["status"], 200);
-    assert_eq!(answers[0]["block"], 1);
+    // Blocks 1 and 2 approve and commit the definition.
+    assert_eq!(answers[0]["block"], 3);
     assert_eq!(answers[1]["payload"], "v1");
     assert_eq!(answers[2]["payload"], "");
     assert!(node.0.wait().unwrap().success());

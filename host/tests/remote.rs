@@ -1078,7 +1078,7 @@ fn devnode_with_the_wasm_builder_installs_through_it_and_serves_over_mutual_tls(
     assert_eq!(answers.len(), 2, "{answers:?}");
     assert_eq!(
         (answers[0]["status"].as_i64(), answers[0]["block"].as_i64()),
-        (Some(200), Some(1))
+        (Some(200), Some(3))
     );
     assert_eq!(answers[1]["payload"], "v1");
     assert!(node.0.wait().unwrap().success());

@@ -191,6 +191,11 @@ pub struct StartOptions {
     /// hand registers with the package id its definition names; nothing needs to be
     /// installed for it.
     pub dev_mode: bool,
+    /// The configuration to run with instead of the data directory's `core.toml`.
+    pub config: Option<NodeConfig>,
+    /// Mutual TLS on the chaincode listener regardless of `peer.tls.enabled` and dev
+    /// mode (`Some(true)`: on; `Some(false)`: off).
+    pub chaincode_tls: Option<bool>,
 }
 
 /// A node that is serving.
@@ -212,6 +217,7 @@ pub struct RunningNode {
     cutter: tokio::task::JoinHandle<Result<(), crate::ledger::commit::CommitError>>,
     operations: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     launcher: Arc<Launcher>,
+    support: ChaincodeSupport,
 }
 
 impl std::fmt::Debug for RunningNode {
@@ -262,7 +268,10 @@ async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<tokio::net::Tcp
 impl RunningNode {
     /// Starts the node of `data_dir`.
     pub async fn start(data_dir: &Path, options: StartOptions) -> anyhow::Result<Self> {
-        let config = NodeConfig::load(data_dir)?;
+        let config = match &options.config {
+            Some(config) => config.clone(),
+            None => NodeConfig::load(data_dir)?,
+        };
         std::fs::create_dir_all(data_dir)?;
         let data_dir = data_dir
             .canonicalize()
@@ -311,7 +320,10 @@ impl RunningNode {
         // As Fabric: with `peer.tls.enabled` the chaincode listener runs mutual TLS too,
         // each launched chaincode getting a client certificate bound to its package id.
         // Not in dev mode, where chaincode is started by hand without certificates.
-        let chaincode_tls = if config.tls.enabled && !options.dev_mode {
+        let chaincode_tls = if options
+            .chaincode_tls
+            .unwrap_or(config.tls.enabled && !options.dev_mode)
+        {
             let host = if chaincode_address.ip().is_unspecified() {
                 "127.0.0.1".to_owned()
             } else {
@@ -519,7 +531,19 @@ impl RunningNode {
             cutter,
             operations,
             launcher,
+            support,
         })
+    }
+
+    /// Whether the chaincode listener runs mutual TLS.
+    pub fn chaincode_tls(&self) -> bool {
+        self.support.config().tls.is_some()
+    }
+
+    /// Waits up to `timeout` for chaincode `package_id` to register (dev mode); whether
+    /// it did.
+    pub async fn wait_registered(&self, package_id: &PackageId, timeout: Duration) -> bool {
+        self.support.wait_ready(package_id, timeout).await
     }
 
     /// Stops intake, commits what the orderer holds, stops the chaincode the node

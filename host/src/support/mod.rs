@@ -89,7 +89,7 @@ pub struct SupportConfig {
     pub max_size_get_multiple_keys: u32,
     /// Chaincode is defined through `_lifecycle` (the node): a callee of
     /// INVOKE_CHAINCODE has its `_lifecycle` Sequence key read into the transaction, as
-    /// Fabric's `CheckInvocation` does. Off for hosts without a lifecycle (devnode).
+    /// Fabric's `CheckInvocation` does. Off for hosts without a lifecycle.
     pub lifecycle_reads: bool,
 }
 
