@@ -374,6 +374,10 @@ pub struct DefinitionSpec {
     pub init_required: bool,
     /// An encoded `ApplicationPolicy` (empty: the channel's default).
     pub validation_parameter: Vec<u8>,
+    /// cchost's: a wasm chaincode's fuel per transaction (0: the node's).
+    pub wasm_fuel: u64,
+    /// cchost's: a wasm chaincode's memory per instance, bytes (0: the node's).
+    pub wasm_memory: u64,
 }
 
 impl Client {
@@ -442,6 +446,8 @@ impl Client {
             validation_parameter: definition.validation_parameter.clone(),
             init_required: definition.init_required,
             source: Some(crate::lifecycle::local_source(package_id)),
+            cchost_wasm_fuel: definition.wasm_fuel,
+            cchost_wasm_memory: definition.wasm_memory,
             ..Default::default()
         };
         self.lifecycle_transaction("ApproveChaincodeDefinitionForMyOrg", &args, wait)
@@ -460,6 +466,8 @@ impl Client {
             version: definition.version.clone(),
             validation_parameter: definition.validation_parameter.clone(),
             init_required: definition.init_required,
+            cchost_wasm_fuel: definition.wasm_fuel,
+            cchost_wasm_memory: definition.wasm_memory,
             ..Default::default()
         };
         self.lifecycle_transaction("CommitChaincodeDefinition", &args, wait)
@@ -501,6 +509,25 @@ impl Client {
         validation_parameter: Vec<u8>,
         wait: Duration,
     ) -> anyhow::Result<(DefinitionSpec, String, Committed)> {
+        let definition = DefinitionSpec {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            sequence: 0,
+            init_required,
+            validation_parameter,
+            wasm_fuel: 0,
+            wasm_memory: 0,
+        };
+        self.deploy_definition(package, definition, wait).await
+    }
+
+    /// [`Self::deploy`] of `definition` (its sequence is set to the next one).
+    pub async fn deploy_definition(
+        &self,
+        package: Vec<u8>,
+        mut definition: DefinitionSpec,
+        wait: Duration,
+    ) -> anyhow::Result<(DefinitionSpec, String, Committed)> {
         let parsed = crate::package::ChaincodePackage::parse(&package)?;
         let package_id = parsed.id().to_string();
         match self.install(package).await {
@@ -508,13 +535,7 @@ impl Client {
             Err(e) if e.to_string().contains("already successfully installed") => {}
             Err(e) => return Err(e),
         }
-        let definition = DefinitionSpec {
-            name: name.to_owned(),
-            version: version.to_owned(),
-            sequence: self.current_sequence(name).await? + 1,
-            init_required,
-            validation_parameter,
-        };
+        definition.sequence = self.current_sequence(&definition.name).await? + 1;
         self.approve(&definition, &package_id, wait).await?;
         let committed = self.commit(&definition, wait).await?;
         Ok((definition, package_id, committed))

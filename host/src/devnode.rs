@@ -113,6 +113,8 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
             sequence: client.current_sequence(name).await? + 1,
             init_required: false,
             validation_parameter: Vec::new(),
+            wasm_fuel: 0,
+            wasm_memory: 0,
         };
         client
             .approve(&definition, package_id.as_str(), WAIT)

@@ -46,6 +46,8 @@ const FIELDS: [&str; 4] = [
     "ValidationInfo",
     "Collections",
 ];
+/// cchost's field: a wasm chaincode's limits, stored only when set.
+const WASM_FIELD: &str = "CchostWasmLimits";
 
 /// Fabric's chaincode name rule.
 fn valid_name(name: &str) -> bool {
@@ -101,6 +103,10 @@ pub struct Definition {
     pub validation_parameter: Vec<u8>,
     /// An encoded `CollectionConfigPackage` (empty: none).
     pub collections: Vec<u8>,
+    /// cchost's: fuel per transaction of a wasm chaincode (0: the runtime's).
+    pub wasm_fuel: u64,
+    /// cchost's: memory per instance of a wasm chaincode, bytes (0: the runtime's).
+    pub wasm_memory: u64,
 }
 
 /// `ApplicationPolicy{channel_config_policy_reference: "/Channel/Application/Endorsement"}`
@@ -134,8 +140,8 @@ impl Definition {
         })
     }
 
-    /// The encoded `StateData` of each field, in Fabric's order.
-    fn field_values(&self) -> [(&'static str, Vec<u8>); 4] {
+    /// The encoded `StateData` of each field, in Fabric's order (then cchost's, if set).
+    fn field_values(&self) -> Vec<(&'static str, Vec<u8>)> {
         let bytes = |b: Vec<u8>| {
             StateData {
                 r#type: Some(state_data::Type::Bytes(b)),
@@ -173,6 +179,20 @@ impl Definition {
             ),
             (FIELDS[3], bytes(self.collections.clone())),
         ]
+        .into_iter()
+        .chain((self.wasm_fuel != 0 || self.wasm_memory != 0).then(|| {
+            (
+                WASM_FIELD,
+                bytes(
+                    cchost_proto::lifecycle::CchostWasmLimits {
+                        fuel_per_tx: self.wasm_fuel,
+                        max_memory: self.wasm_memory,
+                    }
+                    .encode_to_vec(),
+                ),
+            )
+        }))
+        .collect()
     }
 
     /// Which of Fabric's parameter groups differ (`EndorsementInfo`, `ValidationInfo`,
@@ -193,6 +213,9 @@ impl Definition {
         if self.collections != other.collections {
             out.push("Collections".to_owned());
         }
+        if (self.wasm_fuel, self.wasm_memory) != (other.wasm_fuel, other.wasm_memory) {
+            out.push(WASM_FIELD.to_owned());
+        }
         out
     }
 }
@@ -205,9 +228,16 @@ fn field(value: Option<&[u8]>, key: &str) -> Result<Option<state_data::Type>, Le
         .r#type)
 }
 
-/// Builds a definition from its four stored fields.
-fn assemble(fields: [Option<state_data::Type>; 4]) -> Result<Definition, LedgerError> {
-    let [sequence, endorsement, validation, collections] = fields;
+/// Builds a definition from its stored fields, by name.
+fn assemble(mut fields: BTreeMap<String, state_data::Type>) -> Result<Definition, LedgerError> {
+    let mut take = |name: &str| fields.remove(name);
+    let (sequence, endorsement, validation, collections, wasm) = (
+        take(FIELDS[0]),
+        take(FIELDS[1]),
+        take(FIELDS[2]),
+        take(FIELDS[3]),
+        take(WASM_FIELD),
+    );
     let bytes = |t: Option<state_data::Type>| match t {
         Some(state_data::Type::Bytes(b)) => b,
         _ => Vec::new(),
@@ -220,6 +250,8 @@ fn assemble(fields: [Option<state_data::Type>; 4]) -> Result<Definition, LedgerE
         .map_err(|e| LedgerError::Corrupt(format!("EndorsementInfo: {e}")))?;
     let validation = ChaincodeValidationInfo::decode(bytes(validation).as_slice())
         .map_err(|e| LedgerError::Corrupt(format!("ValidationInfo: {e}")))?;
+    let wasm = cchost_proto::lifecycle::CchostWasmLimits::decode(bytes(wasm).as_slice())
+        .map_err(|e| LedgerError::Corrupt(format!("{WASM_FIELD}: {e}")))?;
     Ok(Definition {
         sequence,
         version: endorsement.version,
@@ -228,7 +260,16 @@ fn assemble(fields: [Option<state_data::Type>; 4]) -> Result<Definition, LedgerE
         validation_plugin: validation.validation_plugin,
         validation_parameter: validation.validation_parameter,
         collections: bytes(collections),
+        wasm_fuel: wasm.fuel_per_tx,
+        wasm_memory: wasm.max_memory,
     })
+}
+
+/// The fields a stored metadata value lists.
+fn metadata_fields(value: &[u8], key: &str) -> Result<Vec<String>, LedgerError> {
+    Ok(StateMetadata::decode(value)
+        .map_err(|e| LedgerError::Corrupt(format!("{key}: {e}")))?
+        .fields)
 }
 
 /// The committed definition of `name` in `snapshot` (no reads recorded).
@@ -236,14 +277,17 @@ pub fn committed(
     snapshot: &dyn StateSnapshot,
     name: &str,
 ) -> Result<Option<Definition>, LedgerError> {
-    if snapshot.get(NAMESPACE, &metadata_key(name))?.is_none() {
+    let key = metadata_key(name);
+    let Some(metadata) = snapshot.get(NAMESPACE, &key)? else {
         return Ok(None);
-    }
-    let mut fields: [Option<state_data::Type>; 4] = Default::default();
-    for (slot, name_of_field) in fields.iter_mut().zip(FIELDS) {
-        let key = field_key(name, name_of_field);
+    };
+    let mut fields = BTreeMap::new();
+    for name_of_field in metadata_fields(&metadata.value, &key)? {
+        let key = field_key(name, &name_of_field);
         let value = snapshot.get(NAMESPACE, &key)?.map(|v| v.value);
-        *slot = field(value.as_deref(), &key)?;
+        if let Some(value) = field(value.as_deref(), &key)? {
+            fields.insert(name_of_field, value);
+        }
     }
     assemble(fields).map(Some)
 }
@@ -286,14 +330,17 @@ pub fn read_sequence(sim: &mut TxSimulator, name: &str) -> Result<i64, LedgerErr
 /// The committed definition of `name`, read through `sim` as Fabric's `Deserialize`
 /// reads it (metadata, then each field).
 fn read_definition(sim: &mut TxSimulator, name: &str) -> Result<Option<Definition>, LedgerError> {
-    if sim.get_state(NAMESPACE, &metadata_key(name))?.is_none() {
+    let key = metadata_key(name);
+    let Some(metadata) = sim.get_state(NAMESPACE, &key)? else {
         return Ok(None);
-    }
-    let mut fields: [Option<state_data::Type>; 4] = Default::default();
-    for (slot, name_of_field) in fields.iter_mut().zip(FIELDS) {
-        let key = field_key(name, name_of_field);
+    };
+    let mut fields = BTreeMap::new();
+    for name_of_field in metadata_fields(&metadata, &key)? {
+        let key = field_key(name, &name_of_field);
         let value = sim.get_state(NAMESPACE, &key)?;
-        *slot = field(value.as_deref(), &key)?;
+        if let Some(value) = field(value.as_deref(), &key)? {
+            fields.insert(name_of_field, value);
+        }
     }
     assemble(fields).map(Some)
 }
@@ -317,7 +364,9 @@ fn write_definition(
         let value = sim.get_state(NAMESPACE, &key)?.unwrap_or_default();
         existing.insert(key, value);
     }
-    for (field_name, value) in definition.field_values() {
+    let values = definition.field_values();
+    let all_fields: Vec<String> = values.iter().map(|(f, _)| (*f).to_owned()).collect();
+    for (field_name, value) in values {
         let key = field_key(name, field_name);
         if existing.get(&key) != Some(&value) {
             sim.put_state(NAMESPACE, &key, value)?;
@@ -326,11 +375,11 @@ fn write_definition(
     }
     if !existing.is_empty()
         || metadata.datatype != DEFINITION_TYPE
-        || metadata.fields.len() != FIELDS.len()
+        || metadata.fields.len() != all_fields.len()
     {
         let metadata = StateMetadata {
             datatype: DEFINITION_TYPE.to_owned(),
-            fields: FIELDS.iter().map(|f| (*f).to_owned()).collect(),
+            fields: all_fields,
         };
         sim.put_state(NAMESPACE, &metadata_key, metadata.encode_to_vec())?;
     }
@@ -567,6 +616,8 @@ fn channel_call(
                 validation_plugin: args.validation_plugin.clone(),
                 validation_parameter: args.validation_parameter.clone(),
                 collections: args.collections.clone(),
+                wasm_fuel: args.cchost_wasm_fuel,
+                wasm_memory: args.cchost_wasm_memory,
             }
             .with_defaults();
             let mismatches =
@@ -618,6 +669,8 @@ fn channel_call(
                 collections: definition.collections,
                 init_required: definition.init_required,
                 approvals: BTreeMap::from([(host.msp_id().to_owned(), approved)]),
+                cchost_wasm_fuel: definition.wasm_fuel,
+                cchost_wasm_memory: definition.wasm_memory,
             }
             .encode_to_vec())
         }
@@ -635,6 +688,8 @@ fn channel_call(
                         validation_parameter: d.validation_parameter,
                         collections: d.collections,
                         init_required: d.init_required,
+                        cchost_wasm_fuel: d.wasm_fuel,
+                        cchost_wasm_memory: d.wasm_memory,
                     });
                 }
             }
@@ -672,6 +727,8 @@ fn channel_call(
                 collections: a.collections,
                 init_required: a.init_required,
                 source: a.source,
+                cchost_wasm_fuel: a.cchost_wasm_fuel,
+                cchost_wasm_memory: a.cchost_wasm_memory,
             }
             .encode_to_vec())
         }
@@ -691,6 +748,8 @@ fn definition_of(args: &ApproveChaincodeDefinitionForMyOrgArgs) -> Definition {
         validation_plugin: args.validation_plugin.clone(),
         validation_parameter: args.validation_parameter.clone(),
         collections: args.collections.clone(),
+        wasm_fuel: args.cchost_wasm_fuel,
+        wasm_memory: args.cchost_wasm_memory,
     }
 }
 
@@ -803,6 +862,109 @@ mod tests {
         assert!(valid_version("1.0+build_2-x"));
         assert!(!valid_version("1 0"));
         assert!(!valid_version(""));
+    }
+
+    /// `definition` of `name` written over `state`, committed as block `block`; the
+    /// writes (key, deleted) it made.
+    fn define(
+        state: &crate::ledger::RedbStore,
+        name: &str,
+        definition: &Definition,
+        block: u64,
+    ) -> Vec<(String, bool)> {
+        use crate::ledger::{CommitTx, Height, StateStore};
+        let mut sim = TxSimulator::new(state.snapshot("ch").unwrap(), format!("tx{block}"));
+        write_definition(&mut sim, name, definition).unwrap();
+        let rwset = sim.read_write_set();
+        let writes = rwset
+            .ns_rwset
+            .iter()
+            .flat_map(|ns| {
+                cchost_proto::kvrwset::KvrwSet::decode(ns.rwset.as_slice())
+                    .unwrap()
+                    .writes
+                    .into_iter()
+                    .map(|w| (w.key, w.is_delete))
+            })
+            .collect();
+        state
+            .commit(
+                "ch",
+                &[CommitTx {
+                    height: Height::new(block, 0),
+                    tx_id: format!("tx{block}"),
+                    timestamp: prost_types::Timestamp::default(),
+                    rwset,
+                }],
+            )
+            .unwrap();
+        writes
+    }
+
+    #[test]
+    fn wasm_limits_are_a_fifth_field_only_while_set_and_fabrics_four_stay_as_fabric_writes_them() {
+        use crate::ledger::StateStore;
+        let state = crate::ledger::RedbStore::in_memory().unwrap();
+        state.create_channel("ch").unwrap();
+        let plain = Definition {
+            sequence: 1,
+            version: "1.0".into(),
+            ..Definition::default()
+        }
+        .with_defaults();
+        let key = |f: &str| (field_key("cc", f), false);
+        assert_eq!(
+            define(&state, "cc", &plain, 1),
+            [
+                key("Collections"),
+                key("EndorsementInfo"),
+                key("Sequence"),
+                key("ValidationInfo"),
+                (metadata_key("cc"), false),
+            ]
+        );
+        let limited = Definition {
+            sequence: 2,
+            wasm_fuel: 1000,
+            ..plain.clone()
+        };
+        // Only what changed: the sequence, the new field, the metadata's field list.
+        assert_eq!(
+            define(&state, "cc", &limited, 2),
+            [
+                key("CchostWasmLimits"),
+                key("Sequence"),
+                (metadata_key("cc"), false)
+            ]
+        );
+        let snapshot = state.snapshot("ch").unwrap();
+        assert_eq!(committed(snapshot.as_ref(), "cc").unwrap(), Some(limited));
+        drop(snapshot);
+        let lifted = Definition {
+            sequence: 3,
+            ..plain.clone()
+        };
+        assert_eq!(
+            define(&state, "cc", &lifted, 3),
+            [
+                (field_key("cc", "CchostWasmLimits"), true),
+                key("Sequence"),
+                (metadata_key("cc"), false),
+            ]
+        );
+        let snapshot = state.snapshot("ch").unwrap();
+        let metadata = snapshot
+            .get(NAMESPACE, &metadata_key("cc"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            StateMetadata::decode(metadata.value.as_slice()).unwrap(),
+            StateMetadata {
+                datatype: "ChaincodeDefinition".into(),
+                fields: FIELDS.iter().map(|f| (*f).to_owned()).collect(),
+            }
+        );
+        assert_eq!(committed(snapshot.as_ref(), "cc").unwrap(), Some(lifted));
     }
 
     #[test]

@@ -598,6 +598,7 @@ async fn main() -> anyhow::Result<()> {
                 cchost::support::DEFAULT_EXECUTE_TIMEOUT,
                 &[],
                 "Org1MSP",
+                cchost::runtime::wasm::PackageLimits::default(),
             )?;
             let id = cchost::launcher::install(&packages, &runtimes, &bytes)?;
             let kind = cchost::package::ChaincodePackage::parse(&bytes)?

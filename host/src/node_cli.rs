@@ -188,6 +188,8 @@ pub(crate) enum ChaincodeClientCommand {
         /// Whether an init transaction must run first.
         #[arg(long = "init-required")]
         init_required: bool,
+        #[command(flatten)]
+        wasm: WasmLimitArgs,
     },
 }
 
@@ -232,6 +234,21 @@ pub(crate) struct DefinitionArgs {
     /// How long to wait for the commit, e.g. 30s.
     #[arg(long = "waitForEventTimeout", default_value = "30s", value_parser = parse_duration)]
     wait_for_event_timeout: Duration,
+    #[command(flatten)]
+    wasm: WasmLimitArgs,
+}
+
+/// cchost's definition parameters for wasm chaincode.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WasmLimitArgs {
+    /// Fuel per transaction of wasm chaincode (about one unit per instruction; default:
+    /// the node's, 2,000,000,000).
+    #[arg(long = "wasm-fuel", default_value_t = 0)]
+    wasm_fuel: u64,
+    /// Linear memory per instance of wasm chaincode, bytes (default and upper bound: the
+    /// node's, 128 MiB).
+    #[arg(long = "wasm-memory", default_value_t = 0)]
+    wasm_memory: u64,
 }
 
 /// `cchost channel ...`.
@@ -378,6 +395,8 @@ impl DefinitionArgs {
             sequence: self.sequence,
             init_required: self.init_required,
             validation_parameter: validation_parameter(self.signature_policy.as_deref())?,
+            wasm_fuel: self.wasm.wasm_fuel,
+            wasm_memory: self.wasm.wasm_memory,
         })
     }
 }
@@ -561,6 +580,8 @@ pub(crate) async fn chaincode(
                         version: spec.version.clone(),
                         validation_parameter: spec.validation_parameter.clone(),
                         init_required: spec.init_required,
+                        cchost_wasm_fuel: spec.wasm_fuel,
+                        cchost_wasm_memory: spec.wasm_memory,
                         ..Default::default()
                     },
                     true,
@@ -638,6 +659,7 @@ pub(crate) async fn chaincode(
             channel,
             signature_policy,
             init_required,
+            wasm,
         } => {
             let client = client.connect(channel.as_deref()).await?;
             let bytes = if path.is_dir() {
@@ -659,12 +681,17 @@ pub(crate) async fn chaincode(
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
             };
             let (definition, package_id, committed) = client
-                .deploy(
+                .deploy_definition(
                     bytes,
-                    &name,
-                    &version,
-                    init_required,
-                    validation_parameter(signature_policy.as_deref())?,
+                    cchost::client::DefinitionSpec {
+                        name: name.clone(),
+                        version,
+                        sequence: 0,
+                        init_required,
+                        validation_parameter: validation_parameter(signature_policy.as_deref())?,
+                        wasm_fuel: wasm.wasm_fuel,
+                        wasm_memory: wasm.wasm_memory,
+                    },
                     Duration::from_secs(60),
                 )
                 .await?;
@@ -755,8 +782,16 @@ async fn query_committed(client: &Client, name: Option<&str>, json: bool) -> any
             println!(
                 "Committed chaincode definition for chaincode '{name}' on channel '{channel}':"
             );
+            let wasm = if d.cchost_wasm_fuel != 0 || d.cchost_wasm_memory != 0 {
+                format!(
+                    ", Wasm Fuel: {}, Wasm Memory: {}",
+                    d.cchost_wasm_fuel, d.cchost_wasm_memory
+                )
+            } else {
+                String::new()
+            };
             println!(
-                "Version: {}, Sequence: {}, Endorsement Plugin: {}, Validation Plugin: {}, Approvals: [{}]",
+                "Version: {}, Sequence: {}, Endorsement Plugin: {}, Validation Plugin: {}, Approvals: [{}]{wasm}",
                 d.version,
                 d.sequence,
                 d.endorsement_plugin,

@@ -483,6 +483,8 @@ async fn lifecycle_refuses_sequences_out_of_order_and_non_admins_with_fabrics_te
         sequence: 2,
         init_required: false,
         validation_parameter: Vec::new(),
+        wasm_fuel: 0,
+        wasm_memory: 0,
     };
     let err = client
         .approve(&spec, "basic_1.0:00", WAIT)
@@ -885,6 +887,8 @@ async fn in_dev_mode_chaincode_started_by_hand_serves_the_definition_naming_its_
         sequence: 1,
         init_required: false,
         validation_parameter: Vec::new(),
+        wasm_fuel: 0,
+        wasm_memory: 0,
     };
     client.approve(&spec, "asset_1.0:dev", WAIT).await.unwrap();
     client.commit(&spec, WAIT).await.unwrap();
@@ -1125,4 +1129,102 @@ async fn an_external_builder_runs_wasm_chaincode_deployed_through_the_lifecycle(
     assert_eq!(builds.len(), 1, "{builds:?}");
     assert!(builds[0].starts_with("basic_1.0"), "{builds:?}");
     node.node.unwrap().stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_definitions_wasm_fuel_and_memory_limits_hold_from_its_commit_and_a_later_definition_lifts_them()
+ {
+    let node = TestNode::start().await;
+    let client = node.client().await;
+    let spec = cchost::client::DefinitionSpec {
+        name: "basic".into(),
+        version: "1.0".into(),
+        sequence: 0,
+        init_required: false,
+        validation_parameter: Vec::new(),
+        wasm_fuel: 20_000,
+        wasm_memory: 0,
+    };
+    client
+        .deploy_definition(asset_transfer_package("basic_1.0"), spec.clone(), WAIT)
+        .await
+        .unwrap();
+    let r = client
+        .endorse(&proposal(&client, "basic", &["InitLedger"]))
+        .await
+        .unwrap()
+        .response
+        .unwrap();
+    assert_eq!(r.status, 500);
+    assert!(
+        r.message.ends_with("chaincode ran out of fuel"),
+        "{}",
+        r.message
+    );
+    let definition = cchost_proto::lifecycle::QueryChaincodeDefinitionResult::decode(
+        client
+            .lifecycle(
+                "QueryChaincodeDefinition",
+                &cchost_proto::lifecycle::QueryChaincodeDefinitionArgs {
+                    name: "basic".into(),
+                },
+                true,
+            )
+            .await
+            .unwrap()
+            .1
+            .response
+            .unwrap()
+            .payload
+            .as_slice(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            definition.sequence,
+            definition.cchost_wasm_fuel,
+            definition.cchost_wasm_memory
+        ),
+        (1, 20_000, 0)
+    );
+    // Sequence 2: fuel enough, one wasm page of memory (the module asks for more).
+    client
+        .deploy_definition(
+            asset_transfer_package("basic_1.0"),
+            cchost::client::DefinitionSpec {
+                wasm_fuel: 0,
+                wasm_memory: 65_536,
+                ..spec.clone()
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    let r = client
+        .endorse(&proposal(&client, "basic", &["InitLedger"]))
+        .await
+        .unwrap()
+        .response
+        .unwrap();
+    assert_eq!(
+        (r.status, r.message.as_str()),
+        (
+            500,
+            "error in simulation: transaction returned with failure: memory minimum size of 18 pages exceeds memory limits"
+        )
+    );
+    // Sequence 3 without limits: the node's again.
+    client
+        .deploy_definition(
+            asset_transfer_package("basic_1.0"),
+            cchost::client::DefinitionSpec {
+                wasm_fuel: 0,
+                ..spec
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    invoke(&client, &["InitLedger"]).await;
+    assert_eq!(query(&client, &["ReadAsset", "asset1"]).await.0, 200);
 }

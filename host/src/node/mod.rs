@@ -106,6 +106,7 @@ pub fn runtimes(
     execute_timeout: Duration,
     external_builders: &[ExternalBuilder],
     msp_id: &str,
+    package_limits: crate::runtime::wasm::PackageLimits,
 ) -> anyhow::Result<(PackageStore, Vec<Arc<dyn ChaincodeRuntime>>)> {
     let packages = PackageStore::open(data_dir.join("chaincodes"))?;
     let mut runtimes: Vec<Arc<dyn ChaincodeRuntime>> = Vec::new();
@@ -121,6 +122,7 @@ pub fn runtimes(
     let wasm = WasmRuntime::new(WasmConfig {
         cache_dir: Some(data_dir.join("wasm-cache")),
         deadline: execute_timeout,
+        package_limits,
         ..WasmConfig::default()
     })?;
     runtimes.push(Arc::new(wasm));
@@ -228,9 +230,11 @@ impl std::fmt::Debug for RunningNode {
     }
 }
 
-/// Points `support` at the package this organisation approved for each definition.
+/// Points `support` at the package this organisation approved for each definition, with
+/// the definition's wasm limits.
 fn define_all(
     support: &ChaincodeSupport,
+    limits: &crate::runtime::wasm::PackageLimits,
     state: &dyn StateStore,
     channel: &str,
     msp_id: &str,
@@ -253,6 +257,13 @@ fn define_all(
         if let Some(package) =
             lifecycle::approved_package(snapshot.as_ref(), msp_id, &name, definition.sequence)?
         {
+            let wasm = crate::runtime::wasm::WasmLimits {
+                fuel_per_tx: (definition.wasm_fuel != 0).then_some(definition.wasm_fuel),
+                max_memory: (definition.wasm_memory != 0).then_some(definition.wasm_memory),
+            };
+            // The limits first: the definition's transactions run under them from the
+            // first one on.
+            limits.set(&package, (wasm != Default::default()).then_some(wasm));
             support.define(name, PackageId::new(package));
         }
     }
@@ -346,6 +357,7 @@ impl RunningNode {
             },
             Arc::clone(&shared),
         )?;
+        let package_limits = crate::runtime::wasm::PackageLimits::default();
         let (packages, runtimes) = runtimes(
             &data_dir,
             DockerConfig {
@@ -356,10 +368,12 @@ impl RunningNode {
             config.execute_timeout,
             &options.external_builders,
             &config.msp_id,
+            package_limits.clone(),
         )?;
         let launcher = Launcher::new(support.clone(), packages, runtimes, config.startup_timeout);
         define_all(
             &support,
+            &package_limits,
             state.as_ref(),
             &config.channel,
             &config.msp_id,
@@ -370,13 +384,20 @@ impl RunningNode {
             let state = Arc::clone(&shared);
             let channel = config.channel.clone();
             let msp_id = config.msp_id.clone();
+            let package_limits = package_limits.clone();
             ledger.on_commit(Box::new(move |block| {
                 if block.definitions.is_empty() {
                     return;
                 }
                 let names = block.definitions.iter().map(|(n, _)| n.clone()).collect();
-                if let Err(e) = define_all(&support, state.as_ref(), &channel, &msp_id, Some(names))
-                {
+                if let Err(e) = define_all(
+                    &support,
+                    &package_limits,
+                    state.as_ref(),
+                    &channel,
+                    &msp_id,
+                    Some(names),
+                ) {
                     tracing::error!(error = %e, "reading committed chaincode definitions");
                 }
             }));

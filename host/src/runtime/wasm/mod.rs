@@ -46,6 +46,53 @@ pub use imports::{FUEL_PER_BYTE, HOST_CALL_FUEL};
 pub use remote::{DRAIN_TIMEOUT, READY_TIMEOUT, RemoteChaincode, SessionEnd, SessionError};
 pub use validate::StaticLimits;
 
+/// Fuel and memory limits of one package, set by its chaincode definition, within the
+/// runtime's own ([`WasmConfig::fuel_per_tx`], [`WasmConfig::max_memory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WasmLimits {
+    /// Fuel per transaction (`None`: the runtime's).
+    pub fuel_per_tx: Option<u64>,
+    /// Linear memory per instance, bytes (`None`: the runtime's; never above it).
+    pub max_memory: Option<u64>,
+}
+
+/// Per-package limits, shared by the runtime (read at every transaction, so a change
+/// holds from the next transaction on) and whoever sets them (the node, from committed
+/// chaincode definitions).
+#[derive(Debug, Clone, Default)]
+pub struct PackageLimits(Arc<std::sync::RwLock<std::collections::HashMap<String, WasmLimits>>>);
+
+impl PackageLimits {
+    /// Sets (or with `None` clears) `package_id`'s limits.
+    pub fn set(&self, package_id: &str, limits: Option<WasmLimits>) {
+        let mut map = self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match limits {
+            Some(limits) => map.insert(package_id.to_owned(), limits),
+            None => map.remove(package_id),
+        };
+    }
+
+    /// The fuel per transaction and memory per instance `package_id` runs with.
+    pub(crate) fn effective(&self, package_id: &str, config: &WasmConfig) -> (u64, usize) {
+        let limits = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(package_id)
+            .copied()
+            .unwrap_or_default();
+        let memory = limits.max_memory.map_or(config.max_memory, |m| {
+            usize::try_from(m)
+                .unwrap_or(usize::MAX)
+                .min(config.max_memory)
+        });
+        (limits.fuel_per_tx.unwrap_or(config.fuel_per_tx), memory)
+    }
+}
+
 /// Limits of wasm chaincode.
 #[derive(Debug, Clone)]
 pub struct WasmConfig {
@@ -71,6 +118,8 @@ pub struct WasmConfig {
     /// Where compiled artifacts are kept, keyed by package hash and engine. `None`:
     /// compile in memory at every load.
     pub cache_dir: Option<PathBuf>,
+    /// Limits of particular packages (from their chaincode definitions).
+    pub package_limits: PackageLimits,
 }
 
 impl Default for WasmConfig {
@@ -84,6 +133,7 @@ impl Default for WasmConfig {
             max_instances: 64,
             static_limits: StaticLimits::default(),
             cache_dir: None,
+            package_limits: PackageLimits::default(),
         }
     }
 }

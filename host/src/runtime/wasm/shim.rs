@@ -170,8 +170,9 @@ pub(super) async fn invoke(
             u32::try_from(ts.nanos).unwrap_or(0),
         )
     });
+    let (fuel, memory) = config.package_limits.effective(chaincode, config);
     let limits = StoreLimitsBuilder::new()
-        .memory_size(config.max_memory)
+        .memory_size(memory)
         .table_elements(config.max_table_elements)
         .instances(1)
         .memories(1)
@@ -207,7 +208,7 @@ pub(super) async fn invoke(
         Ok(UpdateDeadline::Yield(1))
     });
     let outcome = async {
-        store.set_fuel(config.fuel_per_tx)?;
+        store.set_fuel(fuel)?;
         let instance = module.pre.instantiate_async(&mut store).await?;
         let entry = instance.get_typed_func::<u32, i32>(&mut store, entry)?;
         entry.call_async(&mut store, input_len).await
