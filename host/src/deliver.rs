@@ -178,6 +178,8 @@ fn positions(info: &SeekInfo, height: u64) -> Result<(u64, u64), Status> {
 #[derive(Clone, Debug)]
 pub struct DeliverService {
     channels: Arc<BTreeMap<String, Arc<ChannelLedger>>>,
+    /// Set when the node stops: waiting streams end with SERVICE_UNAVAILABLE.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl DeliverService {
@@ -185,7 +187,14 @@ impl DeliverService {
     pub fn new(channels: BTreeMap<String, Arc<ChannelLedger>>) -> Self {
         Self {
             channels: Arc::new(channels),
+            closing: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Ends every stream waiting for blocks (status SERVICE_UNAVAILABLE) and refuses new
+    /// ones: the node is stopping.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// Answers one request: the blocks it asks for, then its status, into `out`. Returns
@@ -232,6 +241,10 @@ impl DeliverService {
             .map_err(|_| Status::Forbidden)?;
         let info = SeekInfo::decode(payload.data.as_slice()).map_err(|_| Status::BadRequest)?;
         let mut commits = ledger.subscribe();
+        let mut closing = self.closing.subscribe();
+        if *closing.borrow_and_update() {
+            return Err(Some(Status::ServiceUnavailable));
+        }
         let (start, stop) = positions(&info, ledger.height())?;
         let fail_if_not_ready = info.behavior == seek_info::SeekBehavior::FailIfNotReady as i32;
         let mut next = start;
@@ -265,6 +278,7 @@ impl DeliverService {
                     }
                 }
                 () = out.closed() => return Err(None),
+                _ = closing.changed() => return Err(Some(Status::ServiceUnavailable)),
             }
         }
     }

@@ -1228,3 +1228,33 @@ async fn a_definitions_wasm_fuel_and_memory_limits_hold_from_its_commit_and_a_la
     invoke(&client, &["InitLedger"]).await;
     assert_eq!(query(&client, &["ReadAsset", "asset1"]).await.0, 200);
 }
+
+#[tokio::test]
+async fn stopping_the_node_ends_waiting_deliver_streams_with_service_unavailable() {
+    let mut node = TestNode::start().await;
+    let client = node.client().await;
+    let user = client.user().unwrap();
+    let waiting = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            deliver_all(
+                &client,
+                seek(
+                    &user,
+                    "mychannel",
+                    seek_position::Type::NextCommit(SeekNextCommit {}),
+                    seek_position::Type::Specified(SeekSpecified { number: u64::MAX }),
+                    false,
+                ),
+                false,
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    node.node.take().unwrap().stop().await.unwrap();
+    assert_eq!(
+        waiting.await.unwrap(),
+        [Seen::Status(Status::ServiceUnavailable)]
+    );
+}

@@ -220,6 +220,7 @@ pub struct RunningNode {
     operations: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     launcher: Arc<Launcher>,
     support: ChaincodeSupport,
+    deliver: DeliverService,
 }
 
 impl std::fmt::Debug for RunningNode {
@@ -428,6 +429,7 @@ impl RunningNode {
         )
         .dev_mode(options.dev_mode);
         let deliver = DeliverService::new(channels);
+        let deliver_handle = deliver.clone();
         let peer_listener = bind(config.listen, "the peer").await?;
         let address = peer_listener.local_addr()?;
         let (stop_peer, peer_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -553,6 +555,7 @@ impl RunningNode {
             operations,
             launcher,
             support,
+            deliver: deliver_handle,
         })
     }
 
@@ -573,6 +576,9 @@ impl RunningNode {
         if let Some(stop) = self.stop_peer.take() {
             let _ = stop.send(());
         }
+        // Deliver streams wait for blocks forever: they end now, or the graceful
+        // shutdown would wait for them.
+        self.deliver.close();
         // In-flight requests finish; then the services (and the orderer handles they
         // hold) are dropped, and the cutter commits what is queued and ends.
         self.peer.await??;
