@@ -27,7 +27,7 @@ pub struct GrpcMethod {
 
 /// The methods cchost serves: the chaincode listener (`cchost node`, `cchost devnode`),
 /// wasm chaincode as a service (`cchost chaincode serve`), and the node's client services
-/// (the endorser, Deliver, the built-in orderer).
+/// (the endorser, Deliver, the built-in orderer, the Gateway).
 pub const SERVED: &[&str] = &[
     "/protos.ChaincodeSupport/Register",
     "/protos.Chaincode/Connect",
@@ -36,6 +36,11 @@ pub const SERVED: &[&str] = &[
     "/protos.Deliver/DeliverFiltered",
     "/orderer.AtomicBroadcast/Broadcast",
     "/orderer.AtomicBroadcast/Deliver",
+    "/gateway.Gateway/Endorse",
+    "/gateway.Gateway/Submit",
+    "/gateway.Gateway/CommitStatus",
+    "/gateway.Gateway/Evaluate",
+    "/gateway.Gateway/ChaincodeEvents",
 ];
 
 /// The methods cchost calls as a client: chaincode-as-a-service (the peer side), the
@@ -97,6 +102,8 @@ mod tests {
         let endorser = <protos::endorser_server::EndorserServer<()> as NamedService>::NAME;
         let deliver = <protos::deliver_server::DeliverServer<()> as NamedService>::NAME;
         let broadcast = <cchost_proto::orderer::atomic_broadcast_server::AtomicBroadcastServer<()> as NamedService>::NAME;
+        let gateway =
+            <cchost_proto::gateway::gateway_server::GatewayServer<()> as NamedService>::NAME;
         let m = |service: &str, method: &str| format!("/{service}/{method}");
         assert_eq!(
             SERVED,
@@ -108,6 +115,11 @@ mod tests {
                 m(deliver, "DeliverFiltered"),
                 m(broadcast, "Broadcast"),
                 m(broadcast, "Deliver"),
+                m(gateway, "Endorse"),
+                m(gateway, "Submit"),
+                m(gateway, "CommitStatus"),
+                m(gateway, "Evaluate"),
+                m(gateway, "ChaincodeEvents"),
             ]
         );
         assert_eq!(

@@ -22,6 +22,7 @@ pub mod client;
 pub mod deliver;
 pub mod descriptors;
 pub mod endorser;
+pub mod gateway;
 pub mod handler;
 pub mod ids;
 pub mod launcher;

@@ -127,6 +127,17 @@ pub fn assemble(
     responses: &[ProposalResponse],
     signer: &DevIdentity,
 ) -> Result<Envelope, TransactionError> {
+    let mut envelope = prepare(proposal, responses)?;
+    envelope.signature = signer.sign(&envelope.payload);
+    Ok(envelope)
+}
+
+/// [`assemble`] without the signature: the prepared transaction a Gateway returns for
+/// its client to sign (`prepareTransaction`). Endorsements are kept once per endorser.
+pub fn prepare(
+    proposal: &Proposal,
+    responses: &[ProposalResponse],
+) -> Result<Envelope, TransactionError> {
     let first = responses.first().ok_or(TransactionError::NoResponses)?;
     for response in responses {
         let status = response.response.as_ref().map_or(0, |r| r.status);
@@ -150,10 +161,14 @@ pub fn assemble(
         chaincode_proposal_payload: payload_for_tx(proposal)?,
         action: Some(ChaincodeEndorsedAction {
             proposal_response_payload: first.payload.clone(),
-            endorsements: responses
-                .iter()
-                .filter_map(|r| r.endorsement.clone())
-                .collect(),
+            endorsements: {
+                let mut seen = std::collections::BTreeSet::new();
+                responses
+                    .iter()
+                    .filter_map(|r| r.endorsement.clone())
+                    .filter(|e| seen.insert(e.endorser.clone()))
+                    .collect()
+            },
         }),
     };
     let transaction = Transaction {
@@ -167,6 +182,8 @@ pub fn assemble(
         data: transaction.encode_to_vec(),
     }
     .encode_to_vec();
-    let signature = signer.sign(&payload);
-    Ok(Envelope { payload, signature })
+    Ok(Envelope {
+        payload,
+        signature: Vec::new(),
+    })
 }

@@ -37,6 +37,11 @@ fn version_lists_only_the_grpc_methods_cchost_serves_and_calls() {
              gRPC methods served:\n  \
              /orderer.AtomicBroadcast/Broadcast (stream common.Envelope) -> stream orderer.BroadcastResponse\n  \
              /orderer.AtomicBroadcast/Deliver (stream common.Envelope) -> stream orderer.DeliverResponse\n  \
+             /gateway.Gateway/Endorse (gateway.EndorseRequest) -> gateway.EndorseResponse\n  \
+             /gateway.Gateway/Submit (gateway.SubmitRequest) -> gateway.SubmitResponse\n  \
+             /gateway.Gateway/CommitStatus (gateway.SignedCommitStatusRequest) -> gateway.CommitStatusResponse\n  \
+             /gateway.Gateway/Evaluate (gateway.EvaluateRequest) -> gateway.EvaluateResponse\n  \
+             /gateway.Gateway/ChaincodeEvents (gateway.SignedChaincodeEventsRequest) -> stream gateway.ChaincodeEventsResponse\n  \
              /protos.ChaincodeSupport/Register (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n  \
              /protos.Chaincode/Connect (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n  \
              /protos.Deliver/Deliver (stream common.Envelope) -> stream protos.DeliverResponse\n  \

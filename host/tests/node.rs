@@ -1258,3 +1258,230 @@ async fn stopping_the_node_ends_waiting_deliver_streams_with_service_unavailable
         [Seen::Status(Status::ServiceUnavailable)]
     );
 }
+
+/// A Gateway client of the node.
+async fn gateway(
+    client: &Client,
+) -> cchost_proto::gateway::gateway_client::GatewayClient<tonic::transport::Channel> {
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", client.profile.address))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    cchost_proto::gateway::gateway_client::GatewayClient::new(channel)
+}
+
+#[tokio::test]
+async fn the_gateway_evaluates_endorses_submits_and_reports_commit_status_with_fabrics_errors() {
+    use cchost_proto::gateway::{
+        CommitStatusRequest, EndorseRequest, ErrorDetail, EvaluateRequest,
+        SignedCommitStatusRequest, SubmitRequest,
+    };
+    let node = TestNode::start().await;
+    let client = node.with_basic().await;
+    let user = client.user().unwrap();
+    let mut gateway = gateway(&client).await;
+
+    let read = proposal(&client, "basic", &["ReadAsset", "asset1"]);
+    let evaluated = gateway
+        .evaluate(EvaluateRequest {
+            transaction_id: read.txid.clone(),
+            channel_id: "mychannel".into(),
+            proposed_transaction: Some(read.signed_proposal.clone()),
+            target_organizations: Vec::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .result
+        .unwrap();
+    assert_eq!(evaluated.status, 200);
+    assert_eq!(
+        String::from_utf8(evaluated.payload).unwrap(),
+        r#"{"AppraisedValue":300,"Color":"blue","ID":"asset1","Owner":"Tomoko","Size":5,"docType":"asset"}"#
+    );
+
+    // A chaincode error: Unknown, with the endorser's detail.
+    let missing = proposal(
+        &client,
+        "basic",
+        &["UpdateAsset", "nope", "blue", "5", "Tom", "100"],
+    );
+    let status = gateway
+        .evaluate(EvaluateRequest {
+            proposed_transaction: Some(missing.signed_proposal.clone()),
+            ..EvaluateRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unknown);
+    assert_eq!(
+        status.message(),
+        "evaluate call to endorser returned error: chaincode response 500, The asset nope does not exist"
+    );
+    assert_eq!(
+        cchost::gateway::error_details(&status),
+        [ErrorDetail {
+            address: client.profile.address.clone(),
+            msp_id: "Org1MSP".into(),
+            message: "chaincode response 500, The asset nope does not exist".into(),
+        }]
+    );
+    let status = gateway
+        .endorse(EndorseRequest {
+            proposed_transaction: Some(missing.signed_proposal),
+            ..EndorseRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            tonic::Code::Aborted,
+            "failed to endorse transaction, see attached details for more info"
+        )
+    );
+    let undefined = proposal(&client, "nope", &["x"]);
+    let status = gateway
+        .endorse(EndorseRequest {
+            proposed_transaction: Some(undefined.signed_proposal),
+            ..EndorseRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            tonic::Code::FailedPrecondition,
+            "no combination of peers can be derived which satisfy the endorsement policy: No metadata was found for chaincode nope in channel mychannel"
+        )
+    );
+
+    // Endorse, sign, submit, wait.
+    let transfer = proposal(&client, "basic", &["TransferAsset", "asset1", "Max"]);
+    let mut prepared = gateway
+        .endorse(EndorseRequest {
+            transaction_id: transfer.txid.clone(),
+            channel_id: "mychannel".into(),
+            proposed_transaction: Some(transfer.signed_proposal.clone()),
+            endorsing_organizations: Vec::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .prepared_transaction
+        .unwrap();
+    assert!(prepared.signature.is_empty());
+    let status = gateway
+        .submit(SubmitRequest {
+            prepared_transaction: Some(prepared.clone()),
+            ..SubmitRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            tonic::Code::InvalidArgument,
+            "prepared transaction must be signed"
+        )
+    );
+    prepared.signature = user.sign(&prepared.payload);
+    gateway
+        .submit(SubmitRequest {
+            transaction_id: transfer.txid.clone(),
+            channel_id: "mychannel".into(),
+            prepared_transaction: Some(prepared),
+        })
+        .await
+        .unwrap();
+    let request = CommitStatusRequest {
+        transaction_id: transfer.txid.clone(),
+        channel_id: "mychannel".into(),
+        identity: user.creator(),
+    }
+    .encode_to_vec();
+    let committed = gateway
+        .commit_status(SignedCommitStatusRequest {
+            signature: user.sign(&request),
+            request: request.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(committed.result, TxValidationCode::Valid as i32);
+    assert_eq!(committed.block_number, node.node().ledger.height() - 1);
+    // A signature by another key.
+    let status = gateway
+        .commit_status(SignedCommitStatusRequest {
+            signature: DevIdentity::generate("Org1MSP", "Org1", "x")
+                .unwrap()
+                .sign(&request),
+            request,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn gateway_chaincode_events_stream_the_events_of_valid_transactions_per_block() {
+    use cchost_proto::gateway::{ChaincodeEventsRequest, SignedChaincodeEventsRequest};
+    let node = TestNode::start().await;
+    let client = node.client().await;
+    let wasm = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/guests/wasm32-wasip1/release/guest_asset.wasm"),
+    )
+    .unwrap();
+    let package =
+        cchost::package::build_wasm_package("events_1.0", "guest_asset.wasm", &wasm).unwrap();
+    client
+        .deploy(package, "events", "1.0", false, Vec::new(), WAIT)
+        .await
+        .unwrap();
+    let user = client.user().unwrap();
+    let start = node.node().ledger.height();
+    let request = ChaincodeEventsRequest {
+        channel_id: "mychannel".into(),
+        chaincode_id: "events".into(),
+        identity: user.creator(),
+        start_position: Some(SeekPosition {
+            r#type: Some(seek_position::Type::Specified(SeekSpecified {
+                number: start,
+            })),
+        }),
+        after_transaction_id: String::new(),
+    }
+    .encode_to_vec();
+    let mut stream = gateway(&client)
+        .await
+        .chaincode_events(SignedChaincodeEventsRequest {
+            signature: user.sign(&request),
+            request,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut txids = Vec::new();
+    for i in 0..2 {
+        let built = proposal(&client, "events", &["asset:put", &format!("k{i}"), "v"]);
+        let response = client.endorse(&built).await.unwrap();
+        client
+            .submit(&built, &[response], &user, Some(WAIT))
+            .await
+            .unwrap();
+        txids.push((built.txid, start + i));
+    }
+    for (txid, block) in txids {
+        let response = stream.message().await.unwrap().unwrap();
+        assert_eq!(response.block_number, block);
+        let events: Vec<(String, String, String)> = response
+            .events
+            .into_iter()
+            .map(|e| (e.chaincode_id, e.tx_id, e.event_name))
+            .collect();
+        assert_eq!(events, [("events".to_owned(), txid, "Put".to_owned())]);
+    }
+}

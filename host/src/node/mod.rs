@@ -428,6 +428,8 @@ impl RunningNode {
             }),
         )
         .dev_mode(options.dev_mode);
+        let gateway_channels = channels.clone();
+        let endorser = Arc::new(endorser);
         let deliver = DeliverService::new(channels);
         let deliver_handle = deliver.clone();
         let peer_listener = bind(config.listen, "the peer").await?;
@@ -471,7 +473,16 @@ impl RunningNode {
         let peer = tokio::spawn(
             server
                 .add_service(cchost_proto::protos::endorser_server::EndorserServer::new(
-                    EndorserService(Arc::new(endorser)),
+                    EndorserService(Arc::clone(&endorser)),
+                ))
+                .add_service(cchost_proto::gateway::gateway_server::GatewayServer::new(
+                    crate::gateway::GatewayService::new(
+                        Arc::clone(&endorser),
+                        orderer.clone(),
+                        gateway_channels,
+                        address.to_string(),
+                        config.msp_id.clone(),
+                    ),
                 ))
                 .add_service(cchost_proto::protos::deliver_server::DeliverServer::new(
                     deliver.clone(),
