@@ -565,3 +565,107 @@ fn wasm_and_node_chaincode_deploy_and_an_upgrade_under_load_keep_state_definitio
     assert!(asset1.contains(r#""Owner":"Max""#), "{asset1}");
     assert!(stop(node).success());
 }
+
+#[test]
+fn the_npm_fabric_gateway_client_runs_the_asset_transfer_basic_application_flow_over_tls() {
+    let app = root().join("tests/node");
+    assert!(
+        app.join("node_modules/@hyperledger/fabric-gateway")
+            .is_dir(),
+        "@hyperledger/fabric-gateway is not installed: run scripts/test (or `npm ci --prefix tests/node`)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("core.toml"),
+        "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
+         [peer.tls]\nenabled = true\n\
+         [operations]\nlistenAddress = \"\"\n[orderer]\nBatchTimeout = \"50ms\"\n",
+    )
+    .unwrap();
+    let node = start(&data);
+    ok(
+        &data,
+        &[
+            "chaincode",
+            "deploy",
+            "examples/asset-transfer",
+            "-n",
+            "basic",
+        ],
+    );
+    let profile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("client.json")).unwrap()).unwrap();
+    let org = data.join("organizations/peerOrganizations/org1.example.com");
+    let user = org.join("users/User1@org1.example.com/msp");
+    // The sample's settings, as environment variables.
+    let out = Command::new("node")
+        .arg("gateway-app.js")
+        .current_dir(&app)
+        .env("PEER_ENDPOINT", profile["address"].as_str().unwrap())
+        .env(
+            "TLS_CERT_PATH",
+            org.join("peers/peer0.org1.example.com/tls/ca.crt"),
+        )
+        .env("PEER_HOST_ALIAS", "peer0.org1.example.com")
+        .env("CERT_DIRECTORY_PATH", user.join("signcerts"))
+        .env("KEY_DIRECTORY_PATH", user.join("keystore"))
+        .env("MSP_ID", "Org1MSP")
+        .env("CHANNEL_NAME", "mychannel")
+        .env("CHAINCODE_NAME", "basic")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(steps.len(), 6, "{stdout}");
+    assert_eq!(
+        steps[0],
+        serde_json::json!({"step": "InitLedger", "ok": true})
+    );
+    assert_eq!(
+        steps[1],
+        serde_json::json!({"step": "GetAllAssets", "ids": ["asset1", "asset2", "asset3", "asset4", "asset5", "asset6"]})
+    );
+    assert_eq!(
+        steps[2],
+        serde_json::json!({"step": "CreateAsset", "ok": true})
+    );
+    assert_eq!(
+        (
+            &steps[3]["oldOwner"],
+            &steps[3]["successful"],
+            &steps[3]["code"]
+        ),
+        (
+            &serde_json::json!("Tom"),
+            &serde_json::json!(true),
+            &serde_json::json!(0)
+        )
+    );
+    assert_eq!(steps[4]["asset"]["Owner"], "Saptha");
+    assert_eq!(steps[4]["asset"]["AppraisedValue"], 1300);
+    assert_eq!(
+        steps[5],
+        serde_json::json!({
+            "step": "UpdateAsset",
+            "error": "EndorseError",
+            "code": 10,
+            "message": "10 ABORTED: failed to endorse transaction, see attached details for more info",
+            "details": [{
+                "address": profile["address"],
+                "mspId": "Org1MSP",
+                "message": "chaincode response 500, The asset asset70 does not exist"
+            }]
+        })
+    );
+    assert!(stop(node).success());
+}
