@@ -669,3 +669,73 @@ fn the_npm_fabric_gateway_client_runs_the_asset_transfer_basic_application_flow_
     );
     assert!(stop(node).success());
 }
+
+#[test]
+fn the_npm_fabric_gateway_client_reads_chaincode_events_from_a_start_block_and_resumes_from_a_checkpoint()
+ {
+    let app = root().join("tests/node");
+    assert!(
+        app.join("node_modules/@hyperledger/fabric-gateway")
+            .is_dir(),
+        "@hyperledger/fabric-gateway is not installed: run scripts/test (or `npm ci --prefix tests/node`)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("core.toml"),
+        "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
+         [operations]\nlistenAddress = \"\"\n[orderer]\nBatchTimeout = \"50ms\"\n",
+    )
+    .unwrap();
+    let node = start(&data);
+    // fabric-samples' asset-transfer-events chaincode, in Rust.
+    ok(
+        &data,
+        &["chaincode", "deploy", "examples/events", "-n", "events"],
+    );
+    let profile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("client.json")).unwrap()).unwrap();
+    let user = data
+        .join("organizations/peerOrganizations/org1.example.com/users/User1@org1.example.com/msp");
+    let out = Command::new("node")
+        .arg("events-app.js")
+        .current_dir(&app)
+        .env("PEER_ENDPOINT", profile["address"].as_str().unwrap())
+        .env("CERT_DIRECTORY_PATH", user.join("signcerts"))
+        .env("KEY_DIRECTORY_PATH", user.join("keystore"))
+        .env("MSP_ID", "Org1MSP")
+        .env("CHANNEL_NAME", "mychannel")
+        .env("CHAINCODE_NAME", "events")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(steps.len(), 4, "{stdout}");
+    // Blocks 1 and 2 define the chaincode; CreateAsset commits in 3, TransferAsset in 4.
+    let created = &steps[0];
+    assert_eq!(created["blockNumber"], "3");
+    assert_eq!(
+        steps[2],
+        serde_json::json!({
+            "step": "event",
+            "eventName": "CreateAsset",
+            "blockNumber": "3",
+            "transactionId": created["transactionId"],
+            "payload": {"ID": "asset1", "Color": "blue", "Size": 10, "Owner": "Sally", "AppraisedValue": 200}
+        })
+    );
+    assert_eq!(steps[3]["step"], "resumed");
+    assert_eq!(steps[3]["eventName"], "TransferAsset");
+    assert_eq!(steps[3]["blockNumber"], "4");
+    assert_eq!(steps[3]["payload"]["Owner"], "Mary");
+    assert!(stop(node).success());
+}
