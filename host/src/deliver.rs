@@ -24,10 +24,9 @@ use cchost_proto::common::{
 };
 use cchost_proto::orderer::{SeekInfo, seek_info, seek_position};
 use cchost_proto::protos::{
-    ChaincodeAction, ChaincodeActionPayload, DeliverResponse, FilteredBlock,
-    FilteredChaincodeAction, FilteredTransaction, FilteredTransactionActions,
-    ProposalResponsePayload, Transaction, TxValidationCode, deliver_response,
-    deliver_server::Deliver, filtered_transaction,
+    DeliverResponse, FilteredBlock, FilteredChaincodeAction, FilteredTransaction,
+    FilteredTransactionActions, TxValidationCode, deliver_response, deliver_server::Deliver,
+    filtered_transaction,
 };
 use prost::Message;
 use tokio::sync::mpsc;
@@ -114,37 +113,19 @@ fn filtered_tx(envelope: &[u8], code: i32) -> FilteredTransaction {
         data: None,
     };
     if header.r#type == HeaderType::EndorserTransaction as i32 {
-        let events = payload
-            .and_then(|p| Transaction::decode(p.data.as_slice()).ok())
-            .map(|tx| {
-                tx.actions
-                    .iter()
-                    .filter_map(|action| {
-                        let payload =
-                            ChaincodeActionPayload::decode(action.payload.as_slice()).ok()?;
-                        let prp = ProposalResponsePayload::decode(
-                            payload.action?.proposal_response_payload.as_slice(),
-                        )
-                        .ok()?;
-                        let action = ChaincodeAction::decode(prp.extension.as_slice()).ok()?;
-                        let mut event =
-                            cchost_proto::protos::ChaincodeEvent::decode(action.events.as_slice())
-                                .ok()?;
-                        if event.chaincode_id.is_empty() {
-                            return None;
-                        }
-                        event.payload.clear();
-                        Some(FilteredChaincodeAction {
-                            chaincode_event: Some(event),
-                        })
-                    })
-                    .collect::<Vec<_>>()
+        // Fabric's filtered action: the chaincode event without its payload.
+        let chaincode_actions = crate::transaction::envelope_event(envelope)
+            .filter(|event| !event.chaincode_id.is_empty())
+            .map(|mut event| {
+                event.payload.clear();
+                FilteredChaincodeAction {
+                    chaincode_event: Some(event),
+                }
             })
-            .unwrap_or_default();
+            .into_iter()
+            .collect();
         out.data = Some(filtered_transaction::Data::TransactionActions(
-            FilteredTransactionActions {
-                chaincode_actions: events,
-            },
+            FilteredTransactionActions { chaincode_actions },
         ));
     }
     out

@@ -65,15 +65,16 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// Runs the dev node until standard input ends.
 pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
+    // A temporary directory when none is given, removed at the end.
     let temporary = match &config.data_dir {
         Some(_) => None,
         None => Some(tempfile::tempdir()?),
     };
-    let data_dir = match (&config.data_dir, &temporary) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(temp)) => temp.path().to_owned(),
-        (None, None) => unreachable!("a data directory or a temporary one"),
-    };
+    let data_dir = config
+        .data_dir
+        .clone()
+        .or_else(|| temporary.as_ref().map(|t| t.path().to_owned()))
+        .context("no data directory")?;
     let mut node_config = NodeConfig::parse("", &|_| None)?;
     node_config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     node_config.chaincode_listen = config.listen;

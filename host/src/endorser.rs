@@ -297,8 +297,7 @@ impl Endorser {
                 definition.sequence
             )
         })?;
-        let installed = self.host.installed()?;
-        if !self.dev_mode && !installed.iter().any(|(id, _)| *id == package) {
+        if !self.dev_mode && !self.host.is_installed(&package) {
             return Err(format!(
                 "chaincode definition for '{chaincode}' exists, but chaincode is not installed"
             ));

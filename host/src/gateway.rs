@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cchost_proto::common::HeaderType;
 use cchost_proto::gateway::{
     ChaincodeEventsRequest, ChaincodeEventsResponse, CommitStatusRequest, CommitStatusResponse,
     EndorseRequest, EndorseResponse, ErrorDetail, EvaluateRequest, EvaluateResponse,
@@ -16,8 +15,8 @@ use cchost_proto::gateway::{
 };
 use cchost_proto::orderer::seek_position;
 use cchost_proto::protos::{
-    ChaincodeAction, ChaincodeActionPayload, ChaincodeEvent, Proposal, ProposalResponse,
-    ProposalResponsePayload, Response, Transaction, TxValidationCode,
+    ChaincodeAction, ChaincodeEvent, Proposal, ProposalResponse, ProposalResponsePayload, Response,
+    TxValidationCode,
 };
 use prost::Message;
 use tokio::sync::mpsc;
@@ -435,7 +434,7 @@ fn block_events(
         if filter.get(i).copied() != Some(TxValidationCode::Valid as u8) {
             continue;
         }
-        let Some(event) = envelope_event(envelope) else {
+        let Some(event) = transaction::envelope_event(envelope) else {
             continue;
         };
         if event.chaincode_id != chaincode || event.event_name.is_empty() || event.tx_id.is_empty()
@@ -451,20 +450,4 @@ fn block_events(
         out.push(event);
     }
     out
-}
-
-fn envelope_event(envelope: &[u8]) -> Option<ChaincodeEvent> {
-    use cchost_proto::common::{ChannelHeader, Envelope, Payload};
-    let envelope = Envelope::decode(envelope).ok()?;
-    let payload = Payload::decode(envelope.payload.as_slice()).ok()?;
-    let header = ChannelHeader::decode(payload.header?.channel_header.as_slice()).ok()?;
-    if header.r#type != HeaderType::EndorserTransaction as i32 {
-        return None;
-    }
-    let tx = Transaction::decode(payload.data.as_slice()).ok()?;
-    let action = ChaincodeActionPayload::decode(tx.actions.first()?.payload.as_slice()).ok()?;
-    let prp = ProposalResponsePayload::decode(action.action?.proposal_response_payload.as_slice())
-        .ok()?;
-    let action = ChaincodeAction::decode(prp.extension.as_slice()).ok()?;
-    ChaincodeEvent::decode(action.events.as_slice()).ok()
 }

@@ -299,6 +299,11 @@ impl Launcher {
         install(&self.packages, &self.runtimes, package)
     }
 
+    /// Whether `package_id` is installed.
+    pub fn is_installed(&self, package_id: &PackageId) -> bool {
+        self.packages.contains(package_id)
+    }
+
     /// The installed packages.
     pub fn installed(&self) -> Result<Vec<PackageId>, LaunchError> {
         Ok(self.packages.list()?)

@@ -397,6 +397,8 @@ pub trait LifecycleHost {
     fn install(&self, package: &[u8]) -> Result<(String, String), String>;
     /// Installed packages: (id, label).
     fn installed(&self) -> Result<Vec<(String, String)>, String>;
+    /// Whether package `id` is installed (asked at every endorsement: cheap).
+    fn is_installed(&self, id: &str) -> bool;
 }
 
 /// A failed call: Fabric's status and message.

@@ -933,7 +933,9 @@ pub(crate) async fn events(args: EventsArgs, client: &ClientArgs) -> anyhow::Res
                         if filter.get(i).copied() != Some(0) {
                             continue;
                         }
-                        if let Some(event) = chaincode_event(envelope) {
+                        if let Some(event) = cchost::transaction::envelope_event(envelope)
+                            .filter(|e| !e.chaincode_id.is_empty())
+                        {
                             println!(
                                 "{}",
                                 serde_json::json!({
@@ -969,21 +971,4 @@ pub(crate) async fn events(args: EventsArgs, client: &ClientArgs) -> anyhow::Res
         }
     }
     Ok(())
-}
-
-fn chaincode_event(envelope: &[u8]) -> Option<cchost_proto::protos::ChaincodeEvent> {
-    use cchost_proto::common::{Envelope, Payload};
-    use cchost_proto::protos::{
-        ChaincodeAction, ChaincodeActionPayload, ChaincodeEvent, ProposalResponsePayload,
-        Transaction,
-    };
-    let envelope = Envelope::decode(envelope).ok()?;
-    let payload = Payload::decode(envelope.payload.as_slice()).ok()?;
-    let tx = Transaction::decode(payload.data.as_slice()).ok()?;
-    let action = ChaincodeActionPayload::decode(tx.actions.first()?.payload.as_slice()).ok()?;
-    let prp = ProposalResponsePayload::decode(action.action?.proposal_response_payload.as_slice())
-        .ok()?;
-    let action = ChaincodeAction::decode(prp.extension.as_slice()).ok()?;
-    let event = ChaincodeEvent::decode(action.events.as_slice()).ok()?;
-    (!event.chaincode_id.is_empty()).then_some(event)
 }

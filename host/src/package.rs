@@ -336,6 +336,11 @@ impl PackageStore {
         Ok(package)
     }
 
+    /// Whether package `id` is installed (one `stat`, no read).
+    pub fn contains(&self, id: &PackageId) -> bool {
+        self.path(id).is_file()
+    }
+
     /// The ids of every installed package, sorted.
     pub fn list(&self) -> Result<Vec<PackageId>, PackageError> {
         let mut ids = Vec::new();

@@ -187,3 +187,21 @@ pub fn prepare(
         signature: Vec::new(),
     })
 }
+
+/// The chaincode event of a transaction envelope (an endorser transaction's first
+/// action), if it set one.
+pub fn envelope_event(envelope: &[u8]) -> Option<ChaincodeEvent> {
+    use cchost_proto::common::{ChannelHeader, HeaderType};
+    let envelope = Envelope::decode(envelope).ok()?;
+    let payload = Payload::decode(envelope.payload.as_slice()).ok()?;
+    let header = ChannelHeader::decode(payload.header?.channel_header.as_slice()).ok()?;
+    if header.r#type != HeaderType::EndorserTransaction as i32 {
+        return None;
+    }
+    let tx = Transaction::decode(payload.data.as_slice()).ok()?;
+    let action = ChaincodeActionPayload::decode(tx.actions.first()?.payload.as_slice()).ok()?;
+    let prp = ProposalResponsePayload::decode(action.action?.proposal_response_payload.as_slice())
+        .ok()?;
+    let action = ChaincodeAction::decode(prp.extension.as_slice()).ok()?;
+    ChaincodeEvent::decode(action.events.as_slice()).ok()
+}

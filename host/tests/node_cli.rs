@@ -44,11 +44,17 @@ fn cchost(data_dir: &Path) -> Command {
 }
 
 fn start(data_dir: &Path) -> NodeProcess {
+    start_with(data_dir, &[])
+}
+
+/// `cchost node start ARGS`, once it has written its client profile.
+fn start_with(data_dir: &Path, args: &[&str]) -> NodeProcess {
     let _ = std::fs::remove_file(data_dir.join("client.json"));
     let log = std::fs::File::create(data_dir.join("node.log")).unwrap();
     let node = NodeProcess(
         cchost(data_dir)
             .args(["node", "start"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -343,31 +349,6 @@ fn bench_node_reports_endorse_and_commit_runs_beside_the_ecdsa_rates() {
     );
 }
 
-/// `cchost node start` with the local Node image (`scripts/docker-setup` builds it).
-fn start_with_docker(data_dir: &Path) -> NodeProcess {
-    let _ = std::fs::remove_file(data_dir.join("client.json"));
-    let log = std::fs::File::create(data_dir.join("node.log")).unwrap();
-    let node = NodeProcess(
-        cchost(data_dir)
-            .args(["node", "start", "--node-image", "cchost/nodeenv:local"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
-    for _ in 0..300 {
-        if data_dir.join("client.json").exists() {
-            return node;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    drop(node);
-    panic!(
-        "the node did not write its client profile: {}",
-        std::fs::read_to_string(data_dir.join("node.log")).unwrap()
-    );
-}
-
 #[test]
 fn wasm_and_node_chaincode_deploy_and_an_upgrade_under_load_keep_state_definitions_and_blocks_across_a_restart()
  {
@@ -385,7 +366,7 @@ fn wasm_and_node_chaincode_deploy_and_an_upgrade_under_load_keep_state_definitio
          [operations]\nlistenAddress = \"\"\n[orderer]\nBatchTimeout = \"100ms\"\n",
     )
     .unwrap();
-    let node = start_with_docker(&data);
+    let node = start_with(&data, &["--node-image", "cchost/nodeenv:local"]);
     ok(
         &data,
         &[
@@ -543,7 +524,7 @@ fn wasm_and_node_chaincode_deploy_and_an_upgrade_under_load_keep_state_definitio
     assert!(watched.windows(2).all(|w| w[1] == w[0] + 1), "{seen}");
 
     assert!(stop(node).success());
-    let node = start_with_docker(&data);
+    let node = start_with(&data, &["--node-image", "cchost/nodeenv:local"]);
     assert_eq!(ok(&data, &["channel", "getinfo"]).0, info);
     assert_eq!(
         ok(&data, &["chaincode", "querycommitted", "-n", "basic"]).0,

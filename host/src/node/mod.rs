@@ -161,6 +161,10 @@ impl LifecycleHost for Host {
         Ok((installed.to_string(), parsed.metadata().label.clone()))
     }
 
+    fn is_installed(&self, id: &str) -> bool {
+        self.launcher.is_installed(&PackageId::new(id))
+    }
+
     fn installed(&self) -> Result<Vec<(String, String)>, String> {
         Ok(self
             .launcher
