@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use cchost_proto::common::{ChannelHeader, Envelope, Header, HeaderType, Payload, SignatureHeader};
+use cchost_proto::gateway::{
+    CommitStatusRequest, EndorseRequest, EvaluateRequest, SignedCommitStatusRequest, SubmitRequest,
+    gateway_client::GatewayClient,
+};
 use cchost_proto::lifecycle::{
     ApproveChaincodeDefinitionForMyOrgArgs, CommitChaincodeDefinitionArgs, InstallChaincodeArgs,
     InstallChaincodeResult, QueryChaincodeDefinitionArgs, QueryChaincodeDefinitionResult,
@@ -106,6 +110,17 @@ pub struct Client {
     pub profile: ClientProfile,
 }
 
+/// A transaction submitted through the Gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitted {
+    /// Its id.
+    pub txid: String,
+    /// The chaincode's response in the endorsement.
+    pub result: cchost_proto::protos::Response,
+    /// Its commit status, when waited for.
+    pub status: Option<Committed>,
+}
+
 /// A transaction's fate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
@@ -171,6 +186,108 @@ impl Client {
             .process_proposal(proposal.signed_proposal.clone())
             .await
             .map(tonic::Response::into_inner)
+    }
+
+    /// Evaluates `args` on `chaincode` through the Gateway as `identity` (Fabric's
+    /// `Contract.evaluateTransaction`); the chaincode's response.
+    pub async fn evaluate(
+        &self,
+        identity: &DevIdentity,
+        chaincode: &str,
+        args: Vec<Vec<u8>>,
+    ) -> Result<cchost_proto::protos::Response, tonic::Status> {
+        let built = ProposalBuilder::new(self.profile.channel.as_str(), chaincode)
+            .args(args)
+            .build(identity)
+            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+        let response = GatewayClient::new(self.channel.clone())
+            .evaluate(EvaluateRequest {
+                transaction_id: built.txid.clone(),
+                channel_id: self.profile.channel.clone(),
+                proposed_transaction: Some(built.signed_proposal),
+                target_organizations: Vec::new(),
+            })
+            .await?
+            .into_inner();
+        Ok(response.result.unwrap_or_default())
+    }
+
+    /// Endorses `args` on `chaincode` through the Gateway as `identity`, signs and
+    /// submits the prepared transaction, and with `wait` waits for its commit status
+    /// (Fabric's `Contract.submitAsync` + `getStatus`).
+    pub async fn submit_transaction(
+        &self,
+        identity: &DevIdentity,
+        chaincode: &str,
+        args: Vec<Vec<u8>>,
+        is_init: bool,
+        wait: Option<Duration>,
+    ) -> Result<Submitted, tonic::Status> {
+        let built = ProposalBuilder::new(self.profile.channel.as_str(), chaincode)
+            .args(args)
+            .init(is_init)
+            .build(identity)
+            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+        let mut gateway = GatewayClient::new(self.channel.clone());
+        let endorsed = gateway
+            .endorse(EndorseRequest {
+                transaction_id: built.txid.clone(),
+                channel_id: self.profile.channel.clone(),
+                proposed_transaction: Some(built.signed_proposal),
+                endorsing_organizations: Vec::new(),
+            })
+            .await?
+            .into_inner();
+        let mut envelope = endorsed.prepared_transaction.ok_or_else(|| {
+            tonic::Status::internal("the gateway returned no prepared transaction")
+        })?;
+        let result = Payload::decode(envelope.payload.as_slice())
+            .ok()
+            .and_then(|p| transaction::response_of(&p))
+            .unwrap_or_default();
+        envelope.signature = identity.sign(&envelope.payload);
+        gateway
+            .submit(SubmitRequest {
+                transaction_id: built.txid.clone(),
+                channel_id: self.profile.channel.clone(),
+                prepared_transaction: Some(envelope),
+            })
+            .await?;
+        let status = match wait {
+            None => None,
+            Some(wait) => {
+                let request = CommitStatusRequest {
+                    channel_id: self.profile.channel.clone(),
+                    transaction_id: built.txid.clone(),
+                    identity: identity.creator(),
+                }
+                .encode_to_vec();
+                let signature = identity.sign(&request);
+                let status = tokio::time::timeout(
+                    wait,
+                    gateway.commit_status(SignedCommitStatusRequest { request, signature }),
+                )
+                .await
+                .map_err(|_| {
+                    tonic::Status::deadline_exceeded(format!(
+                        "timed out after {wait:?} waiting for the commit of {}",
+                        built.txid
+                    ))
+                })??
+                .into_inner();
+                Some(Committed {
+                    txid: built.txid.clone(),
+                    code: TxValidationCode::try_from(status.result)
+                        .unwrap_or(TxValidationCode::InvalidOtherReason),
+                    block: status.block_number,
+                })
+            }
+        };
+        Ok(Submitted {
+            txid: built.txid,
+            result,
+            status,
+        })
     }
 
     /// A signed request for blocks `start`..=`stop` (None: newest) of `channel`.

@@ -34,6 +34,7 @@ pub mod node;
 pub mod operations;
 pub mod orderer;
 pub mod package;
+pub mod packaging;
 pub mod proposal;
 pub mod runtime;
 pub mod support;

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 mod devnode;
 mod node_cli;
-mod packaging;
 mod remote;
 mod template;
 
 use anyhow::Context;
 use cchost::ids::PackageId;
 use cchost::operations::LogSpec;
+use cchost::packaging;
 use cchost::runtime::external::ExternalBuilder;
 use cchost::runtime::wasm::builder;
 use clap::{Parser, Subcommand};

@@ -18,7 +18,7 @@ use cchost_proto::protos::{TxValidationCode, deliver_response};
 use clap::{Args, Subcommand};
 use prost::Message as _;
 
-use crate::packaging;
+use cchost::packaging;
 
 /// Where the client finds its node.
 #[derive(Debug, Clone, Args)]

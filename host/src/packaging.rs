@@ -5,18 +5,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
-use cchost::ids::PackageId;
-use cchost::package::{build_package, build_wasm_package, package_id};
+use crate::ids::PackageId;
+use crate::package::{build_package, build_wasm_package, package_id};
 
 /// What `cchost package` produced.
 #[derive(Debug)]
-pub(crate) struct Packaged {
-    pub(crate) wasm_size: usize,
-    pub(crate) package_id: PackageId,
+pub struct Packaged {
+    /// The module's size, bytes.
+    pub wasm_size: usize,
+    /// The package's id.
+    pub package_id: PackageId,
 }
 
 /// Builds the crate in `crate_dir` and writes its package to `output`.
-pub(crate) fn package_crate(
+pub fn package_crate(
     crate_dir: &Path,
     label: &str,
     output: &Path,
@@ -43,7 +45,7 @@ pub(crate) fn package_crate(
 
 /// Builds the crate in `crate_dir` (`cargo build --release --target wasm32-wasip1`) and
 /// returns its `.wasm`.
-pub(crate) fn build_wasm(crate_dir: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub fn build_wasm(crate_dir: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
     let manifest = crate_dir
         .join("Cargo.toml")
         .canonicalize()
@@ -116,9 +118,9 @@ fn build(manifest: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> 
 
 /// Packages the Node chaincode in `dir` (its `package.json`, code and, unlike Fabric's
 /// `peer lifecycle chaincode package`, its `node_modules`: the image build then needs no
-/// network) as a `node` package ([`cchost::package::source_files`]). Returns the file
+/// network) as a `node` package ([`crate::package::source_files`]). Returns the file
 /// count and id.
-pub(crate) fn package_node_dir(
+pub fn package_node_dir(
     dir: &Path,
     label: &str,
     output: &Path,
@@ -126,7 +128,7 @@ pub(crate) fn package_node_dir(
     if !dir.join("package.json").is_file() {
         bail!("no package.json in {}", dir.display());
     }
-    let files = cchost::package::source_files(dir)?;
+    let files = crate::package::source_files(dir)?;
     let refs: Vec<(&str, &[u8])> = files
         .iter()
         .map(|(path, bytes)| (path.as_str(), bytes.as_slice()))

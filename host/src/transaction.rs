@@ -188,13 +188,10 @@ pub fn prepare(
     })
 }
 
-/// The chaincode event of a transaction envelope (an endorser transaction's first
-/// action), if it set one.
-pub fn envelope_event(envelope: &[u8]) -> Option<ChaincodeEvent> {
+/// The chaincode action of an endorser transaction's payload (its first action).
+fn payload_action(payload: &Payload) -> Option<ChaincodeAction> {
     use cchost_proto::common::{ChannelHeader, HeaderType};
-    let envelope = Envelope::decode(envelope).ok()?;
-    let payload = Payload::decode(envelope.payload.as_slice()).ok()?;
-    let header = ChannelHeader::decode(payload.header?.channel_header.as_slice()).ok()?;
+    let header = ChannelHeader::decode(payload.header.as_ref()?.channel_header.as_slice()).ok()?;
     if header.r#type != HeaderType::EndorserTransaction as i32 {
         return None;
     }
@@ -202,6 +199,19 @@ pub fn envelope_event(envelope: &[u8]) -> Option<ChaincodeEvent> {
     let action = ChaincodeActionPayload::decode(tx.actions.first()?.payload.as_slice()).ok()?;
     let prp = ProposalResponsePayload::decode(action.action?.proposal_response_payload.as_slice())
         .ok()?;
-    let action = ChaincodeAction::decode(prp.extension.as_slice()).ok()?;
-    ChaincodeEvent::decode(action.events.as_slice()).ok()
+    ChaincodeAction::decode(prp.extension.as_slice()).ok()
+}
+
+/// The chaincode event of a transaction envelope (an endorser transaction's first
+/// action), if it set one.
+pub fn envelope_event(envelope: &[u8]) -> Option<ChaincodeEvent> {
+    let envelope = Envelope::decode(envelope).ok()?;
+    let payload = Payload::decode(envelope.payload.as_slice()).ok()?;
+    ChaincodeEvent::decode(payload_action(&payload)?.events.as_slice()).ok()
+}
+
+/// The chaincode's response in an endorser transaction's payload (what
+/// `submitTransaction` returns to a Gateway client).
+pub fn response_of(payload: &Payload) -> Option<cchost_proto::protos::Response> {
+    payload_action(payload)?.response
 }
