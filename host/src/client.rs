@@ -135,6 +135,23 @@ pub struct Committed {
 impl Client {
     /// Connects to the peer of `profile`.
     pub async fn connect(profile: ClientProfile) -> anyhow::Result<Self> {
+        let channel = Self::endpoint(&profile)?.connect().await.with_context(|| {
+            format!(
+                "cannot reach the peer at {}: is the node running (cchost node start)?",
+                profile.address
+            )
+        })?;
+        Ok(Self { channel, profile })
+    }
+
+    /// A client of the peer of `profile` that connects at its first call (and again
+    /// after the connection breaks).
+    pub fn connect_lazy(profile: ClientProfile) -> anyhow::Result<Self> {
+        let channel = Self::endpoint(&profile)?.connect_lazy();
+        Ok(Self { channel, profile })
+    }
+
+    fn endpoint(profile: &ClientProfile) -> anyhow::Result<tonic::transport::Endpoint> {
         let scheme = if profile.tls_ca.is_some() {
             "https"
         } else {
@@ -158,13 +175,7 @@ impl Client {
             }
             endpoint = endpoint.tls_config(tls)?;
         }
-        let channel = endpoint.connect().await.with_context(|| {
-            format!(
-                "cannot reach the peer at {}: is the node running (cchost node start)?",
-                profile.address
-            )
-        })?;
-        Ok(Self { channel, profile })
+        Ok(endpoint)
     }
 
     /// The user identity of the profile.

@@ -79,6 +79,7 @@ pub(crate) async fn run(config: DevnodeConfig) -> anyhow::Result<()> {
     node_config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     node_config.chaincode_listen = config.listen;
     node_config.operations_listen = config.operations_listen;
+    node_config.rest = None;
     node_config.channel = config.channel.clone();
     node_config.execute_timeout = config.execute_timeout;
     node_config.startup_timeout = config.startup_timeout;

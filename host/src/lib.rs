@@ -36,6 +36,7 @@ pub mod orderer;
 pub mod package;
 pub mod packaging;
 pub mod proposal;
+pub mod rest;
 pub mod runtime;
 pub mod support;
 pub mod testing;

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context, bail};
 use crate::ids::PackageId;
 use crate::package::{build_package, build_wasm_package, package_id};
+use anyhow::{Context, bail};
 
 /// What `cchost package` produced.
 #[derive(Debug)]

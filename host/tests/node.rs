@@ -58,7 +58,7 @@ fn write_config(dir: &Path, extra: &str) {
         dir.join("core.toml"),
         format!(
             "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
-             [operations]\nlistenAddress = \"\"\n[orderer]\nBatchTimeout = \"50ms\"\n{extra}"
+             [operations]\nlistenAddress = \"\"\n[rest]\nenabled = false\n[orderer]\nBatchTimeout = \"50ms\"\n{extra}"
         ),
     )
     .unwrap();

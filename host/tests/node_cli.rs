@@ -109,7 +109,7 @@ fn a_newcomers_path_works_as_typed_and_survives_a_restart() {
     std::fs::write(
         data.join("core.toml"),
         "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
-         [operations]\nlistenAddress = \"\"\n[orderer]\nBatchTimeout = \"100ms\"\n",
+         [operations]\nlistenAddress = \"\"\n[rest]\nenabled = false\n[orderer]\nBatchTimeout = \"100ms\"\n",
     )
     .unwrap();
     let node = start(&data);
@@ -363,7 +363,7 @@ fn wasm_and_node_chaincode_deploy_and_an_upgrade_under_load_keep_state_definitio
     std::fs::write(
         data.join("core.toml"),
         "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
-         [operations]\nlistenAddress = \"\"\n[orderer]\nBatchTimeout = \"100ms\"\n",
+         [operations]\nlistenAddress = \"\"\n[rest]\nenabled = false\n[orderer]\nBatchTimeout = \"100ms\"\n",
     )
     .unwrap();
     let node = start_with(&data, &["--node-image", "cchost/nodeenv:local"]);
@@ -562,7 +562,7 @@ fn the_npm_fabric_gateway_client_runs_the_asset_transfer_basic_application_flow_
         data.join("core.toml"),
         "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
          [peer.tls]\nenabled = true\n\
-         [operations]\nlistenAddress = \"\"\n[orderer]\nBatchTimeout = \"50ms\"\n",
+         [operations]\nlistenAddress = \"\"\n[rest]\nenabled = false\n[orderer]\nBatchTimeout = \"50ms\"\n",
     )
     .unwrap();
     let node = start(&data);
@@ -666,7 +666,7 @@ fn the_npm_fabric_gateway_client_reads_chaincode_events_from_a_start_block_and_r
     std::fs::write(
         data.join("core.toml"),
         "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
-         [operations]\nlistenAddress = \"\"\n[orderer]\nBatchTimeout = \"50ms\"\n",
+         [operations]\nlistenAddress = \"\"\n[rest]\nenabled = false\n[orderer]\nBatchTimeout = \"50ms\"\n",
     )
     .unwrap();
     let node = start(&data);

@@ -175,7 +175,7 @@ pub async fn run(
         data.join(crate::node::config::FILE),
         format!(
             "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
-             [operations]\nlistenAddress = \"\"\n[orderer]\nBatchTimeout = \"{}ms\"\n",
+             [operations]\nlistenAddress = \"\"\n[rest]\nenabled = false\n[orderer]\nBatchTimeout = \"{}ms\"\n",
             config.batch_timeout.as_millis()
         ),
     )?;

@@ -44,6 +44,18 @@ startuptimeout = "300s"
 # /healthz, /metrics, /logspec, /version; empty to switch off.
 listenAddress = "127.0.0.1:9443"
 
+# Fabric v0.6's JSON-RPC 2.0 endpoint, POST /chaincode (docs/rest.md).
+[rest]
+enabled = true
+address = "127.0.0.1:7050"
+# cchost's keys: whether every request must name its identity (secureContext), the
+# largest request body, how long a client may take to send its headers and body, and
+# how long `?wait=commit` waits.
+security = false
+maxBodyBytes = 1048576
+readTimeout = "10s"
+commitTimeout = "30s"
+
 [channel]
 # The channel the node creates on first start.
 name = "mychannel"
@@ -79,6 +91,23 @@ pub struct NodeConfig {
     pub batch: BatchConfig,
     /// `peer.tls.*`.
     pub tls: TlsSettings,
+    /// `rest.*` (None when `rest.enabled` is false).
+    pub rest: Option<RestSettings>,
+}
+
+/// `rest.*`: the JSON-RPC 2.0 endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestSettings {
+    /// `rest.address`.
+    pub address: SocketAddr,
+    /// `rest.security`: requests must name their identity.
+    pub security: bool,
+    /// `rest.maxBodyBytes`.
+    pub max_body_bytes: u32,
+    /// `rest.readTimeout`: headers and body must arrive within it.
+    pub read_timeout: Duration,
+    /// `rest.commitTimeout`: how long `?wait=commit` waits.
+    pub commit_timeout: Duration,
 }
 
 /// `peer.tls.*`: TLS on the client services.
@@ -209,6 +238,17 @@ impl NodeConfig {
             hostnames,
         };
         let operations = get("operations.listenAddress")?;
+        let rest = if boolean("rest.enabled")? {
+            Some(RestSettings {
+                address: address("rest.address")?,
+                security: boolean("rest.security")?,
+                max_body_bytes: number("rest.maxBodyBytes")?,
+                read_timeout: duration("rest.readTimeout")?,
+                commit_timeout: duration("rest.commitTimeout")?,
+            })
+        } else {
+            None
+        };
         Ok(Self {
             listen: address("peer.listenAddress")?,
             chaincode_listen: address("peer.chaincodeListenAddress")?,
@@ -228,6 +268,7 @@ impl NodeConfig {
                 timeout: duration("orderer.BatchTimeout")?,
             },
             tls,
+            rest,
         })
     }
 

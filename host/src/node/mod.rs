@@ -212,6 +212,8 @@ pub struct RunningNode {
     pub chaincode_address: SocketAddr,
     /// The operations endpoints' address, if served.
     pub operations_address: Option<SocketAddr>,
+    /// The JSON-RPC endpoint's address, if served.
+    pub rest_address: Option<SocketAddr>,
     /// The channel's ledger.
     pub ledger: Arc<ChannelLedger>,
     /// The client profile.
@@ -222,6 +224,10 @@ pub struct RunningNode {
     chaincode: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     cutter: tokio::task::JoinHandle<Result<(), crate::ledger::commit::CommitError>>,
     operations: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    rest: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
     launcher: Arc<Launcher>,
     support: ChaincodeSupport,
     deliver: DeliverService,
@@ -546,6 +552,32 @@ impl RunningNode {
             tls_ca,
             tls_client,
         };
+        let (rest, rest_address) = match &config.rest {
+            Some(settings) => {
+                let listener = bind(settings.address, "the REST endpoint").await?;
+                let address = listener.local_addr()?;
+                let router =
+                    crate::rest::router(crate::rest::Rest::new(crate::rest::RestConfig {
+                        profile: profile.clone(),
+                        security: settings.security,
+                        dev_mode: options.dev_mode,
+                        max_body_bytes: settings.max_body_bytes as usize,
+                        read_timeout: settings.read_timeout,
+                        commit_timeout: settings.commit_timeout,
+                    })?);
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                let task = tokio::spawn(crate::rest::serve(
+                    listener,
+                    router,
+                    settings.read_timeout,
+                    async {
+                        let _ = stopped.await;
+                    },
+                ));
+                (Some((stop, task)), Some(address))
+            }
+            None => (None, None),
+        };
         let json = serde_json::to_vec_pretty(&profile)?;
         std::fs::write(ClientProfile::file(&data_dir), &json)?;
         if options.write_home_profile
@@ -560,6 +592,7 @@ impl RunningNode {
             address,
             chaincode_address,
             operations_address,
+            rest_address,
             ledger,
             profile,
             stop_peer: Some(stop_peer),
@@ -568,6 +601,7 @@ impl RunningNode {
             chaincode,
             cutter,
             operations,
+            rest,
             launcher,
             support,
             deliver: deliver_handle,
@@ -588,6 +622,11 @@ impl RunningNode {
     /// Stops intake, commits what the orderer holds, stops the chaincode the node
     /// started, and closes the ledger.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        // The REST endpoint is a client of the peer services: it stops first.
+        if let Some((stop, task)) = self.rest.take() {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
         if let Some(stop) = self.stop_peer.take() {
             let _ = stop.send(());
         }
