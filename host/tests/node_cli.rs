@@ -547,14 +547,67 @@ fn wasm_and_node_chaincode_deploy_and_an_upgrade_under_load_keep_state_definitio
     assert!(stop(node).success());
 }
 
-#[test]
-fn the_npm_fabric_gateway_client_runs_the_asset_transfer_basic_application_flow_over_tls() {
-    let app = root().join("tests/node");
+/// examples/node-asset as a `node` package whose `package.json` names `module` as its
+/// `main` (`basic/index.js`, `events/index.js`): that module's contract is then the
+/// default one, serving the sample's unprefixed function names. Written into `dir`.
+fn node_sample_package(dir: &Path, module: &str, label: &str) -> PathBuf {
+    let example = root().join("examples/node-asset");
     assert!(
-        app.join("node_modules/@hyperledger/fabric-gateway")
+        example.join("node_modules/fabric-shim/cli.js").is_file(),
+        "fabric-shim is not installed: run scripts/test (or `npm ci --prefix examples/node-asset`)"
+    );
+    let files: Vec<(String, Vec<u8>)> = cchost::package::source_files(&example)
+        .unwrap()
+        .into_iter()
+        .map(|(path, bytes)| {
+            if path == "src/package.json" {
+                let mut manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                manifest["main"] = module.into();
+                (path, serde_json::to_vec_pretty(&manifest).unwrap())
+            } else {
+                (path, bytes)
+            }
+        })
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
+    let package = cchost::package::build_package(label, "node", "", &refs).unwrap();
+    let file = dir.join(format!("{label}.tar.gz"));
+    std::fs::write(&file, package).unwrap();
+    file
+}
+
+/// Runs `node APP` in tests/node with `env`; its JSON lines.
+fn npm_app(app: &str, env: &[(&str, &std::ffi::OsStr)]) -> Vec<serde_json::Value> {
+    let dir = root().join("tests/node");
+    assert!(
+        dir.join("node_modules/@hyperledger/fabric-gateway")
             .is_dir(),
         "@hyperledger/fabric-gateway is not installed: run scripts/test (or `npm ci --prefix tests/node`)"
     );
+    let mut command = Command::new("node");
+    command.arg(app).current_dir(&dir);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let out = command.output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{app}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_npm_fabric_gateway_client_runs_the_asset_transfer_basic_application_flow_over_tls_against_wasm_and_node_chaincode()
+ {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
     std::fs::create_dir_all(&data).unwrap();
@@ -565,7 +618,7 @@ fn the_npm_fabric_gateway_client_runs_the_asset_transfer_basic_application_flow_
          [operations]\nlistenAddress = \"\"\n[rest]\nenabled = false\n[orderer]\nBatchTimeout = \"50ms\"\n",
     )
     .unwrap();
-    let node = start(&data);
+    let node = start_with(&data, &["--node-image", "cchost/nodeenv:local"]);
     ok(
         &data,
         &[
@@ -576,90 +629,90 @@ fn the_npm_fabric_gateway_client_runs_the_asset_transfer_basic_application_flow_
             "basic",
         ],
     );
+    // fabric-samples' chaincode-javascript logic under the real fabric-shim, in Docker.
+    let package = node_sample_package(dir.path(), "basic/index.js", "nodebasic_1.0");
+    ok(
+        &data,
+        &[
+            "chaincode",
+            "deploy",
+            package.to_str().unwrap(),
+            "-n",
+            "nodebasic",
+        ],
+    );
     let profile: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.join("client.json")).unwrap()).unwrap();
     let org = data.join("organizations/peerOrganizations/org1.example.com");
     let user = org.join("users/User1@org1.example.com/msp");
-    // The sample's settings, as environment variables.
-    let out = Command::new("node")
-        .arg("gateway-app.js")
-        .current_dir(&app)
-        .env("PEER_ENDPOINT", profile["address"].as_str().unwrap())
-        .env(
-            "TLS_CERT_PATH",
-            org.join("peers/peer0.org1.example.com/tls/ca.crt"),
-        )
-        .env("PEER_HOST_ALIAS", "peer0.org1.example.com")
-        .env("CERT_DIRECTORY_PATH", user.join("signcerts"))
-        .env("KEY_DIRECTORY_PATH", user.join("keystore"))
-        .env("MSP_ID", "Org1MSP")
-        .env("CHANNEL_NAME", "mychannel")
-        .env("CHAINCODE_NAME", "basic")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let steps: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(steps.len(), 6, "{stdout}");
-    assert_eq!(
-        steps[0],
-        serde_json::json!({"step": "InitLedger", "ok": true})
-    );
-    assert_eq!(
-        steps[1],
-        serde_json::json!({"step": "GetAllAssets", "ids": ["asset1", "asset2", "asset3", "asset4", "asset5", "asset6"]})
-    );
-    assert_eq!(
-        steps[2],
-        serde_json::json!({"step": "CreateAsset", "ok": true})
-    );
-    assert_eq!(
-        (
-            &steps[3]["oldOwner"],
-            &steps[3]["successful"],
-            &steps[3]["code"]
-        ),
-        (
-            &serde_json::json!("Tom"),
-            &serde_json::json!(true),
-            &serde_json::json!(0)
-        )
-    );
-    assert_eq!(steps[4]["asset"]["Owner"], "Saptha");
-    assert_eq!(steps[4]["asset"]["AppraisedValue"], 1300);
-    assert_eq!(
-        steps[5],
-        serde_json::json!({
-            "step": "UpdateAsset",
-            "error": "EndorseError",
-            "code": 10,
-            "message": "10 ABORTED: failed to endorse transaction, see attached details for more info",
-            "details": [{
-                "address": profile["address"],
-                "mspId": "Org1MSP",
-                "message": "chaincode response 500, The asset asset70 does not exist"
-            }]
-        })
-    );
+    let address = profile["address"].as_str().unwrap();
+    let tls_ca = org.join("peers/peer0.org1.example.com/tls/ca.crt");
+    let (certs, keys) = (user.join("signcerts"), user.join("keystore"));
+    for chaincode in ["basic", "nodebasic"] {
+        // The sample's settings, as environment variables.
+        let steps = npm_app(
+            "gateway-app.js",
+            &[
+                ("PEER_ENDPOINT", address.as_ref()),
+                ("TLS_CERT_PATH", tls_ca.as_os_str()),
+                ("PEER_HOST_ALIAS", "peer0.org1.example.com".as_ref()),
+                ("CERT_DIRECTORY_PATH", certs.as_os_str()),
+                ("KEY_DIRECTORY_PATH", keys.as_os_str()),
+                ("MSP_ID", "Org1MSP".as_ref()),
+                ("CHANNEL_NAME", "mychannel".as_ref()),
+                ("CHAINCODE_NAME", chaincode.as_ref()),
+            ],
+        );
+        assert_eq!(steps.len(), 6, "{chaincode}: {steps:?}");
+        assert_eq!(
+            steps[0],
+            serde_json::json!({"step": "InitLedger", "ok": true})
+        );
+        assert_eq!(
+            steps[1],
+            serde_json::json!({"step": "GetAllAssets", "ids": ["asset1", "asset2", "asset3", "asset4", "asset5", "asset6"]})
+        );
+        assert_eq!(
+            steps[2],
+            serde_json::json!({"step": "CreateAsset", "ok": true})
+        );
+        assert_eq!(
+            (
+                &steps[3]["oldOwner"],
+                &steps[3]["successful"],
+                &steps[3]["code"]
+            ),
+            (
+                &serde_json::json!("Tom"),
+                &serde_json::json!(true),
+                &serde_json::json!(0)
+            ),
+            "{chaincode}"
+        );
+        assert_eq!(steps[4]["asset"]["Owner"], "Saptha", "{chaincode}");
+        assert_eq!(steps[4]["asset"]["AppraisedValue"], 1300, "{chaincode}");
+        assert_eq!(
+            steps[5],
+            serde_json::json!({
+                "step": "UpdateAsset",
+                "error": "EndorseError",
+                "code": 10,
+                "message": "10 ABORTED: failed to endorse transaction, see attached details for more info",
+                "details": [{
+                    "address": address,
+                    "mspId": "Org1MSP",
+                    "message": "chaincode response 500, The asset asset70 does not exist"
+                }]
+            }),
+            "{chaincode}"
+        );
+    }
     assert!(stop(node).success());
 }
 
 #[test]
-fn the_npm_fabric_gateway_client_reads_chaincode_events_from_a_start_block_and_resumes_from_a_checkpoint()
+fn the_npm_fabric_gateway_client_reads_chaincode_events_from_a_start_block_and_resumes_from_a_checkpoint_from_wasm_and_node_chaincode()
  {
-    let app = root().join("tests/node");
-    assert!(
-        app.join("node_modules/@hyperledger/fabric-gateway")
-            .is_dir(),
-        "@hyperledger/fabric-gateway is not installed: run scripts/test (or `npm ci --prefix tests/node`)"
-    );
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
     std::fs::create_dir_all(&data).unwrap();
@@ -669,54 +722,68 @@ fn the_npm_fabric_gateway_client_reads_chaincode_events_from_a_start_block_and_r
          [operations]\nlistenAddress = \"\"\n[rest]\nenabled = false\n[orderer]\nBatchTimeout = \"50ms\"\n",
     )
     .unwrap();
-    let node = start(&data);
-    // fabric-samples' asset-transfer-events chaincode, in Rust.
+    let node = start_with(&data, &["--node-image", "cchost/nodeenv:local"]);
+    // fabric-samples' asset-transfer-events chaincode, in Rust and in JavaScript.
     ok(
         &data,
         &["chaincode", "deploy", "examples/events", "-n", "events"],
+    );
+    let package = node_sample_package(dir.path(), "events/index.js", "nodeevents_1.0");
+    ok(
+        &data,
+        &[
+            "chaincode",
+            "deploy",
+            package.to_str().unwrap(),
+            "-n",
+            "nodeevents",
+        ],
     );
     let profile: serde_json::Value =
         serde_json::from_slice(&std::fs::read(data.join("client.json")).unwrap()).unwrap();
     let user = data
         .join("organizations/peerOrganizations/org1.example.com/users/User1@org1.example.com/msp");
-    let out = Command::new("node")
-        .arg("events-app.js")
-        .current_dir(&app)
-        .env("PEER_ENDPOINT", profile["address"].as_str().unwrap())
-        .env("CERT_DIRECTORY_PATH", user.join("signcerts"))
-        .env("KEY_DIRECTORY_PATH", user.join("keystore"))
-        .env("MSP_ID", "Org1MSP")
-        .env("CHANNEL_NAME", "mychannel")
-        .env("CHAINCODE_NAME", "events")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let steps: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(steps.len(), 4, "{stdout}");
-    // Blocks 1 and 2 define the chaincode; CreateAsset commits in 3, TransferAsset in 4.
-    let created = &steps[0];
-    assert_eq!(created["blockNumber"], "3");
-    assert_eq!(
-        steps[2],
-        serde_json::json!({
-            "step": "event",
-            "eventName": "CreateAsset",
-            "blockNumber": "3",
-            "transactionId": created["transactionId"],
-            "payload": {"ID": "asset1", "Color": "blue", "Size": 10, "Owner": "Sally", "AppraisedValue": 200}
-        })
-    );
-    assert_eq!(steps[3]["step"], "resumed");
-    assert_eq!(steps[3]["eventName"], "TransferAsset");
-    assert_eq!(steps[3]["blockNumber"], "4");
-    assert_eq!(steps[3]["payload"]["Owner"], "Mary");
+    let (certs, keys) = (user.join("signcerts"), user.join("keystore"));
+    // Blocks 1-4 define the two chaincodes: each run's CreateAsset commits in a later
+    // block than the last, its TransferAsset in a later one still.
+    let mut last_block = 4;
+    for chaincode in ["events", "nodeevents"] {
+        let steps = npm_app(
+            "events-app.js",
+            &[
+                (
+                    "PEER_ENDPOINT",
+                    profile["address"].as_str().unwrap().as_ref(),
+                ),
+                ("CERT_DIRECTORY_PATH", certs.as_os_str()),
+                ("KEY_DIRECTORY_PATH", keys.as_os_str()),
+                ("MSP_ID", "Org1MSP".as_ref()),
+                ("CHANNEL_NAME", "mychannel".as_ref()),
+                ("CHAINCODE_NAME", chaincode.as_ref()),
+            ],
+        );
+        assert_eq!(steps.len(), 4, "{chaincode}: {steps:?}");
+        let created = &steps[0];
+        let block = |step: &serde_json::Value| -> u64 {
+            step["blockNumber"].as_str().unwrap().parse().unwrap()
+        };
+        assert!(block(created) > last_block, "{chaincode}: {steps:?}");
+        assert_eq!(
+            steps[2],
+            serde_json::json!({
+                "step": "event",
+                "eventName": "CreateAsset",
+                "blockNumber": created["blockNumber"],
+                "transactionId": created["transactionId"],
+                "payload": {"ID": "asset1", "Color": "blue", "Size": 10, "Owner": "Sally", "AppraisedValue": 200}
+            }),
+            "{chaincode}"
+        );
+        assert_eq!(steps[3]["step"], "resumed", "{chaincode}");
+        assert_eq!(steps[3]["eventName"], "TransferAsset", "{chaincode}");
+        assert!(block(&steps[3]) > block(created), "{chaincode}: {steps:?}");
+        assert_eq!(steps[3]["payload"]["Owner"], "Mary", "{chaincode}");
+        last_block = block(&steps[3]);
+    }
     assert!(stop(node).success());
 }
