@@ -75,9 +75,26 @@ pub fn error_details(status: &Status) -> Vec<ErrorDetail> {
         .unwrap_or_default()
 }
 
+/// `peer.gateway.*` (Fabric's `internal/pkg/gateway/config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayOptions {
+    /// `peer.gateway.endorsementTimeout`: how long Evaluate and Endorse wait for the
+    /// endorser.
+    pub endorsement_timeout: std::time::Duration,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            endorsement_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
 /// The Gateway of one node.
 #[derive(Clone)]
 pub struct GatewayService {
+    options: GatewayOptions,
     endorser: Arc<Endorser>,
     orderer: Orderer,
     channels: Arc<BTreeMap<String, Arc<ChannelLedger>>>,
@@ -129,11 +146,31 @@ impl GatewayService {
         msp_id: impl Into<String>,
     ) -> Self {
         Self {
+            options: GatewayOptions::default(),
             endorser,
             orderer,
             channels: Arc::new(channels),
             address: address.into(),
             msp_id: msp_id.into(),
+        }
+    }
+
+    /// With `options` instead of Fabric's defaults.
+    #[must_use]
+    pub fn options(mut self, options: GatewayOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Fabric's answer for a channel the node does not have (its discovery has no
+    /// configuration for it).
+    fn channel(&self, channel: &str) -> Result<(), Status> {
+        if self.channels.contains_key(channel) {
+            Ok(())
+        } else {
+            Err(Status::unavailable(format!(
+                "failed to get config for channel [{channel}]: could not get last config for channel {channel}"
+            )))
         }
     }
 
@@ -170,6 +207,25 @@ impl GatewayService {
     }
 }
 
+/// The channel and chaincode a signed proposal names, and whether it carries transient
+/// data (Fabric's `getChannelAndChaincodeFromSignedProposal`, its texts).
+fn unpack(signed: &cchost_proto::protos::SignedProposal) -> Result<(String, String), String> {
+    if signed.proposal_bytes.is_empty() {
+        return Err("a signed proposal is required".to_owned());
+    }
+    let parsed = crate::proposal::ParsedProposal::parse(signed).map_err(|e| e.to_string())?;
+    let channel = parsed.channel_header.channel_id;
+    if channel.is_empty() {
+        return Err("no channel id provided".to_owned());
+    }
+    if parsed.chaincode_name.is_empty() {
+        return Err(format!(
+            "no chaincode name is provided, channel id [{channel}]"
+        ));
+    }
+    Ok((channel, parsed.chaincode_name))
+}
+
 /// The payload a successful endorsement's chaincode action returned.
 fn action_payload(response: &ProposalResponse) -> Vec<u8> {
     ProposalResponsePayload::decode(response.payload.as_slice())
@@ -191,12 +247,25 @@ impl Gateway for GatewayService {
         request: tonic::Request<EvaluateRequest>,
     ) -> Result<tonic::Response<EvaluateResponse>, Status> {
         let request = request.into_inner();
-        let Some(signed) = request.proposed_transaction else {
-            return Err(Status::invalid_argument(
-                "failed to unpack transaction proposal: a signed proposal is required",
-            ));
-        };
-        match classify(self.endorser.process_proposal(&signed).await) {
+        let signed = request.proposed_transaction.unwrap_or_default();
+        let (channel, chaincode) = unpack(&signed).map_err(|e| {
+            Status::invalid_argument(format!("failed to unpack transaction proposal: {e}"))
+        })?;
+        self.channel(&channel)?;
+        if !request.target_organizations.is_empty()
+            && !request.target_organizations.contains(&self.msp_id)
+        {
+            return Err(Status::failed_precondition(format!(
+                "no peers available to evaluate chaincode {chaincode} in channel {channel}"
+            )));
+        }
+        let endorsed = tokio::time::timeout(
+            self.options.endorsement_timeout,
+            self.endorser.process_proposal(&signed),
+        )
+        .await
+        .map_err(|_| Status::deadline_exceeded("evaluate timeout expired"))?;
+        match classify(endorsed) {
             Outcome::Endorsed(response) => {
                 let r = response.response.clone().unwrap_or_default();
                 Ok(tonic::Response::new(EvaluateResponse {
@@ -227,15 +296,39 @@ impl Gateway for GatewayService {
         request: tonic::Request<EndorseRequest>,
     ) -> Result<tonic::Response<EndorseResponse>, Status> {
         let request = request.into_inner();
-        let Some(signed) = request.proposed_transaction else {
+        let signed = request.proposed_transaction.unwrap_or_default();
+        if signed.proposal_bytes.is_empty() {
             return Err(Status::invalid_argument(
                 "the proposed transaction must contain a signed proposal",
             ));
-        };
-        let proposal = Proposal::decode(signed.proposal_bytes.as_slice()).map_err(|e| {
-            Status::invalid_argument(format!("failed to unpack transaction proposal: {e}"))
+        }
+        let (channel, _) = unpack(&signed).map_err(Status::invalid_argument)?;
+        let proposal = Proposal::decode(signed.proposal_bytes.as_slice())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        self.channel(&channel)?;
+        let missing: Vec<&str> = request
+            .endorsing_organizations
+            .iter()
+            .filter(|org| **org != self.msp_id)
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(Status::unavailable(format!(
+                "failed to find any endorsing peers for org(s): {}",
+                missing.join(", ")
+            )));
+        }
+        let endorsed = tokio::time::timeout(
+            self.options.endorsement_timeout,
+            self.endorser.process_proposal(&signed),
+        )
+        .await
+        .map_err(|_| {
+            Status::deadline_exceeded(
+                "endorsement timeout expired while collecting first endorsement",
+            )
         })?;
-        match classify(self.endorser.process_proposal(&signed).await) {
+        match classify(endorsed) {
             Outcome::Endorsed(response) => {
                 let envelope = transaction::prepare(&proposal, &[response])
                     .map_err(|e| Status::aborted(format!("failed to assemble transaction: {e}")))?;

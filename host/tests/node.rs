@@ -1485,3 +1485,351 @@ async fn gateway_chaincode_events_stream_the_events_of_valid_transactions_per_bl
         assert_eq!(events, [("events".to_owned(), txid, "Put".to_owned())]);
     }
 }
+
+/// A gRPC codec of plain bytes: requests no valid client would send.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+struct RawCoder;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCoder;
+    type Decoder = RawCoder;
+
+    fn encoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+
+    fn decoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+}
+
+impl tonic::codec::Encoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let n = bytes::Buf::remaining(src);
+        Ok(Some(bytes::Buf::copy_to_bytes(src, n).to_vec()))
+    }
+}
+
+/// Sends `message` as-is to gRPC method `path`.
+async fn raw_call(
+    channel: tonic::transport::Channel,
+    path: &'static str,
+    message: Vec<u8>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(usize::MAX);
+    grpc.ready().await.unwrap();
+    grpc.unary(
+        tonic::Request::new(message),
+        tonic::codegen::http::uri::PathAndQuery::from_static(path),
+        RawCodec,
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+async fn connect(client: &Client) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{}", client.profile.address))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn evaluate_payload(
+    gateway: &mut cchost_proto::gateway::gateway_client::GatewayClient<tonic::transport::Channel>,
+    built: BuiltProposal,
+) -> Result<String, tonic::Status> {
+    let response = gateway
+        .evaluate(cchost_proto::gateway::EvaluateRequest {
+            transaction_id: built.txid,
+            channel_id: "mychannel".into(),
+            proposed_transaction: Some(built.signed_proposal),
+            target_organizations: Vec::new(),
+        })
+        .await?
+        .into_inner();
+    Ok(String::from_utf8(response.result.unwrap().payload).unwrap())
+}
+
+#[tokio::test]
+async fn malformed_misdirected_and_oversized_client_requests_get_fabrics_codes_and_the_node_keeps_serving()
+ {
+    use cchost_proto::gateway::{EndorseRequest, EvaluateRequest};
+    use tonic::Code;
+    let node = TestNode::start().await;
+    let client = node.with_basic().await;
+    let channel = connect(&client).await;
+    let mut gateway = gateway(&client).await;
+    let benign = async |gateway: &mut cchost_proto::gateway::gateway_client::GatewayClient<
+        tonic::transport::Channel,
+    >| {
+        let read = proposal(&client, "basic", &["AssetExists", "asset1"]);
+        assert_eq!(evaluate_payload(gateway, read).await.unwrap(), "true");
+    };
+
+    // Bytes that are no protobuf message at all, to each client service.
+    let garbage = vec![0xff, 0xff, 0xff, 0xff, 0x0f];
+    for path in [
+        "/gateway.Gateway/Evaluate",
+        "/gateway.Gateway/Endorse",
+        "/gateway.Gateway/Submit",
+        "/gateway.Gateway/CommitStatus",
+        "/protos.Endorser/ProcessProposal",
+    ] {
+        let status = raw_call(channel.clone(), path, garbage.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Internal, "{path}: {status:?}");
+        assert!(
+            status
+                .message()
+                .starts_with("failed to decode Protobuf message"),
+            "{path}: {status:?}"
+        );
+        benign(&mut gateway).await;
+    }
+
+    // Well-formed requests around malformed proposals.
+    let unpack = |signed: Option<cchost_proto::protos::SignedProposal>| EvaluateRequest {
+        transaction_id: String::new(),
+        channel_id: "mychannel".into(),
+        proposed_transaction: signed,
+        target_organizations: Vec::new(),
+    };
+    let status = gateway.evaluate(unpack(None)).await.unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            Code::InvalidArgument,
+            "failed to unpack transaction proposal: a signed proposal is required"
+        )
+    );
+    let status = gateway
+        .evaluate(unpack(Some(cchost_proto::protos::SignedProposal {
+            proposal_bytes: garbage.clone(),
+            signature: Vec::new(),
+        })))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .starts_with("failed to unpack transaction proposal: malformed proposal: proposal: failed to decode Protobuf message"),
+        "{status:?}"
+    );
+
+    // A channel the node does not have.
+    let elsewhere = ProposalBuilder::new("otherchannel", "basic")
+        .args(["ReadAsset", "asset1"])
+        .build(&client.user().unwrap())
+        .unwrap();
+    let no_channel = (
+        Code::Unavailable,
+        "failed to get config for channel [otherchannel]: could not get last config for channel otherchannel",
+    );
+    let status = gateway
+        .evaluate(unpack(Some(elsewhere.signed_proposal.clone())))
+        .await
+        .unwrap_err();
+    assert_eq!((status.code(), status.message()), no_channel);
+    let status = gateway
+        .endorse(EndorseRequest {
+            transaction_id: elsewhere.txid.clone(),
+            channel_id: "otherchannel".into(),
+            proposed_transaction: Some(elsewhere.signed_proposal.clone()),
+            endorsing_organizations: Vec::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!((status.code(), status.message()), no_channel);
+
+    // Organisations the node is not part of.
+    let read = proposal(&client, "basic", &["ReadAsset", "asset1"]);
+    let status = gateway
+        .evaluate(EvaluateRequest {
+            target_organizations: vec!["Org2MSP".into()],
+            ..unpack(Some(read.signed_proposal.clone()))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            Code::FailedPrecondition,
+            "no peers available to evaluate chaincode basic in channel mychannel"
+        )
+    );
+    let status = gateway
+        .endorse(EndorseRequest {
+            transaction_id: read.txid.clone(),
+            channel_id: "mychannel".into(),
+            proposed_transaction: Some(read.signed_proposal.clone()),
+            endorsing_organizations: vec!["Org1MSP".into(), "Org2MSP".into(), "Org3MSP".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            Code::Unavailable,
+            "failed to find any endorsing peers for org(s): Org2MSP, Org3MSP"
+        )
+    );
+
+    // Larger than peer.maxRecvMsgSize (100 MiB): refused before it is decoded.
+    let huge = ProposalBuilder::new("mychannel", "basic")
+        .args(vec![b"CreateAsset".to_vec(), vec![b'x'; 101 << 20]])
+        .build(&client.user().unwrap())
+        .unwrap();
+    let status = gateway
+        .evaluate(unpack(Some(huge.signed_proposal)))
+        .await
+        .unwrap_err();
+    // tonic's code for it; grpc-go (Fabric) answers RESOURCE_EXHAUSTED.
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(
+        status.message().ends_with("the limit is: 104857600 bytes"),
+        "{status:?}"
+    );
+    benign(&mut gateway).await;
+    assert_eq!(
+        evaluate_payload(&mut gateway, read).await.unwrap(),
+        r#"{"AppraisedValue":300,"Color":"blue","ID":"asset1","Owner":"Tomoko","Size":5,"docType":"asset"}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaincode_events_subscribers_that_never_read_do_not_stall_commits_or_other_clients() {
+    use cchost_proto::gateway::{ChaincodeEventsRequest, SignedChaincodeEventsRequest};
+    let node = TestNode::start().await;
+    let client = node.with_basic().await;
+    let wasm = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/guests/wasm32-wasip1/release/guest_asset.wasm"),
+    )
+    .unwrap();
+    let package =
+        cchost::package::build_wasm_package("events_1.0", "guest_asset.wasm", &wasm).unwrap();
+    client
+        .deploy(package, "events", "1.0", false, Vec::new(), WAIT)
+        .await
+        .unwrap();
+    let user = client.user().unwrap();
+    let start = node.node().ledger.height();
+    let request = ChaincodeEventsRequest {
+        channel_id: "mychannel".into(),
+        chaincode_id: "events".into(),
+        identity: user.creator(),
+        start_position: Some(SeekPosition {
+            r#type: Some(seek_position::Type::Specified(SeekSpecified {
+                number: start,
+            })),
+        }),
+        after_transaction_id: String::new(),
+    }
+    .encode_to_vec();
+    let signed = SignedChaincodeEventsRequest {
+        signature: user.sign(&request),
+        request,
+    };
+    // Three subscribers on their own connection, never reading.
+    let mut stalled =
+        cchost_proto::gateway::gateway_client::GatewayClient::new(connect(&client).await);
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(
+            stalled
+                .chaincode_events(signed.clone())
+                .await
+                .unwrap()
+                .into_inner(),
+        );
+    }
+    // 40 transactions whose events (32 KiB each) overflow every buffer on the way.
+    let value = "v".repeat(32 << 10);
+    let mut gateway = gateway(&client).await;
+    for i in 0..40 {
+        let built = proposal(&client, "events", &["asset:put", &format!("k{i}"), &value]);
+        let response = client.endorse(&built).await.unwrap();
+        let committed = client
+            .submit(&built, &[response], &user, Some(WAIT))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(committed.code, TxValidationCode::Valid);
+        // Other clients are answered meanwhile.
+        let read = proposal(&client, "basic", &["AssetExists", "asset1"]);
+        assert_eq!(evaluate_payload(&mut gateway, read).await.unwrap(), "true");
+    }
+    // A subscriber that reads sees all 40 events, in order.
+    let mut stream = gateway.chaincode_events(signed).await.unwrap().into_inner();
+    let mut keys = Vec::new();
+    while keys.len() < 40 {
+        let response = stream.message().await.unwrap().unwrap();
+        for event in response.events {
+            let payload: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
+            keys.push(payload["key"].as_str().unwrap().to_owned());
+        }
+    }
+    let expected: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+    assert_eq!(keys, expected);
+    drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_evaluate_streams_are_each_answered_with_their_own_result() {
+    let node = TestNode::start().await;
+    let client = node.with_basic().await;
+    // Four connections, 250 concurrent streams on each.
+    let mut connections = Vec::new();
+    for _ in 0..4 {
+        connections.push(cchost_proto::gateway::gateway_client::GatewayClient::new(
+            connect(&client).await,
+        ));
+    }
+    let owners = ["Tomoko", "Brad", "Jin Soo", "Max", "Adriana", "Michel"];
+    let started = std::time::Instant::now();
+    let calls = (0..1000).map(|i| {
+        let mut gateway = connections[i % 4].clone();
+        let id = format!("asset{}", i % 6 + 1);
+        let built = proposal(&client, "basic", &["ReadAsset", &id]);
+        async move { (i, evaluate_payload(&mut gateway, built).await) }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let elapsed = started.elapsed();
+    for (i, result) in results {
+        let asset: serde_json::Value = serde_json::from_str(&result.unwrap()).unwrap();
+        assert_eq!(asset["ID"], format!("asset{}", i % 6 + 1));
+        assert_eq!(asset["Owner"], owners[i % 6]);
+    }
+    eprintln!("1,000 concurrent evaluates answered in {elapsed:?}");
+    // And the node serves the next client.
+    let mut gateway = gateway(&client).await;
+    let read = proposal(&client, "basic", &["AssetExists", "asset6"]);
+    assert_eq!(evaluate_payload(&mut gateway, read).await.unwrap(), "true");
+}

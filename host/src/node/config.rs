@@ -23,6 +23,15 @@ listenAddress = "127.0.0.1:7051"
 # Where chaincode processes and containers dial in.
 chaincodeListenAddress = "127.0.0.1:7052"
 localMspId = "Org1MSP"
+# The largest gRPC message the client services accept and send, bytes (Fabric's 100 MiB).
+maxRecvMsgSize = 104857600
+maxSendMsgSize = 104857600
+
+# The Gateway service (Fabric's peer.gateway.*). Submit never waits for the built-in
+# orderer (a full queue answers at once), so broadcastTimeout has no use here.
+[peer.gateway]
+enabled = true
+endorsementTimeout = "10s"
 
 [peer.tls]
 # TLS on the client services. The certificates default to those the node generates in
@@ -93,6 +102,12 @@ pub struct NodeConfig {
     pub tls: TlsSettings,
     /// `rest.*` (None when `rest.enabled` is false).
     pub rest: Option<RestSettings>,
+    /// `peer.maxRecvMsgSize`.
+    pub max_recv_msg_size: usize,
+    /// `peer.maxSendMsgSize`.
+    pub max_send_msg_size: usize,
+    /// `peer.gateway.*` (None when `peer.gateway.enabled` is false).
+    pub gateway: Option<crate::gateway::GatewayOptions>,
 }
 
 /// `rest.*`: the JSON-RPC 2.0 endpoint.
@@ -238,6 +253,13 @@ impl NodeConfig {
             hostnames,
         };
         let operations = get("operations.listenAddress")?;
+        let gateway = if boolean("peer.gateway.enabled")? {
+            Some(crate::gateway::GatewayOptions {
+                endorsement_timeout: duration("peer.gateway.endorsementTimeout")?,
+            })
+        } else {
+            None
+        };
         let rest = if boolean("rest.enabled")? {
             Some(RestSettings {
                 address: address("rest.address")?,
@@ -269,6 +291,9 @@ impl NodeConfig {
             },
             tls,
             rest,
+            gateway,
+            max_recv_msg_size: number("peer.maxRecvMsgSize")? as usize,
+            max_send_msg_size: number("peer.maxSendMsgSize")? as usize,
         })
     }
 

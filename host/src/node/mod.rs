@@ -482,25 +482,38 @@ impl RunningNode {
         };
         let peer = tokio::spawn(
             server
-                .add_service(cchost_proto::protos::endorser_server::EndorserServer::new(
-                    EndorserService(Arc::clone(&endorser)),
-                ))
-                .add_service(cchost_proto::gateway::gateway_server::GatewayServer::new(
-                    crate::gateway::GatewayService::new(
+                .add_service(
+                    cchost_proto::protos::endorser_server::EndorserServer::new(EndorserService(
                         Arc::clone(&endorser),
-                        orderer.clone(),
-                        gateway_channels,
-                        address.to_string(),
-                        config.msp_id.clone(),
-                    ),
-                ))
-                .add_service(cchost_proto::protos::deliver_server::DeliverServer::new(
-                    deliver.clone(),
-                ))
+                    ))
+                    .max_decoding_message_size(config.max_recv_msg_size)
+                    .max_encoding_message_size(config.max_send_msg_size),
+                )
+                .add_optional_service(config.gateway.map(|options| {
+                    cchost_proto::gateway::gateway_server::GatewayServer::new(
+                        crate::gateway::GatewayService::new(
+                            Arc::clone(&endorser),
+                            orderer.clone(),
+                            gateway_channels,
+                            address.to_string(),
+                            config.msp_id.clone(),
+                        )
+                        .options(options),
+                    )
+                    .max_decoding_message_size(config.max_recv_msg_size)
+                    .max_encoding_message_size(config.max_send_msg_size)
+                }))
+                .add_service(
+                    cchost_proto::protos::deliver_server::DeliverServer::new(deliver.clone())
+                        .max_decoding_message_size(config.max_recv_msg_size)
+                        .max_encoding_message_size(config.max_send_msg_size),
+                )
                 .add_service(
                     cchost_proto::orderer::atomic_broadcast_server::AtomicBroadcastServer::new(
                         BroadcastService::with_deliver(orderer, deliver),
-                    ),
+                    )
+                    .max_decoding_message_size(config.max_recv_msg_size)
+                    .max_encoding_message_size(config.max_send_msg_size),
                 )
                 .serve_with_incoming_shutdown(crate::support::incoming(peer_listener), async {
                     let _ = peer_stopped.await;
