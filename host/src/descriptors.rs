@@ -44,8 +44,13 @@ pub const SERVED: &[&str] = &[
 ];
 
 /// The methods cchost calls as a client: chaincode-as-a-service (the peer side), the
-/// peer's chaincode listener (`cchost chaincode run`), and a node's services (the CLI).
+/// peer's chaincode listener (`cchost chaincode run`), and a node's services (the CLI,
+/// the REST endpoint).
 pub const DIALED: &[&str] = &[
+    "/gateway.Gateway/Endorse",
+    "/gateway.Gateway/Submit",
+    "/gateway.Gateway/CommitStatus",
+    "/gateway.Gateway/Evaluate",
     "/protos.Chaincode/Connect",
     "/protos.ChaincodeSupport/Register",
     "/protos.Endorser/ProcessProposal",

@@ -13,9 +13,10 @@
 //! [`metrics`] and [`operations`]. The commit half of the peer is built as a library:
 //! [`orderer`] (single-node block cutting, `AtomicBroadcast/Broadcast`), [`ledger`]'s
 //! `blocks`, `validation`, `blockstore` and `commit` (Fabric blocks, validation codes,
-//! block files with recovery, notifications), [`msp`] and [`transaction`]. The node that
-//! serves it (endorser, Deliver) and the client APIs (Gateway, CLI, REST) are not built
-//! yet.
+//! block files with recovery, notifications), [`msp`] and [`transaction`]. The node
+//! ([`node`]) serves it: [`endorser`], [`lifecycle`], [`deliver`], and the client APIs:
+//! [`gateway`] (Fabric's Gateway), [`rest`] (Fabric v0.6's JSON-RPC 2.0 endpoint) and
+//! [`client`] (what the `peer`-shaped CLI is built on).
 
 pub mod bench;
 pub mod client;

@@ -797,6 +797,11 @@ async fn main() -> anyhow::Result<()> {
                     );
                 }
             }
+            println!("HTTP endpoints served:");
+            println!("  POST /chaincode (JSON-RPC 2.0: deploy, invoke, query; rest.address)");
+            println!(
+                "  GET /healthz, GET /metrics, GET|PUT /logspec, GET /version (operations.listenAddress)"
+            );
         }
         Command::Devnode {
             listen,

@@ -49,11 +49,18 @@ fn version_lists_only_the_grpc_methods_cchost_serves_and_calls() {
              /protos.Endorser/ProcessProposal (protos.SignedProposal) -> protos.ProposalResponse\n\
              gRPC methods called:\n  \
              /orderer.AtomicBroadcast/Broadcast (stream common.Envelope) -> stream orderer.BroadcastResponse\n  \
+             /gateway.Gateway/Endorse (gateway.EndorseRequest) -> gateway.EndorseResponse\n  \
+             /gateway.Gateway/Submit (gateway.SubmitRequest) -> gateway.SubmitResponse\n  \
+             /gateway.Gateway/CommitStatus (gateway.SignedCommitStatusRequest) -> gateway.CommitStatusResponse\n  \
+             /gateway.Gateway/Evaluate (gateway.EvaluateRequest) -> gateway.EvaluateResponse\n  \
              /protos.ChaincodeSupport/Register (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n  \
              /protos.Chaincode/Connect (stream protos.ChaincodeMessage) -> stream protos.ChaincodeMessage\n  \
              /protos.Deliver/Deliver (stream common.Envelope) -> stream protos.DeliverResponse\n  \
              /protos.Deliver/DeliverFiltered (stream common.Envelope) -> stream protos.DeliverResponse\n  \
-             /protos.Endorser/ProcessProposal (protos.SignedProposal) -> protos.ProposalResponse\n",
+             /protos.Endorser/ProcessProposal (protos.SignedProposal) -> protos.ProposalResponse\n\
+             HTTP endpoints served:\n  \
+             POST /chaincode (JSON-RPC 2.0: deploy, invoke, query; rest.address)\n  \
+             GET /healthz, GET /metrics, GET|PUT /logspec, GET /version (operations.listenAddress)\n",
             env!("CARGO_PKG_VERSION")
         )
     );

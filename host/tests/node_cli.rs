@@ -707,6 +707,38 @@ fn the_npm_fabric_gateway_client_runs_the_asset_transfer_basic_application_flow_
             "{chaincode}"
         );
     }
+    // The load script the Gateway's throughput figures come from (docs/gateway.md).
+    for mode in ["evaluate", "submit"] {
+        let report = npm_app(
+            "gateway-load.js",
+            &[
+                ("PEER_ENDPOINT", address.as_ref()),
+                ("TLS_CERT_PATH", tls_ca.as_os_str()),
+                ("PEER_HOST_ALIAS", "peer0.org1.example.com".as_ref()),
+                ("CERT_DIRECTORY_PATH", certs.as_os_str()),
+                ("KEY_DIRECTORY_PATH", keys.as_os_str()),
+                ("MSP_ID", "Org1MSP".as_ref()),
+                ("CHANNEL_NAME", "mychannel".as_ref()),
+                ("CHAINCODE_NAME", "basic".as_ref()),
+                ("MODE", mode.as_ref()),
+                ("CONCURRENCY", "4".as_ref()),
+                ("COUNT", "20".as_ref()),
+            ],
+        );
+        assert_eq!(
+            (
+                &report[0]["mode"],
+                &report[0]["count"],
+                &report[0]["errors"]
+            ),
+            (
+                &serde_json::json!(mode),
+                &serde_json::json!(20),
+                &serde_json::json!(0)
+            ),
+            "{report:?}"
+        );
+    }
     assert!(stop(node).success());
 }
 
