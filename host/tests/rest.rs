@@ -27,15 +27,20 @@ struct TestNode {
 
 impl TestNode {
     async fn start() -> Self {
+        Self::start_with("").await
+    }
+
+    /// A node whose `core.toml` ends with `extra`.
+    async fn start_with(extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node");
         std::fs::create_dir_all(&path).unwrap();
         std::fs::write(
             path.join("core.toml"),
-            "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
+            format!("[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
              [operations]\nlistenAddress = \"\"\n\
              [rest]\naddress = \"127.0.0.1:0\"\nreadTimeout = \"1s\"\nmaxBodyBytes = 65536\n\
-             [orderer]\nBatchTimeout = \"20ms\"\n",
+             [orderer]\nBatchTimeout = \"20ms\"\n{extra}"),
         )
         .unwrap();
         let node = RunningNode::start(&path, StartOptions::default())
@@ -625,4 +630,31 @@ async fn stopping_the_node_stops_the_endpoint() {
     let rest = node.rest();
     node.node.take().unwrap().stop().await.unwrap();
     assert!(tokio::net::TcpStream::connect(rest).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mutual_tls_on_the_peer_the_endpoint_reaches_it_over_tls() {
+    let node =
+        TestNode::start_with("[peer.tls]\nenabled = true\nclientAuthRequired = true\n").await;
+    assert!(node.node().profile.tls_client.is_some());
+    deploy_basic(&node).await;
+    let rest = node.rest();
+    let txid = ok_message(
+        &exchange(
+            rest,
+            &request(
+                "/chaincode?wait=commit",
+                json!({"jsonrpc": "2.0", "method": "invoke", "id": 7,
+                       "params": basic(&["TransferAsset", "asset1", "Bob"])})
+                .to_string()
+                .as_bytes(),
+            ),
+        )
+        .await,
+    );
+    assert!(node.node().ledger.tx_status(&txid).unwrap().is_some());
+    assert_ok(
+        &call(rest, "query", basic(&["ReadAsset", "asset1"])).await,
+        &ASSET1.replace("Tomoko", "Bob"),
+    );
 }
