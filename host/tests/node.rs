@@ -1833,3 +1833,77 @@ async fn a_thousand_concurrent_evaluate_streams_are_each_answered_with_their_own
     let read = proposal(&client, "basic", &["AssetExists", "asset6"]);
     assert_eq!(evaluate_payload(&mut gateway, read).await.unwrap(), "true");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_gateways_endorsement_timeout_evaluate_and_endorse_answer_deadline_exceeded_and_others_are_served()
+ {
+    use cchost_proto::gateway::{EndorseRequest, EvaluateRequest};
+    let node = TestNode::start_with("[peer.gateway]\nendorsementTimeout = \"1s\"\n").await;
+    let client = node.with_basic().await;
+    let wasm = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/guests/wasm32-wasip1/release/guest_asset.wasm"),
+    )
+    .unwrap();
+    let package =
+        cchost::package::build_wasm_package("spinner_1.0", "guest_asset.wasm", &wasm).unwrap();
+    // Fuel for far longer than the timeout.
+    let spec = cchost::client::DefinitionSpec {
+        name: "spinner".into(),
+        version: "1.0".into(),
+        sequence: 0,
+        init_required: false,
+        validation_parameter: Vec::new(),
+        wasm_fuel: 1 << 50,
+        wasm_memory: 0,
+    };
+    client.deploy_definition(package, spec, WAIT).await.unwrap();
+    let mut gateway = gateway(&client).await;
+    let spin = proposal(&client, "spinner", &["asset:spin"]);
+    let evaluating = {
+        let mut gateway = gateway.clone();
+        let spin = spin.clone();
+        tokio::spawn(async move {
+            gateway
+                .evaluate(EvaluateRequest {
+                    transaction_id: spin.txid,
+                    channel_id: "mychannel".into(),
+                    proposed_transaction: Some(spin.signed_proposal),
+                    target_organizations: Vec::new(),
+                })
+                .await
+        })
+    };
+    let spin = proposal(&client, "spinner", &["asset:spin"]);
+    let endorsing = {
+        let mut gateway = gateway.clone();
+        tokio::spawn(async move {
+            gateway
+                .endorse(EndorseRequest {
+                    transaction_id: spin.txid,
+                    channel_id: "mychannel".into(),
+                    proposed_transaction: Some(spin.signed_proposal),
+                    endorsing_organizations: Vec::new(),
+                })
+                .await
+        })
+    };
+    // While both spin, another chaincode is answered.
+    let read = proposal(&client, "basic", &["AssetExists", "asset1"]);
+    assert_eq!(evaluate_payload(&mut gateway, read).await.unwrap(), "true");
+    let status = evaluating.await.unwrap().unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (tonic::Code::DeadlineExceeded, "evaluate timeout expired")
+    );
+    let status = endorsing.await.unwrap().unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            tonic::Code::DeadlineExceeded,
+            "endorsement timeout expired while collecting first endorsement"
+        )
+    );
+    let read = proposal(&client, "basic", &["AssetExists", "asset2"]);
+    assert_eq!(evaluate_payload(&mut gateway, read).await.unwrap(), "true");
+}
