@@ -130,6 +130,10 @@ mod tests {
         assert_eq!(
             DIALED,
             [
+                m(gateway, "Endorse"),
+                m(gateway, "Submit"),
+                m(gateway, "CommitStatus"),
+                m(gateway, "Evaluate"),
                 m(chaincode, "Connect"),
                 m(support, "Register"),
                 m(endorser, "ProcessProposal"),
