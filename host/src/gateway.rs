@@ -15,7 +15,7 @@ use cchost_proto::gateway::{
 };
 use cchost_proto::orderer::seek_position;
 use cchost_proto::protos::{
-    ChaincodeAction, ChaincodeEvent, Proposal, ProposalResponse, ProposalResponsePayload, Response,
+    ChaincodeAction, ChaincodeEvent, ProposalResponse, ProposalResponsePayload, Response,
     TxValidationCode,
 };
 use prost::Message;
@@ -207,14 +207,16 @@ impl GatewayService {
     }
 }
 
-/// The channel and chaincode a signed proposal names, and whether it carries transient
-/// data (Fabric's `getChannelAndChaincodeFromSignedProposal`, its texts).
-fn unpack(signed: &cchost_proto::protos::SignedProposal) -> Result<(String, String), String> {
+/// A signed proposal decoded, with the channel and chaincode it names checked (Fabric's
+/// `getChannelAndChaincodeFromSignedProposal`, its texts).
+fn unpack(
+    signed: &cchost_proto::protos::SignedProposal,
+) -> Result<crate::proposal::ParsedProposal, String> {
     if signed.proposal_bytes.is_empty() {
         return Err("a signed proposal is required".to_owned());
     }
     let parsed = crate::proposal::ParsedProposal::parse(signed).map_err(|e| e.to_string())?;
-    let channel = parsed.channel_header.channel_id;
+    let channel = &parsed.channel_header.channel_id;
     if channel.is_empty() {
         return Err("no channel id provided".to_owned());
     }
@@ -223,7 +225,7 @@ fn unpack(signed: &cchost_proto::protos::SignedProposal) -> Result<(String, Stri
             "no chaincode name is provided, channel id [{channel}]"
         ));
     }
-    Ok((channel, parsed.chaincode_name))
+    Ok(parsed)
 }
 
 /// The payload a successful endorsement's chaincode action returned.
@@ -248,10 +250,11 @@ impl Gateway for GatewayService {
     ) -> Result<tonic::Response<EvaluateResponse>, Status> {
         let request = request.into_inner();
         let signed = request.proposed_transaction.unwrap_or_default();
-        let (channel, chaincode) = unpack(&signed).map_err(|e| {
+        let parsed = unpack(&signed).map_err(|e| {
             Status::invalid_argument(format!("failed to unpack transaction proposal: {e}"))
         })?;
-        self.channel(&channel)?;
+        let (channel, chaincode) = (&parsed.channel_header.channel_id, &parsed.chaincode_name);
+        self.channel(channel)?;
         if !request.target_organizations.is_empty()
             && !request.target_organizations.contains(&self.msp_id)
         {
@@ -302,10 +305,8 @@ impl Gateway for GatewayService {
                 "the proposed transaction must contain a signed proposal",
             ));
         }
-        let (channel, _) = unpack(&signed).map_err(Status::invalid_argument)?;
-        let proposal = Proposal::decode(signed.proposal_bytes.as_slice())
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        self.channel(&channel)?;
+        let parsed = unpack(&signed).map_err(Status::invalid_argument)?;
+        self.channel(&parsed.channel_header.channel_id)?;
         let missing: Vec<&str> = request
             .endorsing_organizations
             .iter()
@@ -330,7 +331,7 @@ impl Gateway for GatewayService {
         })?;
         match classify(endorsed) {
             Outcome::Endorsed(response) => {
-                let envelope = transaction::prepare(&proposal, &[response])
+                let envelope = transaction::prepare(&parsed.proposal, &[response])
                     .map_err(|e| Status::aborted(format!("failed to assemble transaction: {e}")))?;
                 Ok(tonic::Response::new(EndorseResponse {
                     prepared_transaction: Some(envelope),
@@ -342,8 +343,6 @@ impl Gateway for GatewayService {
             {
                 // Discovery knows no such chaincode: Fabric's gateway says so before it
                 // asks an endorser.
-                let parsed = crate::proposal::ParsedProposal::parse(&signed)
-                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
                 Err(Status::failed_precondition(format!(
                     "no combination of peers can be derived which satisfy the endorsement \
                      policy: No metadata was found for chaincode {} in channel {}",

@@ -52,6 +52,41 @@ fn asset_transfer_package(label: &str) -> Vec<u8> {
     cchost::package::build_wasm_package(label, "asset_transfer.wasm", &wasm).unwrap()
 }
 
+/// tests/guests/asset (`asset:*` functions: events, spinning, chaincode calls) as a wasm
+/// package labelled `label`.
+fn guest_asset_package(label: &str) -> Vec<u8> {
+    let wasm = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/guests/wasm32-wasip1/release/guest_asset.wasm"),
+    )
+    .unwrap();
+    cchost::package::build_wasm_package(label, "guest_asset.wasm", &wasm).unwrap()
+}
+
+/// A signed ChaincodeEvents request of `user` for `chaincode` from block `start`.
+fn events_request(
+    user: &DevIdentity,
+    chaincode: &str,
+    start: u64,
+) -> cchost_proto::gateway::SignedChaincodeEventsRequest {
+    let request = cchost_proto::gateway::ChaincodeEventsRequest {
+        channel_id: "mychannel".into(),
+        chaincode_id: chaincode.into(),
+        identity: user.creator(),
+        start_position: Some(SeekPosition {
+            r#type: Some(seek_position::Type::Specified(SeekSpecified {
+                number: start,
+            })),
+        }),
+        after_transaction_id: String::new(),
+    }
+    .encode_to_vec();
+    cchost_proto::gateway::SignedChaincodeEventsRequest {
+        signature: user.sign(&request),
+        request,
+    }
+}
+
 fn write_config(dir: &Path, extra: &str) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
@@ -981,13 +1016,7 @@ async fn fifty_deliver_subscribers_each_see_every_committed_block_once_in_order(
 async fn a_chaincode_called_by_chaincode_has_its_lifecycle_sequence_read_in_the_transaction() {
     let node = TestNode::start().await;
     let client = node.with_basic().await;
-    let wasm = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/guests/wasm32-wasip1/release/guest_asset.wasm"),
-    )
-    .unwrap();
-    let package =
-        cchost::package::build_wasm_package("caller_1.0", "guest_asset.wasm", &wasm).unwrap();
+    let package = guest_asset_package("caller_1.0");
     client
         .deploy(package, "caller", "1.0", false, Vec::new(), WAIT)
         .await
@@ -1427,40 +1456,18 @@ async fn the_gateway_evaluates_endorses_submits_and_reports_commit_status_with_f
 
 #[tokio::test]
 async fn gateway_chaincode_events_stream_the_events_of_valid_transactions_per_block() {
-    use cchost_proto::gateway::{ChaincodeEventsRequest, SignedChaincodeEventsRequest};
     let node = TestNode::start().await;
     let client = node.client().await;
-    let wasm = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/guests/wasm32-wasip1/release/guest_asset.wasm"),
-    )
-    .unwrap();
-    let package =
-        cchost::package::build_wasm_package("events_1.0", "guest_asset.wasm", &wasm).unwrap();
+    let package = guest_asset_package("events_1.0");
     client
         .deploy(package, "events", "1.0", false, Vec::new(), WAIT)
         .await
         .unwrap();
     let user = client.user().unwrap();
     let start = node.node().ledger.height();
-    let request = ChaincodeEventsRequest {
-        channel_id: "mychannel".into(),
-        chaincode_id: "events".into(),
-        identity: user.creator(),
-        start_position: Some(SeekPosition {
-            r#type: Some(seek_position::Type::Specified(SeekSpecified {
-                number: start,
-            })),
-        }),
-        after_transaction_id: String::new(),
-    }
-    .encode_to_vec();
     let mut stream = gateway(&client)
         .await
-        .chaincode_events(SignedChaincodeEventsRequest {
-            signature: user.sign(&request),
-            request,
-        })
+        .chaincode_events(events_request(&user, "events", start))
         .await
         .unwrap()
         .into_inner();
@@ -1725,38 +1732,16 @@ async fn malformed_misdirected_and_oversized_client_requests_get_fabrics_codes_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaincode_events_subscribers_that_never_read_do_not_stall_commits_or_other_clients() {
-    use cchost_proto::gateway::{ChaincodeEventsRequest, SignedChaincodeEventsRequest};
     let node = TestNode::start().await;
     let client = node.with_basic().await;
-    let wasm = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/guests/wasm32-wasip1/release/guest_asset.wasm"),
-    )
-    .unwrap();
-    let package =
-        cchost::package::build_wasm_package("events_1.0", "guest_asset.wasm", &wasm).unwrap();
+    let package = guest_asset_package("events_1.0");
     client
         .deploy(package, "events", "1.0", false, Vec::new(), WAIT)
         .await
         .unwrap();
     let user = client.user().unwrap();
     let start = node.node().ledger.height();
-    let request = ChaincodeEventsRequest {
-        channel_id: "mychannel".into(),
-        chaincode_id: "events".into(),
-        identity: user.creator(),
-        start_position: Some(SeekPosition {
-            r#type: Some(seek_position::Type::Specified(SeekSpecified {
-                number: start,
-            })),
-        }),
-        after_transaction_id: String::new(),
-    }
-    .encode_to_vec();
-    let signed = SignedChaincodeEventsRequest {
-        signature: user.sign(&request),
-        request,
-    };
+    let signed = events_request(&user, "events", start);
     // Three subscribers on their own connection, never reading.
     let mut stalled =
         cchost_proto::gateway::gateway_client::GatewayClient::new(connect(&client).await);
@@ -1840,13 +1825,7 @@ async fn past_the_gateways_endorsement_timeout_evaluate_and_endorse_answer_deadl
     use cchost_proto::gateway::{EndorseRequest, EvaluateRequest};
     let node = TestNode::start_with("[peer.gateway]\nendorsementTimeout = \"1s\"\n").await;
     let client = node.with_basic().await;
-    let wasm = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/guests/wasm32-wasip1/release/guest_asset.wasm"),
-    )
-    .unwrap();
-    let package =
-        cchost::package::build_wasm_package("spinner_1.0", "guest_asset.wasm", &wasm).unwrap();
+    let package = guest_asset_package("spinner_1.0");
     // Fuel for far longer than the timeout.
     let spec = cchost::client::DefinitionSpec {
         name: "spinner".into(),

@@ -648,21 +648,21 @@ fn the_npm_fabric_gateway_client_runs_the_asset_transfer_basic_application_flow_
     let address = profile["address"].as_str().unwrap();
     let tls_ca = org.join("peers/peer0.org1.example.com/tls/ca.crt");
     let (certs, keys) = (user.join("signcerts"), user.join("keystore"));
+    // The sample's settings, as environment variables.
+    let settings = |chaincode: &'static str| -> Vec<(&str, &std::ffi::OsStr)> {
+        vec![
+            ("PEER_ENDPOINT", address.as_ref()),
+            ("TLS_CERT_PATH", tls_ca.as_os_str()),
+            ("PEER_HOST_ALIAS", "peer0.org1.example.com".as_ref()),
+            ("CERT_DIRECTORY_PATH", certs.as_os_str()),
+            ("KEY_DIRECTORY_PATH", keys.as_os_str()),
+            ("MSP_ID", "Org1MSP".as_ref()),
+            ("CHANNEL_NAME", "mychannel".as_ref()),
+            ("CHAINCODE_NAME", chaincode.as_ref()),
+        ]
+    };
     for chaincode in ["basic", "nodebasic"] {
-        // The sample's settings, as environment variables.
-        let steps = npm_app(
-            "gateway-app.js",
-            &[
-                ("PEER_ENDPOINT", address.as_ref()),
-                ("TLS_CERT_PATH", tls_ca.as_os_str()),
-                ("PEER_HOST_ALIAS", "peer0.org1.example.com".as_ref()),
-                ("CERT_DIRECTORY_PATH", certs.as_os_str()),
-                ("KEY_DIRECTORY_PATH", keys.as_os_str()),
-                ("MSP_ID", "Org1MSP".as_ref()),
-                ("CHANNEL_NAME", "mychannel".as_ref()),
-                ("CHAINCODE_NAME", chaincode.as_ref()),
-            ],
-        );
+        let steps = npm_app("gateway-app.js", &settings(chaincode));
         assert_eq!(steps.len(), 6, "{chaincode}: {steps:?}");
         assert_eq!(
             steps[0],
@@ -709,22 +709,13 @@ fn the_npm_fabric_gateway_client_runs_the_asset_transfer_basic_application_flow_
     }
     // The load script the Gateway's throughput figures come from (docs/gateway.md).
     for mode in ["evaluate", "submit"] {
-        let report = npm_app(
-            "gateway-load.js",
-            &[
-                ("PEER_ENDPOINT", address.as_ref()),
-                ("TLS_CERT_PATH", tls_ca.as_os_str()),
-                ("PEER_HOST_ALIAS", "peer0.org1.example.com".as_ref()),
-                ("CERT_DIRECTORY_PATH", certs.as_os_str()),
-                ("KEY_DIRECTORY_PATH", keys.as_os_str()),
-                ("MSP_ID", "Org1MSP".as_ref()),
-                ("CHANNEL_NAME", "mychannel".as_ref()),
-                ("CHAINCODE_NAME", "basic".as_ref()),
-                ("MODE", mode.as_ref()),
-                ("CONCURRENCY", "4".as_ref()),
-                ("COUNT", "20".as_ref()),
-            ],
-        );
+        let mut env = settings("basic");
+        env.extend([
+            ("MODE", mode.as_ref()),
+            ("CONCURRENCY", "4".as_ref()),
+            ("COUNT", "20".as_ref()),
+        ]);
+        let report = npm_app("gateway-load.js", &env);
         assert_eq!(
             (
                 &report[0]["mode"],
