@@ -129,6 +129,22 @@ pub fn sanitize_ccid(ccid: &str) -> String {
         .collect()
 }
 
+/// Spawns with `spawn`, again a few times while the program is busy (ETXTBSY): a program
+/// written a moment ago is busy while any process forked meanwhile still holds it open for
+/// writing, which a peer installing builders while it launches chaincode can meet.
+fn spawn_when_not_busy<T>(mut spawn: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut attempts = 0;
+    loop {
+        match spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 20 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn program(builder: &ExternalBuilder, name: &str) -> PathBuf {
     builder.path.join("bin").join(name)
 }
@@ -481,15 +497,16 @@ impl ExternalRuntime {
         args: &[&Path],
         deadline: Option<Instant>,
     ) -> Result<(), String> {
-        let mut child = Command::new(program(builder, name))
+        let mut command = Command::new(program(builder, name));
+        command
             .args(args)
             .env_clear()
             .envs(environment(builder))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
+            .process_group(0);
+        let mut child = spawn_when_not_busy(|| command.spawn())
             .map_err(|e| format!("bin/{name} could not run: {e}"))?;
         let tail = Arc::new(Mutex::new(Tail::default()));
         let readers = [
@@ -669,7 +686,8 @@ impl ExternalRuntime {
         };
         write_private(&run_dir.path().join("chaincode.json"), &config)
             .map_err(|e| fail(format!("could not write chaincode.json: {e}")))?;
-        let mut child = tokio::process::Command::new(program(&kept.builder, "run"))
+        let mut command = tokio::process::Command::new(program(&kept.builder, "run"));
+        command
             .arg(kept.dir.join("bld"))
             .arg(run_dir.path())
             .env_clear()
@@ -677,8 +695,8 @@ impl ExternalRuntime {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
+            .process_group(0);
+        let mut child = spawn_when_not_busy(|| command.spawn())
             .map_err(|e| fail(format!("builder '{name}' run failed to start: {e}")))?;
         let group = child
             .id()
