@@ -167,6 +167,9 @@ impl Client {
             };
             let mut tls = tonic::transport::ClientTlsConfig::new()
                 .ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
+            if let Some(name) = &profile.tls_server_name {
+                tls = tls.domain_name(name.clone());
+            }
             if let Some((cert, key)) = &profile.tls_client {
                 tls = tls.identity(tonic::transport::Identity::from_pem(
                     read(cert)?,

@@ -209,6 +209,13 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum BenchSuite {
+    /// Load on a Fabric Gateway (this node's or a Fabric peer's), as Tape does: fresh
+    /// signed proposals, evaluate or submit (endorse, sign, submit, wait for the commit
+    /// status, which must be VALID), at a fixed concurrency or rate, for a duration or a
+    /// count. Prints tx/s, p50/p95/p99 and errors by gRPC code or validation code;
+    /// writes load.json, load.csv and load.svg into --out. Without --address, it loads
+    /// the node of --data-dir (default: the one this user started last) as its user.
+    Load(Box<node_cli::LoadArgs>),
     /// A node in this process driven over gRPC as the CLI drives it: endorse
     /// (ReadAsset) and endorse + commit (TransferAsset, waited for) throughput and
     /// latency at each concurrency, beside this build's ECDSA P-256 sign and verify
@@ -658,6 +665,10 @@ async fn main() -> anyhow::Result<()> {
                 path.display()
             );
         }
+        Command::Bench {
+            suite: Some(BenchSuite::Load(args)),
+            ..
+        } => exit_on_error(node_cli::load(*args).await),
         Command::Bench {
             suite:
                 Some(BenchSuite::Node {

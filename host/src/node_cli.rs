@@ -972,3 +972,153 @@ pub(crate) async fn events(args: EventsArgs, client: &ClientArgs) -> anyhow::Res
     }
     Ok(())
 }
+
+/// `cchost bench load`.
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
+    /// What each transaction does: evaluate, or submit (and wait for its commit).
+    #[arg(long, default_value = "evaluate", value_parser = cchost::bench::load::Mode::parse)]
+    mode: cchost::bench::load::Mode,
+    /// The chaincode.
+    #[arg(short = 'n', long = "chaincode", default_value = "basic")]
+    chaincode: String,
+    /// The transaction, as the peer CLI's -c; `{tx}` in an argument becomes a name unique
+    /// to the transaction (default: ReadAsset asset1 to evaluate, CreateAsset {tx} ... to
+    /// submit, asset-transfer-basic's functions).
+    #[arg(short = 'c', long = "ctor")]
+    ctor: Option<String>,
+    /// Transactions in flight (with --rate: at most).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// gRPC connections the transactions are spread over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Start this many transactions per second (open loop; latency runs from when each
+    /// was due) instead of as fast as they are answered.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// How long to start transactions for, e.g. 30s.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, conflicts_with = "count")]
+    duration: Duration,
+    /// Run this many transactions instead of for --duration.
+    #[arg(long)]
+    count: Option<usize>,
+    /// How long a submitted transaction's commit status is waited for.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    commit_timeout: Duration,
+    /// The Gateway's address (host:port) of any Fabric peer; then name the channel, the
+    /// identity (--msp-id, --cert, --key) and, with TLS, --tls-ca.
+    #[arg(long)]
+    address: Option<String>,
+    /// The channel (default: the node's, or mychannel with --address).
+    #[arg(short = 'C', long = "channelID")]
+    channel: Option<String>,
+    /// The identity's MSP id.
+    #[arg(long, requires_all = ["cert", "key"])]
+    msp_id: Option<String>,
+    /// The identity's PEM certificate (an MSP's signcerts/ file).
+    #[arg(long, requires = "msp_id")]
+    cert: Option<PathBuf>,
+    /// The identity's PEM PKCS#8 private key (an MSP's keystore/ file).
+    #[arg(long, requires = "msp_id")]
+    key: Option<PathBuf>,
+    /// TLS: the CA certificate the peer's TLS certificate is checked against.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// Mutual TLS: the client's TLS certificate (with --tls-key).
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// Mutual TLS: the client's TLS key.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// TLS: the name the peer's certificate carries, when the address's host is not it
+    /// (Fabric's --ordererTLSHostnameOverride; e.g. peer0.org1.example.com).
+    #[arg(long, requires = "tls_ca")]
+    tls_server_name: Option<String>,
+    /// Where to write load.json, load.csv and load.svg.
+    #[arg(long, default_value = "bench-results")]
+    out: PathBuf,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// `cchost bench load`: runs the load and writes its results.
+pub(crate) async fn load(args: LoadArgs) -> anyhow::Result<()> {
+    use cchost::bench::load::{LoadConfig, Mode, Until};
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let (profile, identity) = match &args.address {
+        Some(address) => {
+            let (Some(msp_id), Some(cert), Some(key)) = (&args.msp_id, &args.cert, &args.key)
+            else {
+                bail!("with --address, name the identity: --msp-id, --cert and --key");
+            };
+            let identity =
+                cchost::proposal::DevIdentity::from_pem(msp_id, &read(cert)?, &read(key)?)?;
+            let profile = ClientProfile {
+                address: address.clone(),
+                channel: args.channel.clone().unwrap_or_else(|| "mychannel".into()),
+                msp_id: msp_id.clone(),
+                admin_msp: PathBuf::new(),
+                user_msp: PathBuf::new(),
+                data_dir: PathBuf::new(),
+                tls_ca: args.tls_ca.clone(),
+                tls_client: args.tls_cert.clone().zip(args.tls_key.clone()),
+                tls_server_name: args.tls_server_name.clone(),
+            };
+            (profile, identity)
+        }
+        None => {
+            let mut profile = args.client.profile()?;
+            if let Some(channel) = &args.channel {
+                profile.channel = channel.clone();
+            }
+            let identity = match (&args.msp_id, &args.cert, &args.key) {
+                (Some(msp_id), Some(cert), Some(key)) => {
+                    cchost::proposal::DevIdentity::from_pem(msp_id, &read(cert)?, &read(key)?)?
+                }
+                _ => cchost::node::identities::load_msp(&profile.user_msp, &profile.msp_id)?,
+            };
+            (profile, identity)
+        }
+    };
+    let transaction = match (&args.ctor, args.mode) {
+        (Some(ctor), _) => parse_ctor(ctor)?,
+        (None, Mode::Evaluate) => vec!["ReadAsset".into(), "asset1".into()],
+        (None, Mode::Submit) => ["CreateAsset", "{tx}", "blue", "5", "Tomoko", "300"]
+            .map(String::from)
+            .to_vec(),
+    };
+    let config = LoadConfig {
+        mode: args.mode,
+        chaincode: args.chaincode.clone(),
+        args: transaction,
+        concurrency: args.concurrency,
+        connections: args.connections,
+        rate: args.rate,
+        until: args
+            .count
+            .map_or(Until::Elapsed(args.duration), Until::Count),
+        commit_timeout: args.commit_timeout,
+    };
+    let report = cchost::bench::load::run(&profile, identity, &config).await?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let write = |name: &str, contents: &[u8]| {
+        let path = args.out.join(name);
+        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))
+    };
+    write("load.json", &serde_json::to_vec_pretty(&report)?)?;
+    write("load.csv", report.csv().as_bytes())?;
+    write(
+        "load.svg",
+        report.chart().map_err(anyhow::Error::msg)?.as_bytes(),
+    )?;
+    print!("{}", report.table());
+    println!("results in {}", args.out.display());
+    if report.succeeded == 0 {
+        bail!("no transaction succeeded");
+    }
+    Ok(())
+}

@@ -810,3 +810,212 @@ fn the_npm_fabric_gateway_client_reads_chaincode_events_from_a_start_block_and_r
     }
     assert!(stop(node).success());
 }
+
+/// `cchost bench load` ARGS against the node of `data`; its stdout and load.json.
+fn load(data: &Path, out: &Path, args: &[&str]) -> (Output, serde_json::Value) {
+    let output = run(
+        data,
+        &[&["bench", "load", "--out", out.to_str().unwrap()], args].concat(),
+    );
+    let report = serde_json::from_slice(&std::fs::read(out.join("load.json")).unwrap()).unwrap();
+    (output, report)
+}
+
+#[test]
+fn bench_load_drives_a_tls_gateway_named_by_flags_and_counts_errors_by_grpc_and_validation_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("core.toml"),
+        "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
+         [peer.tls]\nenabled = true\n\
+         [operations]\nlistenAddress = \"\"\n[rest]\nenabled = false\n[orderer]\nBatchTimeout = \"50ms\"\n",
+    )
+    .unwrap();
+    let node = start(&data);
+    ok(
+        &data,
+        &[
+            "chaincode",
+            "deploy",
+            "examples/asset-transfer",
+            "-n",
+            "basic",
+        ],
+    );
+    ok(
+        &data,
+        &[
+            "chaincode",
+            "invoke",
+            "-C",
+            "mychannel",
+            "-n",
+            "basic",
+            "-c",
+            r#"{"Args":["InitLedger"]}"#,
+            "--waitForEvent",
+        ],
+    );
+    let profile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("client.json")).unwrap()).unwrap();
+    let org = data.join("organizations/peerOrganizations/org1.example.com");
+    let user = org.join("users/User1@org1.example.com/msp");
+    let first = |dir: PathBuf| {
+        let file = std::fs::read_dir(dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        file.to_str().unwrap().to_owned()
+    };
+    let (cert, key) = (first(user.join("signcerts")), first(user.join("keystore")));
+    let tls_ca = org.join("peers/peer0.org1.example.com/tls/ca.crt");
+    // As against a Fabric peer: everything named by flags (no client profile).
+    let fabric_style = [
+        "--address",
+        profile["address"].as_str().unwrap(),
+        "--channelID",
+        "mychannel",
+        "--msp-id",
+        "Org1MSP",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "--tls-ca",
+        tls_ca.to_str().unwrap(),
+        "--tls-server-name",
+        "peer0.org1.example.com",
+    ];
+    let out = dir.path().join("evaluate");
+    let (output, report) = load(
+        &data,
+        &out,
+        &[&fabric_style[..], &["--count", "200", "--concurrency", "8"]].concat(),
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with("evaluate ReadAsset asset1 on basic (127.0.0.1:")
+            && stdout.contains("), 8 in flight, 4 connection(s)\n200 of 200 succeeded in "),
+        "{stdout}"
+    );
+    assert_eq!(
+        (
+            report["attempted"].as_u64(),
+            report["succeeded"].as_u64(),
+            report["latency"]["n"].as_u64(),
+            report["errors"].as_object().map(|e| e.len()),
+        ),
+        (Some(200), Some(200), Some(200), Some(0))
+    );
+    let csv = std::fs::read_to_string(out.join("load.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 201);
+    assert_eq!(
+        csv.lines().next(),
+        Some("index,start_us,latency_us,outcome")
+    );
+    assert!(csv.lines().skip(1).all(|l| l.ends_with(",ok")), "{csv}");
+    assert!(
+        std::fs::read_to_string(out.join("load.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+
+    // Submits that all touch asset1: those endorsed on the same version conflict at
+    // validation, and are counted by their validation code, not as done.
+    let (output, report) = load(
+        &data,
+        &dir.path().join("conflicts"),
+        &[
+            &fabric_style[..],
+            &[
+                "--mode",
+                "submit",
+                "-c",
+                r#"{"Args":["TransferAsset","asset1","{tx}"]}"#,
+                "--count",
+                "40",
+                "--concurrency",
+                "8",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(output.status.success());
+    let succeeded = report["succeeded"].as_u64().unwrap();
+    let conflicts = report["errors"]["invalid MVCC_READ_CONFLICT"]["count"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(succeeded >= 1 && conflicts >= 1, "{report}");
+    assert_eq!(
+        (
+            succeeded + conflicts,
+            report["errors"].as_object().unwrap().len()
+        ),
+        (40, 1),
+        "{report}"
+    );
+
+    // The client profile's defaults (the node of --data-dir, its user): each submit
+    // creates its own asset, all valid and all in the state afterwards.
+    let out = dir.path().join("submit");
+    let (output, report) = load(
+        &data,
+        &out,
+        &["--mode", "submit", "--count", "30", "--concurrency", "6"],
+    );
+    assert!(output.status.success());
+    assert_eq!(
+        (report["succeeded"].as_u64(), report["args"][1].as_str()),
+        (Some(30), Some("{tx}"))
+    );
+    let (all, _) = ok(
+        &data,
+        &[
+            "chaincode",
+            "query",
+            "-C",
+            "mychannel",
+            "-n",
+            "basic",
+            "-c",
+            r#"{"Args":["GetAllAssets"]}"#,
+        ],
+    );
+    let assets: Vec<serde_json::Value> = serde_json::from_str(all.trim()).unwrap();
+    let created = assets
+        .iter()
+        .filter(|a| a["ID"].as_str().is_some_and(|id| id.starts_with("load")))
+        .count();
+    assert_eq!((assets.len(), created), (36, 30));
+
+    // A chaincode error: every transaction counted under the gRPC code the Gateway
+    // answered with, with its message; nothing succeeded, so the command fails.
+    let (output, report) = load(
+        &data,
+        &dir.path().join("missing"),
+        &["-c", r#"{"Args":["ReadAsset","nosuch"]}"#, "--count", "5"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "Error: no transaction succeeded\n"
+    );
+    assert_eq!(
+        report["errors"],
+        serde_json::json!({"grpc UNKNOWN": {
+            "count": 5,
+            "example": "evaluate call to endorser returned error: chaincode response 500, The asset nosuch does not exist"
+        }})
+    );
+    let output = run(&data, &["bench", "load", "--address", "127.0.0.1:1"]);
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "Error: with --address, name the identity: --msp-id, --cert and --key\n"
+    );
+    stop(node);
+}

@@ -11,6 +11,7 @@
 //! seed assets, so every run reads the same state.
 
 pub mod commit;
+pub mod load;
 pub mod node;
 pub mod process;
 pub mod report;

@@ -70,6 +70,10 @@ pub struct ClientProfile {
     /// With client authentication required: the user's TLS certificate and key.
     #[serde(default)]
     pub tls_client: Option<(PathBuf, PathBuf)>,
+    /// With TLS on: the name the server certificate must carry when it is not the
+    /// address's host (a Fabric peer's `peer0.org1.example.com` reached as `localhost`).
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
 }
 
 impl ClientProfile {
@@ -564,6 +568,7 @@ impl RunningNode {
             data_dir: data_dir.clone(),
             tls_ca,
             tls_client,
+            tls_server_name: None,
         };
         let (rest, rest_address) = match &config.rest {
             Some(settings) => {
