@@ -152,6 +152,13 @@ enum Command {
         /// Seconds a launch may take.
         #[arg(long, default_value_t = 120)]
         startup_timeout: u64,
+        /// How long the Gateway evaluate and submit runs each last (a node with the wasm
+        /// chaincode, loaded through its Gateway); 0s: not measured.
+        #[arg(long, default_value = "10s", value_parser = parse_bench_duration)]
+        gateway_duration: Duration,
+        /// Transactions in flight in the Gateway runs.
+        #[arg(long, default_value_t = 64)]
+        gateway_concurrency: usize,
         #[command(flatten)]
         docker: Box<DockerArgs>,
     },
@@ -424,6 +431,11 @@ fn print_progress(line: &str) {
 }
 
 /// `NAME=VALUE`, both non-empty; `form` and `example` go into the error.
+fn parse_bench_duration(text: &str) -> Result<Duration, String> {
+    cchost::node::config::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration (e.g. 10s, 500ms)"))
+}
+
 fn parse_named(value: &str, form: &str, example: &str) -> Result<(String, String), String> {
     match value.split_once('=') {
         Some((name, rest)) if !name.is_empty() && !rest.is_empty() => {
@@ -716,6 +728,8 @@ async fn main() -> anyhow::Result<()> {
             wasm,
             node_dir,
             startup_timeout,
+            gateway_duration,
+            gateway_concurrency,
             docker,
         } => {
             let runtimes = runtime
@@ -742,6 +756,13 @@ async fn main() -> anyhow::Result<()> {
                 docker: docker.config(),
                 startup_timeout: Duration::from_secs(startup_timeout),
                 cchost: std::env::current_exe().ok(),
+                gateway: (!gateway_duration.is_zero()).then_some(
+                    cchost::bench::gateway::GatewayBenchConfig {
+                        concurrency: gateway_concurrency,
+                        duration: gateway_duration,
+                        batch_timeout: Duration::from_millis(10),
+                    },
+                ),
             };
             let started = std::time::Instant::now();
             // On a runtime worker, as a peer's launches and transactions run (a call from

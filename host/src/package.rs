@@ -312,11 +312,73 @@ impl PackageStore {
         if !path.exists() {
             write_atomically(&path, bytes)?;
         }
+        if package.metadata().kind == WASM_TYPE && !self.unpacked_paths(package.id()).1.exists() {
+            self.save_unpacked(package)?;
+        }
         Ok(())
     }
 
+    /// Where a wasm package's unpacked copy is kept: its module and its metadata.
+    fn unpacked_paths(&self, id: &PackageId) -> (PathBuf, PathBuf) {
+        let stem = id.as_str().replacen(':', ".", 1);
+        (
+            self.dir.join(format!("{stem}.module.wasm")),
+            self.dir.join(format!("{stem}.metadata.json")),
+        )
+    }
+
+    /// Writes the unpacked copy of a wasm package (the module, then the metadata, which
+    /// marks the copy complete), so that a launch reads it instead of unpacking the
+    /// archive (gunzip and untar of the module: about 2 ms of a 2.2 ms cold launch).
+    fn save_unpacked(&self, package: &ChaincodePackage) -> Result<(), PackageError> {
+        let (module, metadata) = self.unpacked_paths(package.id());
+        write_atomically(&module, package.wasm()?)?;
+        let json = serde_json::to_vec(package.metadata())
+            .map_err(|e| PackageError::Metadata(e.to_string()))?;
+        write_atomically(&metadata, &json)?;
+        Ok(())
+    }
+
+    /// A wasm package from its unpacked copy, if it is complete and names the id's
+    /// label. Its hash is the id's: the copy was written from the archive the id was
+    /// computed from (the store's directory belongs to the host, as the artifact cache
+    /// does), so it is not hashed again.
+    fn load_unpacked(&self, id: &PackageId) -> Option<ChaincodePackage> {
+        let (module, metadata) = self.unpacked_paths(id);
+        let metadata: PackageMetadata =
+            serde_json::from_slice(&std::fs::read(metadata).ok()?).ok()?;
+        let (label, hash) = id.as_str().split_once(':')?;
+        if metadata.kind != WASM_TYPE || metadata.label != label {
+            return None;
+        }
+        let hash: [u8; 32] = hex::decode(hash).ok()?.try_into().ok()?;
+        let wasm = std::fs::read(module).ok()?;
+        Some(ChaincodePackage {
+            id: id.clone(),
+            hash,
+            code: BTreeMap::from([(metadata.path.clone(), wasm)]),
+            metadata,
+        })
+    }
+
     /// Loads an installed package.
+    /// A wasm package comes from its unpacked copy when there is one; else (a package
+    /// installed by an older cchost, or a damaged copy) from the archive, and the copy is
+    /// written again.
     pub fn load(&self, id: &PackageId) -> Result<ChaincodePackage, PackageError> {
+        if let Some(package) = self.load_unpacked(id) {
+            return Ok(package);
+        }
+        let package = self.load_archive(id)?;
+        if package.metadata().kind == WASM_TYPE
+            && let Err(e) = self.save_unpacked(&package)
+        {
+            tracing::warn!(package_id = %id, error = %e, "cannot keep the unpacked copy of a wasm package");
+        }
+        Ok(package)
+    }
+
+    fn load_archive(&self, id: &PackageId) -> Result<ChaincodePackage, PackageError> {
         let path = self.path(id);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
@@ -526,5 +588,41 @@ mod tests {
             store.load(&missing).unwrap_err().to_string(),
             "package x:00 is not installed"
         );
+    }
+
+    #[test]
+    fn a_wasm_package_loads_from_its_unpacked_copy_without_reading_its_archive_and_a_damaged_copy_is_rewritten()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PackageStore::open(dir.path()).unwrap();
+        let bytes = build_wasm_package("asset_1.0", "asset", WASM).unwrap();
+        let saved = ChaincodePackage::parse(&bytes).unwrap();
+        store.save(&saved, &bytes).unwrap();
+        let archive = store.path(saved.id());
+        let (_, metadata) = store.unpacked_paths(saved.id());
+        // The archive is not read: garbage in its place changes nothing.
+        std::fs::write(&archive, b"not a package").unwrap();
+        let loaded = store.load(saved.id()).unwrap();
+        assert_eq!(
+            (
+                loaded.id(),
+                loaded.hash(),
+                loaded.metadata(),
+                loaded.wasm().unwrap()
+            ),
+            (saved.id(), saved.hash(), saved.metadata(), WASM)
+        );
+        // A damaged copy: the archive is read (here, the garbage is refused) ...
+        std::fs::write(&metadata, b"{").unwrap();
+        assert!(store.load(saved.id()).is_err());
+        // ... and with the archive back, the package loads and the copy is whole again.
+        std::fs::write(&archive, &bytes).unwrap();
+        assert_eq!(store.load(saved.id()).unwrap().wasm().unwrap(), WASM);
+        assert_eq!(
+            serde_json::from_slice::<PackageMetadata>(&std::fs::read(&metadata).unwrap()).unwrap(),
+            *saved.metadata()
+        );
+        std::fs::write(&archive, b"not a package").unwrap();
+        assert_eq!(store.load(saved.id()).unwrap().wasm().unwrap(), WASM);
     }
 }

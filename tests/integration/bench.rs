@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use cchost::bench::gateway::GatewayBenchConfig;
 use cchost::bench::{BenchConfig, Runtime, run};
 use cchost::runtime::docker::{DockerConfig, Images};
 use serde_json::Value;
@@ -47,6 +48,11 @@ async fn the_benchmark_measures_the_wasm_docker_and_process_runtimes_and_reports
         startup_timeout: Duration::from_secs(60),
         // The external runtime runs the cchost binary: host/tests/remote.rs measures it.
         cchost: None,
+        gateway: Some(GatewayBenchConfig {
+            concurrency: 8,
+            duration: Duration::from_secs(2),
+            batch_timeout: Duration::from_millis(10),
+        }),
     };
     let report = run(&config, &|line| eprintln!("{line}")).await.unwrap();
     let json = serde_json::to_value(&report).unwrap();
@@ -60,7 +66,7 @@ async fn the_benchmark_measures_the_wasm_docker_and_process_runtimes_and_reports
             installs,
             "{name}"
         );
-        for figure in ["cold_launch", "warm_launch"] {
+        for figure in ["cold_launch", "cold_start", "warm_launch"] {
             let samples = r[figure]["samples_us"].as_array().unwrap();
             assert_eq!(samples.len(), 2, "{name} {figure}");
             assert!(samples.iter().all(|s| s.as_f64().unwrap() > 0.0));
@@ -87,17 +93,28 @@ async fn the_benchmark_measures_the_wasm_docker_and_process_runtimes_and_reports
             })
             .collect();
         seen.sort();
-        assert_eq!(
-            seen,
-            [
-                ("read".to_owned(), 1),
-                ("read".to_owned(), 8),
-                ("read".to_owned(), 32),
-                ("transfer".to_owned(), 1),
-                ("transfer".to_owned(), 8),
-                ("transfer".to_owned(), 32),
-            ]
+        // The null transaction is wasm's floor: measured for wasm only.
+        let mut expected = vec![
+            ("read".to_owned(), 1),
+            ("read".to_owned(), 8),
+            ("read".to_owned(), 32),
+            ("transfer".to_owned(), 1),
+            ("transfer".to_owned(), 8),
+            ("transfer".to_owned(), 32),
+        ];
+        if name == "wasm" {
+            expected.splice(0..0, [1, 8, 32].map(|c| ("null".to_owned(), c)));
+        }
+        assert_eq!(seen, expected, "{name}");
+        // A cold start is a cold launch and the first transaction after it (wasm adds
+        // making its runtime).
+        let (cold_start, cold_launch) = (
+            r["cold_start"]["samples_us"].as_array().unwrap(),
+            r["cold_launch"]["samples_us"].as_array().unwrap(),
         );
+        for (start, launch) in cold_start.iter().zip(cold_launch) {
+            assert!(start.as_f64().unwrap() > launch.as_f64().unwrap(), "{name}");
+        }
         // The wasm figure is the growth of this process's resident memory, which pages
         // already resident can make 0; the Node figures are a whole process's.
         let memory = r["memory_bytes"].as_u64().unwrap();
@@ -125,6 +142,13 @@ async fn the_benchmark_measures_the_wasm_docker_and_process_runtimes_and_reports
         "wasm_invoke_tps_c32",
         "node_invoke_tps_c32",
         "invoke_ratio",
+        "wasm_cold_start_p50_us",
+        "container_cold_start_p50_us",
+        "cold_start_ratio",
+        "wasm_null_tps_c32",
+        "wasm_invoke_of_null",
+        "gateway_evaluate_tps",
+        "gateway_submit_tps",
     ] {
         assert!(
             summary[key].as_f64().unwrap() > 0.0,
@@ -133,10 +157,38 @@ async fn the_benchmark_measures_the_wasm_docker_and_process_runtimes_and_reports
     }
     assert_eq!(summary["at_concurrency"], 32);
 
+    // The Gateway runs: every transaction succeeded (submits committed VALID), beside
+    // the signature-bound limits of this machine.
+    let gateway = &json["gateway"];
+    for mode in ["evaluate", "submit"] {
+        let run = &gateway[mode];
+        assert_eq!(run["mode"], mode);
+        assert_eq!(run["concurrency"], 8);
+        assert!(run["attempted"].as_u64().unwrap() > 0, "{run}");
+        assert_eq!(
+            run["attempted"], run["succeeded"],
+            "{mode}: {}",
+            run["errors"]
+        );
+        assert_eq!(
+            summary[format!("gateway_{mode}_tps")].as_f64(),
+            run["tps"].as_f64()
+        );
+        assert!(
+            gateway[format!("{mode}_signature_bound_tps")]
+                .as_f64()
+                .unwrap()
+                > 0.0
+        );
+    }
+
     let csv = report.csv();
     assert!(csv.starts_with("runtime,figure,transaction,concurrency,index,value_us\n"));
-    // 2 installs × 2 runtimes, 2 + 2 launches and 4 first invokes × 3, 6 × 40 invokes × 3.
-    assert_eq!(csv.lines().count(), 1 + 4 + 3 * 8 + 3 * 240);
+    // 2 installs × 2 runtimes; 2 + 2 + 2 launches and cold starts and 4 first invokes × 3;
+    // wasm's 2 runtime setups; 6 × 40 invokes × 3, and wasm's 3 × 40 null transactions.
+    assert_eq!(csv.lines().count(), 1 + 4 + 3 * 10 + 2 + 3 * 240 + 120);
+    assert_eq!(json["runtimes"]["wasm"]["runtime_setup"]["n"], 2);
+    assert_eq!(json["runtimes"]["docker"]["runtime_setup"]["n"], 0);
     let svg = report.launch_chart().unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
     for label in ["wasm warm", "docker cold", "process warm"] {
@@ -144,6 +196,10 @@ async fn the_benchmark_measures_the_wasm_docker_and_process_runtimes_and_reports
     }
     let table = report.table();
     assert!(table.starts_with("figure"), "{table}");
+    assert!(
+        table.contains("\nGateway (") && table.contains("\nevaluate       8"),
+        "{table}"
+    );
     assert!(table.contains("wasm advantage"), "{table}");
     // Host CPU per transaction is shown but given no ratio: it is all of a wasm
     // transaction's cost and only the peer's share of a Node one.

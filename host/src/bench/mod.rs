@@ -11,6 +11,7 @@
 //! seed assets, so every run reads the same state.
 
 pub mod commit;
+pub mod gateway;
 pub mod load;
 pub mod node;
 pub mod process;
@@ -39,6 +40,26 @@ pub use report::{InvokeRun, Report, RuntimeReport, Samples, Stats, Summary};
 const CHANNEL: &str = "mychannel";
 /// The chaincode name the package is defined under.
 const CHAINCODE: &str = "basic";
+/// The chaincode name the null module is defined under.
+const NULL_CHAINCODE: &str = "null";
+/// The null transaction: per transaction, one `GET_STATE` (of a key that is never
+/// written) and one `PUT_STATE` through the handler, then a 200 response; nothing else
+/// runs in the guest. With a fresh instance per transaction, it is the floor of a
+/// TransferAsset (the same two host calls, without the contract's JSON work).
+const NULL_WAT: &str = r#"(module
+  (import "cchost" "get_state" (func $get (param i32 i32 i32 i32) (result i64)))
+  (import "cchost" "put_state" (func $put (param i32 i32 i32 i32 i32 i32) (result i64)))
+  (import "cchost" "set_response" (func $respond (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "null")
+  (data (i32.const 16) "\08\c8\01")
+  (func (export "cchost_abi_v1"))
+  (func (export "cchost_init") (param i32) (result i32) (i32.const 0))
+  (func (export "cchost_invoke") (param i32) (result i32)
+    (drop (call $get (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 4)))
+    (drop (call $put (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 4) (i32.const 0) (i32.const 4)))
+    (drop (call $respond (i32.const 16) (i32.const 3)))
+    (i32.const 0)))"#;
 /// Transactions run before each measured run (not recorded).
 const WARM_UP: usize = 100;
 
@@ -104,6 +125,9 @@ pub struct BenchConfig {
     /// The `cchost` binary the external builder's programs run (needed by
     /// [`Runtime::External`] only).
     pub cchost: Option<PathBuf>,
+    /// The Gateway figures (a node with the wasm chaincode, loaded through its Gateway),
+    /// when wasm is measured; None: not measured.
+    pub gateway: Option<gateway::GatewayBenchConfig>,
 }
 
 /// A one-node chaincode host: support, listener, in-memory ledger, a signing identity.
@@ -146,7 +170,11 @@ impl Node {
     }
 
     fn proposal(&self, args: &[&str]) -> anyhow::Result<BuiltProposal> {
-        Ok(ProposalBuilder::new(CHANNEL, CHAINCODE)
+        self.proposal_on(CHAINCODE, args)
+    }
+
+    fn proposal_on(&self, chaincode: &str, args: &[&str]) -> anyhow::Result<BuiltProposal> {
+        Ok(ProposalBuilder::new(CHANNEL, chaincode)
             .args(args)
             .build(&self.identity)?)
     }
@@ -243,6 +271,7 @@ pub async fn run(config: &BenchConfig, progress: &(dyn Fn(&str) + Sync)) -> anyh
     let mut report = Report {
         machine: machine(config),
         runtimes: BTreeMap::new(),
+        gateway: None,
         summary: None,
     };
     for runtime in &config.runtimes {
@@ -256,6 +285,15 @@ pub async fn run(config: &BenchConfig, progress: &(dyn Fn(&str) + Sync)) -> anyh
         }
         .with_context(|| format!("benchmarking the {name} runtime"))?;
         report.runtimes.insert(name.to_owned(), result);
+    }
+    if let Some(gateway) = &config.gateway
+        && config.runtimes.contains(&Runtime::Wasm)
+    {
+        report.gateway = Some(
+            gateway::run(&config.wasm, gateway, progress)
+                .await
+                .context("benchmarking the Gateway")?,
+        );
     }
     report.summarize();
     Ok(report)
@@ -372,10 +410,11 @@ async fn warm_invokes(
     node: &Node,
     config: &BenchConfig,
     label: &str,
+    transactions: &[&str],
     progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Vec<InvokeRun>> {
     let mut runs = Vec::new();
-    for transaction in ["transfer", "read"] {
+    for &transaction in transactions {
         for &concurrency in &config.concurrency {
             progress(&format!(
                 "[{label}] {transaction} × {} at concurrency {concurrency}",
@@ -383,6 +422,7 @@ async fn warm_invokes(
             ));
             let build = |i: usize| match transaction {
                 "transfer" => node.proposal(&transfer_args(i).each_ref().map(String::as_str)),
+                "null" => node.proposal_on(NULL_CHAINCODE, &["null"]),
                 _ => node.proposal(&read_args(i).each_ref().map(String::as_str)),
             };
             let warm_up: Vec<BuiltProposal> = (0..WARM_UP.min(config.transactions))
@@ -479,14 +519,20 @@ async fn bench_wasm(
     }
 
     let (mut cold, mut warm, mut first) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cold_start, mut setup) = (Vec::new(), Vec::new());
     for round in 0..config.rounds {
         progress(&format!("[wasm] launches {}/{}", round + 1, config.rounds));
         // Cold: a fresh runtime and launcher (as after a restart): the package and the
-        // artifact come from disk.
+        // artifact come from disk. Making the runtime (engine, instance pool, linker) is
+        // timed apart: a peer does it once, when it starts, as a Docker engine is up
+        // before any container starts.
+        let made = Instant::now();
         let runtime = Arc::new(WasmRuntime::new(wasm_config(&cache))?);
         let launcher = launcher(&node, &data, runtime, config)?;
+        setup.push(micros(made.elapsed()));
         let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
         cold.push(launch);
+        cold_start.push(launch + invoke);
         first.push(invoke);
         // Warm: stopped and started again by the same launcher.
         launcher.stop(&id).await;
@@ -505,7 +551,18 @@ async fn bench_wasm(
             .await?;
     }
     let memory = rss("self").saturating_sub(before);
-    let invoke = warm_invokes(&node, config, "wasm", progress).await?;
+    let null = build_wasm_package("null_wasm", "null", &wat::parse_str(NULL_WAT)?)?;
+    let null_id = launcher.install(&null)?;
+    node.support.define(NULL_CHAINCODE, null_id.clone());
+    launcher.launch(&null_id).await?;
+    let invoke = warm_invokes(
+        &node,
+        config,
+        "wasm",
+        &["transfer", "read", "null"],
+        progress,
+    )
+    .await?;
     launcher.shutdown().await;
 
     let artifact = std::fs::read_dir(&cache)?
@@ -522,6 +579,8 @@ async fn bench_wasm(
         install_is: "validate + compile + write the artifact (empty cache)".to_owned(),
         install: Samples::new(install),
         cold_launch: Samples::new(cold),
+        cold_start: Samples::new(cold_start),
+        runtime_setup: Samples::new(setup),
         warm_launch: Samples::new(warm),
         first_invoke: Samples::new(first),
         invoke,
@@ -577,6 +636,7 @@ async fn bench_docker(
 
     let (mut install, mut cold, mut warm, mut first) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut cold_start = Vec::new();
     for round in 0..config.rounds {
         progress(&format!(
             "[docker] image build and launches {}/{}",
@@ -591,6 +651,7 @@ async fn bench_docker(
         // Cold: the first container of the new image.
         let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
         cold.push(launch);
+        cold_start.push(launch + invoke);
         first.push(invoke);
         // Warm: a new container of the existing image.
         launcher.stop(&id).await;
@@ -611,7 +672,7 @@ async fn bench_docker(
         .map_err(anyhow::Error::msg)?;
     let memory = rss(&pid.to_string());
     let cgroup = docker.memory_usage(&id).await.map_err(anyhow::Error::msg)?;
-    let invoke = warm_invokes(&node, config, "docker", progress).await?;
+    let invoke = warm_invokes(&node, config, "docker", &["transfer", "read"], progress).await?;
     let image = docker.image_size(&id).await.map_err(anyhow::Error::msg)?;
     launcher.shutdown().await;
     Ok(RuntimeReport {
@@ -619,6 +680,8 @@ async fn bench_docker(
             .to_owned(),
         install: Samples::new(install),
         cold_launch: Samples::new(cold),
+        cold_start: Samples::new(cold_start),
+        runtime_setup: Samples::new(Vec::new()),
         warm_launch: Samples::new(warm),
         first_invoke: Samples::new(first),
         invoke,
@@ -652,6 +715,7 @@ async fn bench_process(
     seed(&mut node, &launcher, &id).await?;
 
     let (mut cold, mut warm, mut first) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cold_start = Vec::new();
     for round in 0..config.rounds {
         progress(&format!(
             "[process] launches {}/{}",
@@ -660,6 +724,7 @@ async fn bench_process(
         ));
         let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
         cold.push(launch);
+        cold_start.push(launch + invoke);
         first.push(invoke);
         launcher.stop(&id).await;
         let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
@@ -675,12 +740,14 @@ async fn bench_process(
     }
     let pid = runtime.last_pid.load(Ordering::Relaxed);
     let memory = rss(&pid.to_string());
-    let invoke = warm_invokes(&node, config, "process", progress).await?;
+    let invoke = warm_invokes(&node, config, "process", &["transfer", "read"], progress).await?;
     launcher.shutdown().await;
     Ok(RuntimeReport {
         install_is: "nothing: the operator starts the process from its directory".to_owned(),
         install: Samples::new(Vec::new()),
         cold_launch: Samples::new(cold),
+        cold_start: Samples::new(cold_start),
+        runtime_setup: Samples::new(Vec::new()),
         warm_launch: Samples::new(warm),
         first_invoke: Samples::new(first),
         invoke,
@@ -771,6 +838,7 @@ async fn bench_external(
     // Every launch starts a process that loads the kept build: cold is a fresh launcher
     // (as after a restart), warm the same launcher again.
     let (mut cold, mut warm, mut first) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cold_start = Vec::new();
     for round in 0..config.rounds {
         progress(&format!(
             "[external] launches {}/{}",
@@ -780,6 +848,7 @@ async fn bench_external(
         let launcher = launcher(&node, &data, external(&data)?, config)?;
         let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
         cold.push(launch);
+        cold_start.push(launch + invoke);
         first.push(invoke);
         launcher.stop(&id).await;
         let (launch, invoke) = launch_and_first_invoke(&node, &launcher, &id, round).await?;
@@ -795,7 +864,7 @@ async fn bench_external(
             .await?;
     }
     let memory = chaincode_run_pid().map_or(0, |pid| rss(&pid.to_string()));
-    let invoke = warm_invokes(&node, config, "external", progress).await?;
+    let invoke = warm_invokes(&node, config, "external", &["transfer", "read"], progress).await?;
     launcher.shutdown().await;
     let kept = |name: &str| {
         std::fs::read_dir(data.join("externalbuilder/builds"))
@@ -810,6 +879,8 @@ async fn bench_external(
         install_is: "detect + build (validate + precompile) + release by the external builder's programs (empty data directory)".to_owned(),
         install: Samples::new(install),
         cold_launch: Samples::new(cold),
+        cold_start: Samples::new(cold_start),
+        runtime_setup: Samples::new(Vec::new()),
         warm_launch: Samples::new(warm),
         first_invoke: Samples::new(first),
         invoke,

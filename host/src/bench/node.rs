@@ -95,7 +95,7 @@ impl NodeReport {
 }
 
 /// Signs and verifies on one thread for about a second each; the rates.
-fn ecdsa_rates() -> anyhow::Result<(f64, f64)> {
+pub(crate) fn ecdsa_rates() -> anyhow::Result<(f64, f64)> {
     let ca = crate::msp::DevCa::new("Org1MSP", "Org1")?;
     let identity = ca.issue(crate::msp::Role::Client, "bench")?;
     let msps = crate::msp::MspManager::new([ca.msp()?]);
@@ -157,17 +157,20 @@ where
     Ok((all, started.elapsed()))
 }
 
-/// Runs the benchmark; `progress` hears what is being measured.
-pub async fn run(
-    config: &NodeBenchConfig,
+/// A node in this process on a temporary data directory (its orderer cutting blocks
+/// after `batch_timeout`), with `wasm` (asset-transfer) deployed as `basic` and its
+/// `InitLedger` committed; a client of it and its user. Keep the directory while the
+/// node runs.
+pub(crate) async fn start_with_asset_transfer(
+    wasm: &std::path::Path,
+    batch_timeout: Duration,
     progress: &(dyn Fn(&str) + Sync),
-) -> anyhow::Result<NodeReport> {
-    if config.transactions == 0 || config.concurrency.is_empty() {
-        bail!("transactions and concurrency must be at least 1");
-    }
-    progress("ECDSA P-256 rates");
-    let (sign_per_s, verify_per_s) = tokio::task::spawn_blocking(ecdsa_rates).await??;
-
+) -> anyhow::Result<(
+    tempfile::TempDir,
+    RunningNode,
+    Client,
+    crate::proposal::DevIdentity,
+)> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("node");
     std::fs::create_dir_all(&data)?;
@@ -176,13 +179,12 @@ pub async fn run(
         format!(
             "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
              [operations]\nlistenAddress = \"\"\n[rest]\nenabled = false\n[orderer]\nBatchTimeout = \"{}ms\"\n",
-            config.batch_timeout.as_millis()
+            batch_timeout.as_millis()
         ),
     )?;
     let node = RunningNode::start(&data, StartOptions::default()).await?;
     let client = Client::connect(node.profile.clone()).await?;
-    let wasm = std::fs::read(&config.wasm)
-        .with_context(|| format!("reading {}", config.wasm.display()))?;
+    let wasm = std::fs::read(wasm).with_context(|| format!("reading {}", wasm.display()))?;
     let package = crate::package::build_wasm_package("basic_1.0", "asset_transfer.wasm", &wasm)?;
     progress("deploying asset-transfer as basic");
     client
@@ -195,7 +197,7 @@ pub async fn run(
             Duration::from_secs(60),
         )
         .await?;
-    let user = Arc::new(client.user()?);
+    let user = client.user()?;
     let seed = ProposalBuilder::new(node.profile.channel.clone(), "basic")
         .args(["InitLedger"])
         .build(&user)?;
@@ -203,6 +205,23 @@ pub async fn run(
     client
         .submit(&seed, &[response], &user, Some(Duration::from_secs(60)))
         .await?;
+    Ok((dir, node, client, user))
+}
+
+/// Runs the benchmark; `progress` hears what is being measured.
+pub async fn run(
+    config: &NodeBenchConfig,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<NodeReport> {
+    if config.transactions == 0 || config.concurrency.is_empty() {
+        bail!("transactions and concurrency must be at least 1");
+    }
+    progress("ECDSA P-256 rates");
+    let (sign_per_s, verify_per_s) = tokio::task::spawn_blocking(ecdsa_rates).await??;
+
+    let (_dir, node, client, user) =
+        start_with_asset_transfer(&config.wasm, config.batch_timeout, progress).await?;
+    let user = Arc::new(user);
 
     let mut runs = Vec::new();
     for &c in &config.concurrency {

@@ -97,6 +97,13 @@ pub struct RuntimeReport {
     /// First launch to READY after install (wasm: in a fresh runtime, from the artifact
     /// on disk, as after a restart).
     pub cold_launch: Samples,
+    /// Cold start to the first response: a cold launch and the first transaction after
+    /// it, back to back (what a user waits for after a restart or a new image).
+    pub cold_start: Samples,
+    /// What a process makes once before its first launch: wasm's engine, instance pool
+    /// and linker (a fresh runtime per round). Empty for the other runtimes, whose
+    /// engine (Docker, the operating system) is up already.
+    pub runtime_setup: Samples,
     /// Launch to READY after a stop (cached artifact, existing image).
     pub warm_launch: Samples,
     /// The first transaction after each launch.
@@ -135,6 +142,24 @@ pub struct Summary {
     pub node_invoke_tps_c32: f64,
     /// How many times the wasm throughput is the Node one.
     pub invoke_ratio: f64,
+    /// Wasm cold start to the first response (runtime made, package and artifact read
+    /// from disk, REGISTER/READY, the first TransferAsset), median, µs.
+    pub wasm_cold_start_p50_us: f64,
+    /// The container's (first container of a new image, its first TransferAsset),
+    /// median, µs.
+    pub container_cold_start_p50_us: f64,
+    /// How many times faster the wasm cold start is.
+    pub cold_start_ratio: f64,
+    /// The wasm null transaction's throughput at the same concurrency, tx/s (0 when not
+    /// measured).
+    pub wasm_null_tps_c32: f64,
+    /// TransferAsset's throughput as a share of the null transaction's.
+    pub wasm_invoke_of_null: f64,
+    /// Evaluates through the Gateway per second (0 when not measured).
+    pub gateway_evaluate_tps: f64,
+    /// Submits through the Gateway, each waited for until committed valid, per second
+    /// (0 when not measured).
+    pub gateway_submit_tps: f64,
     /// The concurrency the `_c32` figures were taken at (32 unless `--concurrency`
     /// leaves it out: then the highest run).
     pub at_concurrency: usize,
@@ -147,6 +172,8 @@ pub struct Report {
     pub machine: BTreeMap<String, String>,
     /// Per runtime: `wasm`, `docker`, `process`.
     pub runtimes: BTreeMap<String, RuntimeReport>,
+    /// The Gateway figures, when measured.
+    pub gateway: Option<super::gateway::GatewayReport>,
     /// The headline figures (present when wasm and docker both ran).
     pub summary: Option<Summary>,
 }
@@ -173,6 +200,9 @@ impl Report {
             .max_by_key(|c| (*c == 32, *c))
             .unwrap_or(1);
         let tps = |r: &RuntimeReport| r.run("transfer", at).map_or(0.0, |r| r.tps);
+        let null = wasm.run("null", at).map_or(0.0, |r| r.tps);
+        let (wasm_cold, container_cold) =
+            (wasm.cold_start.stats.p50_us, docker.cold_start.stats.p50_us);
         let (wasm_launch, container_launch) = (
             wasm.warm_launch.stats.p50_us,
             docker.warm_launch.stats.p50_us,
@@ -184,6 +214,13 @@ impl Report {
             wasm_invoke_tps_c32: tps(wasm),
             node_invoke_tps_c32: tps(docker),
             invoke_ratio: ratio(tps(wasm), tps(docker)),
+            wasm_cold_start_p50_us: wasm_cold,
+            container_cold_start_p50_us: container_cold,
+            cold_start_ratio: ratio(container_cold, wasm_cold),
+            wasm_null_tps_c32: null,
+            wasm_invoke_of_null: ratio(tps(wasm), null),
+            gateway_evaluate_tps: self.gateway.as_ref().map_or(0.0, |g| g.evaluate.tps),
+            gateway_submit_tps: self.gateway.as_ref().map_or(0.0, |g| g.submit.tps),
             at_concurrency: at,
         });
     }
@@ -215,6 +252,16 @@ impl Report {
         row(
             "cold launch p50 (µs)".into(),
             &|r| nonzero(&r.cold_launch),
+            Some(true),
+        );
+        row(
+            "runtime setup p50 (µs)".into(),
+            &|r| nonzero(&r.runtime_setup),
+            None,
+        );
+        row(
+            "cold start to 1st reply p50 (µs)".into(),
+            &|r| nonzero(&r.cold_start),
             Some(true),
         );
         row(
@@ -273,7 +320,7 @@ impl Report {
         let wasm = names.iter().position(|n| n.as_str() == "wasm");
         let docker = names.iter().position(|n| n.as_str() == "docker");
         let mut out = String::new();
-        let _ = write!(out, "{:<30}", "figure");
+        let _ = write!(out, "{:<34}", "figure");
         for name in &names {
             let _ = write!(out, "{name:>14}");
         }
@@ -282,7 +329,7 @@ impl Report {
         }
         out.push('\n');
         for (label, values, lower) in rows {
-            let _ = write!(out, "{label:<30}");
+            let _ = write!(out, "{label:<34}");
             for value in &values {
                 match value {
                     Some(v) => {
@@ -301,6 +348,10 @@ impl Report {
             }
             out.push('\n');
         }
+        if let Some(gateway) = &self.gateway {
+            out.push('\n');
+            out.push_str(&gateway.table());
+        }
         out
     }
 
@@ -311,6 +362,8 @@ impl Report {
             for (figure, samples) in [
                 ("install", &r.install),
                 ("cold_launch", &r.cold_launch),
+                ("cold_start", &r.cold_start),
+                ("runtime_setup", &r.runtime_setup),
                 ("warm_launch", &r.warm_launch),
                 ("first_invoke", &r.first_invoke),
             ] {
