@@ -920,13 +920,15 @@ fn bench_measures_the_external_runtime_next_to_the_in_process_one() {
         "40",
         "--concurrency",
         "1,8",
+        "--gateway-duration",
+        "0s",
         "--wasm",
         wasm.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
     ]);
     assert!(
-        text.starts_with("figure                              external          wasm\n"),
+        text.starts_with("figure                                  external          wasm\n"),
         "{text}"
     );
     let report: serde_json::Value =

@@ -130,7 +130,8 @@ pub struct LoadReport {
     pub concurrency: usize,
     /// gRPC connections.
     pub connections: usize,
-    /// The fixed rate asked for, if any.
+    /// The fixed rate asked for, if any (left out of the JSON when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
     /// From the first transaction's start to the last one's end, seconds.
     pub elapsed_s: f64,
