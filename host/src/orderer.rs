@@ -156,7 +156,31 @@ impl BatchCutter {
     /// drained. A block that cannot be committed (storage failure) stops the cutter with
     /// the error: the ledger is unchanged, and the transactions of that block were
     /// never acknowledged.
-    pub async fn run(mut self) -> Result<(), crate::ledger::commit::CommitError> {
+    ///
+    /// Cutting and committing overlap, as a Fabric orderer and its peers do: the next
+    /// batch fills (and its timeout runs) while a block is validated and written. One
+    /// cut batch at most waits for the committer, so a slow disk holds the queue (and
+    /// Broadcast answers SERVICE_UNAVAILABLE when it is full) instead of memory growing.
+    pub async fn run(self) -> Result<(), crate::ledger::commit::CommitError> {
+        let (batches, mut to_commit) = tokio::sync::mpsc::channel::<Vec<Vec<u8>>>(1);
+        let (ledger, signer) = (Arc::clone(&self.ledger), Arc::clone(&self.signer));
+        let committer = async move {
+            while let Some(envelopes) = to_commit.recv().await {
+                commit_batch(&ledger, &signer, envelopes).await?;
+            }
+            Ok::<(), crate::ledger::commit::CommitError>(())
+        };
+        tokio::pin!(committer);
+        tokio::select! {
+            // The committer stops first only when a block could not be committed.
+            committed = &mut committer => committed,
+            () = self.cut_batches(batches) => committer.await,
+        }
+    }
+
+    /// Cuts batches off the queue into `batches` until every [`Orderer`] is dropped (the
+    /// rest cut last) or the committer is gone.
+    async fn cut_batches(mut self, batches: tokio::sync::mpsc::Sender<Vec<Vec<u8>>>) {
         let count = usize::try_from(self.batch.max_message_count.max(1)).unwrap_or(usize::MAX);
         let preferred = usize::try_from(self.batch.preferred_max_bytes).unwrap_or(usize::MAX);
         let mut pending: Vec<Vec<u8>> = Vec::new();
@@ -173,32 +197,42 @@ impl BatchCutter {
             match next {
                 // The batch timeout passed.
                 None => {
-                    self.cut(&mut pending, &mut pending_bytes).await?;
+                    if !cut(&batches, &mut pending, &mut pending_bytes).await {
+                        return;
+                    }
                     deadline = None;
                 }
                 // Every sender is gone: commit what is left, and stop.
                 Some(None) => {
-                    self.cut(&mut pending, &mut pending_bytes).await?;
-                    return Ok(());
+                    cut(&batches, &mut pending, &mut pending_bytes).await;
+                    return;
                 }
                 Some(Some(envelope)) => {
                     let size = envelope.len();
                     if size > preferred {
                         // Too big to share a block: the pending batch first, then it alone.
-                        self.cut(&mut pending, &mut pending_bytes).await?;
+                        if !cut(&batches, &mut pending, &mut pending_bytes).await {
+                            return;
+                        }
                         pending.push(envelope);
-                        self.cut(&mut pending, &mut pending_bytes).await?;
+                        if !cut(&batches, &mut pending, &mut pending_bytes).await {
+                            return;
+                        }
                         deadline = None;
                         continue;
                     }
                     if pending_bytes + size > preferred {
-                        self.cut(&mut pending, &mut pending_bytes).await?;
+                        if !cut(&batches, &mut pending, &mut pending_bytes).await {
+                            return;
+                        }
                         deadline = None;
                     }
                     pending_bytes += size;
                     pending.push(envelope);
                     if pending.len() >= count {
-                        self.cut(&mut pending, &mut pending_bytes).await?;
+                        if !cut(&batches, &mut pending, &mut pending_bytes).await {
+                            return;
+                        }
                         deadline = None;
                     } else if deadline.is_none() {
                         deadline = Some(tokio::time::Instant::now() + self.batch.timeout);
@@ -207,37 +241,45 @@ impl BatchCutter {
             }
         }
     }
+}
 
-    async fn cut(
-        &self,
-        pending: &mut Vec<Vec<u8>>,
-        pending_bytes: &mut usize,
-    ) -> Result<(), crate::ledger::commit::CommitError> {
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let envelopes = std::mem::take(pending);
-        *pending_bytes = 0;
-        let ledger = Arc::clone(&self.ledger);
-        let signer = Arc::clone(&self.signer);
-        let committed = tokio::task::spawn_blocking(move || {
-            let block =
-                blocks::make_block(ledger.height(), &ledger.last_hash(), envelopes, 0, &signer);
-            ledger.commit(block)
-        })
-        .await
-        .map_err(|e| {
-            crate::ledger::commit::CommitError::State(crate::ledger::LedgerError::Storage(format!(
-                "the commit task failed: {e}"
-            )))
-        })??;
-        tracing::debug!(
-            block = committed.block.number,
-            transactions = committed.txids.len(),
-            "committed block"
-        );
-        Ok(())
+/// Sends the pending batch (if any) to the committer; false when the committer is gone.
+async fn cut(
+    batches: &tokio::sync::mpsc::Sender<Vec<Vec<u8>>>,
+    pending: &mut Vec<Vec<u8>>,
+    pending_bytes: &mut usize,
+) -> bool {
+    if pending.is_empty() {
+        return true;
     }
+    *pending_bytes = 0;
+    batches.send(std::mem::take(pending)).await.is_ok()
+}
+
+/// Makes the next block of `envelopes` (numbered and chained after the ledger's last,
+/// signed by `signer`) and commits it.
+async fn commit_batch(
+    ledger: &Arc<ChannelLedger>,
+    signer: &Arc<DevIdentity>,
+    envelopes: Vec<Vec<u8>>,
+) -> Result<(), crate::ledger::commit::CommitError> {
+    let (ledger, signer) = (Arc::clone(ledger), Arc::clone(signer));
+    let committed = tokio::task::spawn_blocking(move || {
+        let block = blocks::make_block(ledger.height(), &ledger.last_hash(), envelopes, 0, &signer);
+        ledger.commit(block)
+    })
+    .await
+    .map_err(|e| {
+        crate::ledger::commit::CommitError::State(crate::ledger::LedgerError::Storage(format!(
+            "the commit task failed: {e}"
+        )))
+    })??;
+    tracing::debug!(
+        block = committed.block.number,
+        transactions = committed.txids.len(),
+        "committed block"
+    );
+    Ok(())
 }
 
 /// `orderer.AtomicBroadcast` over an [`Orderer`]: Broadcast answers each envelope with

@@ -738,6 +738,50 @@ fn a_key_whose_policy_an_earlier_transaction_of_the_block_changed_is_endorsement
 }
 
 #[test]
+fn a_block_large_enough_to_be_checked_in_parallel_gets_each_verdict_at_its_own_index() {
+    // 16 transactions: checked on several threads, then taken in order. Transaction 3
+    // changes the policy of `guarded`, so 11's write of it fails as when checked one
+    // after the other; 6 carries another key's signature.
+    let net = Net::new();
+    net.commit(vec![net.endorsed(&net.tx("asset", put("guarded", "0")))]);
+    const KEYS: [&str; 16] = [
+        "k0", "k1", "k2", "", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "", "k12", "k13", "k14",
+        "k15",
+    ];
+    let envelopes: Vec<Vec<u8>> = KEYS
+        .iter()
+        .enumerate()
+        .map(|(i, key)| match i {
+            3 => net.endorsed(&net.tx("asset", |sim| {
+                sim.put_state_metadata("asset", "guarded", org2_validation_parameter())
+                    .unwrap();
+            })),
+            11 => net.endorsed(&net.tx("asset", put("guarded", "1"))),
+            6 => {
+                let good = net.endorsed(&net.tx("asset", put(key, "v")));
+                let mut envelope = Envelope::decode(good.as_slice()).unwrap();
+                envelope.signature = net.peer1.sign(&envelope.payload);
+                envelope.encode_to_vec()
+            }
+            _ => net.endorsed(&net.tx("asset", put(key, "v"))),
+        })
+        .collect();
+    let committed = net.commit(envelopes);
+    let mut expected = vec![Code::Valid; 16];
+    expected[6] = Code::BadCreatorSignature;
+    expected[11] = Code::EndorsementPolicyFailure;
+    assert_eq!(committed.codes, expected);
+    assert_eq!(
+        (
+            net.value("k15").as_deref(),
+            net.value("k6"),
+            net.value("guarded").as_deref()
+        ),
+        (Some(&b"v"[..]), None, Some(&b"0"[..]))
+    );
+}
+
+#[test]
 fn a_configuration_transaction_after_genesis_is_unsupported_tx_payload() {
     let net = Net::new();
     let good = net.endorsed(&net.tx("asset", put("a", "1")));

@@ -118,12 +118,32 @@ fn fail<T>(
 /// Validates `block` against committed state (`snapshot`) and the ledger's transaction
 /// ids (`txid_exists`). Errors are of the ledger itself (the block cannot be validated
 /// now), never of a transaction.
+///
+/// The transactions are checked in parallel (their signatures dominate the cost), then
+/// taken in order: a transaction after one that changed key metadata is checked again
+/// against those changes, so the verdicts are those of checking one after the other.
 pub fn validate_block(
     block: &StoredBlock,
     config: &ChannelConfig,
     snapshot: &dyn StateSnapshot,
-    txid_exists: &dyn Fn(&str) -> Result<bool, LedgerError>,
+    txid_exists: &TxidExists<'_>,
 ) -> Result<BlockVerdict, LedgerError> {
+    let none_changed = BTreeMap::new();
+    let check = |index: usize, envelope: &[u8], changed: &BTreeMap<(String, String), usize>| {
+        check_tx(
+            block.number,
+            index,
+            envelope,
+            config,
+            snapshot,
+            txid_exists,
+            changed,
+        )
+    };
+    let mut speculative = in_parallel(&block.data, |index, envelope| {
+        check(index, envelope, &none_changed)
+    })
+    .into_iter();
     let mut verdict = BlockVerdict::default();
     let mut checked: Vec<Option<Checked>> = Vec::with_capacity(block.data.len());
     // Keys whose metadata a transaction valid so far changed: later transactions writing
@@ -131,15 +151,14 @@ pub fn validate_block(
     let mut metadata_changed: BTreeMap<(String, String), usize> = BTreeMap::new();
     let mut valid_txids: HashSet<String> = HashSet::new();
     for (index, envelope) in block.data.iter().enumerate() {
-        let (txid, result) = check_tx(
-            block.number,
-            index,
-            envelope,
-            config,
-            snapshot,
-            txid_exists,
-            &metadata_changed,
-        )?;
+        let first = speculative
+            .next()
+            .ok_or_else(|| LedgerError::Storage("a transaction was not checked".into()))?;
+        let (txid, result) = if metadata_changed.is_empty() {
+            first?
+        } else {
+            check(index, envelope, &metadata_changed)?
+        };
         let result = match result {
             Ok(_) if valid_txids.contains(&txid) => Err((
                 TxValidationCode::DuplicateTxid,
@@ -173,6 +192,54 @@ pub fn validate_block(
     Ok(verdict)
 }
 
+/// Whether a transaction id is in the ledger already.
+pub type TxidExists<'a> = dyn Fn(&str) -> Result<bool, LedgerError> + Sync + 'a;
+
+/// `f` over every item, on up to one thread per core (on this thread when there are
+/// few); the results in the items' order.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items.len() / 4);
+    if threads <= 1 {
+        return items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| f(i, item))
+            .collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let f = &f;
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .skip(1)
+            .map(|(c, part)| {
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(i, item)| f(c * chunk + i, item))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        let mut results: Vec<R> = items
+            .iter()
+            .take(chunk)
+            .enumerate()
+            .map(|(i, item)| f(i, item))
+            .collect();
+        for worker in workers {
+            match worker.join() {
+                Ok(part) => results.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        results
+    })
+}
+
 #[allow(clippy::too_many_lines)]
 fn check_tx(
     block: u64,
@@ -180,7 +247,7 @@ fn check_tx(
     envelope: &[u8],
     config: &ChannelConfig,
     snapshot: &dyn StateSnapshot,
-    txid_exists: &dyn Fn(&str) -> Result<bool, LedgerError>,
+    txid_exists: &TxidExists<'_>,
     metadata_changed: &BTreeMap<(String, String), usize>,
 ) -> Result<(String, Verdict), LedgerError> {
     use TxValidationCode as Code;
