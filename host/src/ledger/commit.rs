@@ -111,6 +111,9 @@ struct Inner {
     store: BlockStore,
     /// The last block's COMMIT_HASH, if it has one.
     commit_hash: Option<Vec<u8>>,
+    /// Blocks fully committed (block file, state, waiters told): readers see these. A
+    /// block being committed is in the block store a moment before it counts here.
+    published: u64,
 }
 
 /// One channel's ledger: blocks, state and commit notifications.
@@ -118,6 +121,10 @@ pub struct ChannelLedger {
     channel: String,
     state: Arc<dyn StateStore>,
     inner: Mutex<Inner>,
+    /// Held through a whole commit: one block at a time. Readers wait on `inner` only
+    /// while a block is appended to its file, not while it is validated or its state
+    /// written.
+    committing: Mutex<()>,
     config: RwLock<ChannelConfig>,
     genesis: ChannelGenesis,
     blocks: broadcast::Sender<Arc<CommittedBlock>>,
@@ -234,7 +241,12 @@ impl ChannelLedger {
         let ledger = Self {
             channel: channel.clone(),
             state,
-            inner: Mutex::new(Inner { store, commit_hash }),
+            inner: Mutex::new(Inner {
+                published: store.height(),
+                store,
+                commit_hash,
+            }),
+            committing: Mutex::new(()),
             config: RwLock::new(ChannelConfig {
                 channel,
                 msps: config.msps.clone(),
@@ -271,7 +283,7 @@ impl ChannelLedger {
 
     /// The number of blocks: the next block's number.
     pub fn height(&self) -> u64 {
-        lock(&self.inner).store.height()
+        lock(&self.inner).published
     }
 
     /// The header hash of the last block.
@@ -281,12 +293,21 @@ impl ChannelLedger {
 
     /// Block `number`, if committed.
     pub fn block(&self, number: u64) -> Result<Option<StoredBlock>, CommitError> {
-        Ok(lock(&self.inner).store.block(number)?)
+        let inner = lock(&self.inner);
+        if number >= inner.published {
+            return Ok(None);
+        }
+        Ok(inner.store.block(number)?)
     }
 
     /// The fate of transaction `txid`, if a committed block holds it.
     pub fn tx_status(&self, txid: &str) -> Result<Option<TxStatus>, CommitError> {
-        Ok(lock(&self.inner).store.tx(txid)?.map(TxStatus::of))
+        let inner = lock(&self.inner);
+        Ok(inner
+            .store
+            .tx(txid)?
+            .filter(|location| location.block < inner.published)
+            .map(TxStatus::of))
     }
 
     /// Committed blocks from now on. A subscriber that falls more than 256 blocks behind
@@ -303,10 +324,10 @@ impl ChannelLedger {
         let inner = lock(&self.inner);
         let (sender, receiver) = oneshot::channel();
         match inner.store.tx(txid)? {
-            Some(location) => {
+            Some(location) if location.block < inner.published => {
                 let _ = sender.send(TxStatus::of(location));
             }
-            None => lock(&self.waiters)
+            _ => lock(&self.waiters)
                 .entry(txid.to_owned())
                 .or_default()
                 .push(sender),
@@ -318,16 +339,16 @@ impl ChannelLedger {
     /// Validates and commits `block` (numbered [`Self::height`], chained to
     /// [`Self::last_hash`]). Blocking: it writes and syncs files.
     pub fn commit(&self, mut block: StoredBlock) -> Result<Arc<CommittedBlock>, CommitError> {
-        let mut inner = lock(&self.inner);
+        let _committing = lock(&self.committing);
         let snapshot = self.state.snapshot(&self.channel)?;
         let verdict = {
             let config = self
                 .config
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let store = &inner.store;
             validation::validate_block(&block, &config, snapshot.as_ref(), &|txid| {
-                store
+                lock(&self.inner)
+                    .store
                     .tx(txid)
                     .map(|found| found.is_some())
                     .map_err(|e| LedgerError::Storage(e.to_string()))
@@ -338,8 +359,9 @@ impl ChannelLedger {
             block.metadata.resize(blocks::METADATA_SLOTS, Vec::new());
         }
         blocks::set_slot(&mut block.metadata, TRANSACTIONS_FILTER, verdict.filter());
-        if block.number == 1 || inner.commit_hash.is_some() {
-            let hash = blockfile::commit_hash(&block, inner.commit_hash.as_deref())
+        let previous_commit_hash = lock(&self.inner).commit_hash.clone();
+        if block.number == 1 || previous_commit_hash.is_some() {
+            let hash = blockfile::commit_hash(&block, previous_commit_hash.as_deref())
                 .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
             blocks::set_slot(
                 &mut block.metadata,
@@ -351,10 +373,9 @@ impl ChannelLedger {
                 .encode_to_vec(),
             );
         }
-        let record = inner.store.append(&block, &verdict.txids)?;
+        let record = lock(&self.inner).store.append(&block, &verdict.txids)?;
         self.state
             .commit_block(&self.channel, block.number, &record, &verdict.commits)?;
-        inner.commit_hash = blockfile::stored_commit_hash(&block);
         let definitions = self.redefine(&verdict.commits)?;
         let committed = Arc::new(CommittedBlock {
             block,
@@ -370,6 +391,9 @@ impl ChannelLedger {
         {
             hook(&committed);
         }
+        let mut inner = lock(&self.inner);
+        inner.commit_hash = blockfile::stored_commit_hash(&committed.block);
+        inner.published = committed.block.number + 1;
         {
             let mut waiters = lock(&self.waiters);
             // A txid's first transaction in the block is the one the index answers for;
