@@ -83,6 +83,17 @@ pub struct ChaincodePackage {
     hash: [u8; 32],
     metadata: PackageMetadata,
     code: BTreeMap<String, Vec<u8>>,
+    /// A wasm package loaded from its unpacked copy: the module, read at its first use
+    /// (a launch whose artifact is cached never reads it).
+    unpacked: Option<UnpackedModule>,
+}
+
+/// The module file of an unpacked wasm package.
+#[derive(Debug, Clone)]
+struct UnpackedModule {
+    file: PathBuf,
+    size: usize,
+    bytes: std::sync::OnceLock<Option<Vec<u8>>>,
 }
 
 impl ChaincodePackage {
@@ -109,6 +120,7 @@ impl ChaincodePackage {
             hash,
             metadata,
             code,
+            unpacked: None,
         })
     }
 
@@ -124,7 +136,8 @@ impl ChaincodePackage {
 
     /// The total size of the files in `code.tar.gz`, bytes.
     pub fn code_size(&self) -> usize {
-        self.code.values().map(Vec::len).sum()
+        self.code.values().map(Vec::len).sum::<usize>()
+            + self.unpacked.as_ref().map_or(0, |u| u.size)
     }
 
     /// `metadata.json`.
@@ -134,12 +147,25 @@ impl ChaincodePackage {
 
     /// A file of `code.tar.gz`, by its path in the archive.
     pub fn code_file(&self, path: &str) -> Option<&[u8]> {
-        self.code.get(path).map(Vec::as_slice)
+        if let Some(file) = self.code.get(path) {
+            return Some(file);
+        }
+        let unpacked = self
+            .unpacked
+            .as_ref()
+            .filter(|_| path == self.metadata.path)?;
+        unpacked
+            .bytes
+            .get_or_init(|| std::fs::read(&unpacked.file).ok())
+            .as_deref()
     }
 
     /// The paths of every file in `code.tar.gz`, sorted.
     pub fn code_paths(&self) -> impl Iterator<Item = &str> {
-        self.code.keys().map(String::as_str)
+        self.code
+            .keys()
+            .map(String::as_str)
+            .chain(self.unpacked.as_ref().map(|_| self.metadata.path.as_str()))
     }
 
     /// The wasm module of a `wasm` package.
@@ -352,11 +378,16 @@ impl PackageStore {
             return None;
         }
         let hash: [u8; 32] = hex::decode(hash).ok()?.try_into().ok()?;
-        let wasm = std::fs::read(module).ok()?;
+        let size = usize::try_from(std::fs::metadata(&module).ok()?.len()).ok()?;
         Some(ChaincodePackage {
             id: id.clone(),
             hash,
-            code: BTreeMap::from([(metadata.path.clone(), wasm)]),
+            code: BTreeMap::new(),
+            unpacked: Some(UnpackedModule {
+                file: module,
+                size,
+                bytes: std::sync::OnceLock::new(),
+            }),
             metadata,
         })
     }
@@ -599,7 +630,7 @@ mod tests {
         let saved = ChaincodePackage::parse(&bytes).unwrap();
         store.save(&saved, &bytes).unwrap();
         let archive = store.path(saved.id());
-        let (_, metadata) = store.unpacked_paths(saved.id());
+        let (module, metadata) = store.unpacked_paths(saved.id());
         // The archive is not read: garbage in its place changes nothing.
         std::fs::write(&archive, b"not a package").unwrap();
         let loaded = store.load(saved.id()).unwrap();
@@ -624,5 +655,10 @@ mod tests {
         );
         std::fs::write(&archive, b"not a package").unwrap();
         assert_eq!(store.load(saved.id()).unwrap().wasm().unwrap(), WASM);
+        // The module is read at its first use, not when the package loads (a launch
+        // whose artifact is cached never reads it).
+        let lazy = store.load(saved.id()).unwrap();
+        std::fs::write(&module, b"\0asm read later").unwrap();
+        assert_eq!(lazy.wasm().unwrap(), b"\0asm read later");
     }
 }
