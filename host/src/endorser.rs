@@ -23,7 +23,7 @@
 //! installed-package queries come without a channel and are checked against the node's
 //! own MSP, and need an admin of the node's organisation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use cchost_proto::common::HeaderType;
@@ -57,6 +57,10 @@ pub struct Endorser {
     local_msp: MspManager,
     host: Arc<dyn LifecycleHost + Send + Sync>,
     dev_mode: bool,
+    /// Definitions found ready to endorse (committed, approved by this org, installed),
+    /// by channel and chaincode, with the ledger height they were read at: used while
+    /// the height is unchanged (state changes only when a block commits).
+    definitions: std::sync::Mutex<HashMap<(String, String), (u64, lifecycle::Definition)>>,
 }
 
 impl std::fmt::Debug for Endorser {
@@ -98,6 +102,7 @@ impl Endorser {
             local_msp,
             host,
             dev_mode: false,
+            definitions: std::sync::Mutex::default(),
         }
     }
 
@@ -275,6 +280,32 @@ impl Endorser {
 
     /// Step 6: the committed definition, approved by this org for an installed package.
     fn endorsement_info(
+        &self,
+        channel: &str,
+        chaincode: &str,
+    ) -> Result<lifecycle::Definition, String> {
+        // The height before the snapshot: what the snapshot holds is at least that new.
+        let height = self.channels.get(channel).map(|ledger| ledger.height());
+        let key = (channel.to_owned(), chaincode.to_owned());
+        let lock = || {
+            self.definitions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(height) = height
+            && let Some((at, definition)) = lock().get(&key)
+            && *at == height
+        {
+            return Ok(definition.clone());
+        }
+        let definition = self.read_endorsement_info(channel, chaincode)?;
+        if let Some(height) = height {
+            lock().insert(key, (height, definition.clone()));
+        }
+        Ok(definition)
+    }
+
+    fn read_endorsement_info(
         &self,
         channel: &str,
         chaincode: &str,
