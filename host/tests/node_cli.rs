@@ -925,6 +925,20 @@ fn bench_load_drives_a_tls_gateway_named_by_flags_and_counts_errors_by_grpc_and_
             .starts_with("<svg")
     );
 
+    // At a fixed rate the starts follow the schedule: 40 at 200/s cannot end before the
+    // last is due, 195 ms in.
+    let (output, report) = load(
+        &data,
+        &dir.path().join("rate"),
+        &["--rate", "200", "--count", "40", "--concurrency", "8"],
+    );
+    assert!(output.status.success());
+    assert_eq!(
+        (report["rate"].as_f64(), report["succeeded"].as_u64()),
+        (Some(200.0), Some(40))
+    );
+    assert!(report["elapsed_s"].as_f64().unwrap() >= 0.195, "{report}");
+
     // Submits that all touch asset1: those endorsed on the same version conflict at
     // validation, and are counted by their validation code, not as done.
     let (output, report) = load(
