@@ -165,7 +165,7 @@ impl Endorser {
             return Ok(self.lifecycle_on_channel(&parsed, &creator, &channel));
         }
         // 6. The chaincode's definition.
-        let definition = match self.endorsement_info(&channel, &chaincode) {
+        let definition = match self.endorsement_info(ledger, &chaincode) {
             Ok(definition) => definition,
             Err(cause) => {
                 return Ok(status(
@@ -281,27 +281,24 @@ impl Endorser {
     /// Step 6: the committed definition, approved by this org for an installed package.
     fn endorsement_info(
         &self,
-        channel: &str,
+        ledger: &ChannelLedger,
         chaincode: &str,
     ) -> Result<lifecycle::Definition, String> {
         // The height before the snapshot: what the snapshot holds is at least that new.
-        let height = self.channels.get(channel).map(|ledger| ledger.height());
-        let key = (channel.to_owned(), chaincode.to_owned());
+        let height = ledger.height();
+        let key = (ledger.channel().to_owned(), chaincode.to_owned());
         let lock = || {
             self.definitions
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         };
-        if let Some(height) = height
-            && let Some((at, definition)) = lock().get(&key)
+        if let Some((at, definition)) = lock().get(&key)
             && *at == height
         {
             return Ok(definition.clone());
         }
-        let definition = self.read_endorsement_info(channel, chaincode)?;
-        if let Some(height) = height {
-            lock().insert(key, (height, definition.clone()));
-        }
+        let definition = self.read_endorsement_info(ledger.channel(), chaincode)?;
+        lock().insert(key, (height, definition.clone()));
         Ok(definition)
     }
 

@@ -154,7 +154,7 @@ enum Command {
         startup_timeout: u64,
         /// How long the Gateway evaluate and submit runs each last (a node with the wasm
         /// chaincode, loaded through its Gateway); 0s: not measured.
-        #[arg(long, default_value = "10s", value_parser = parse_bench_duration)]
+        #[arg(long, default_value = "10s", value_parser = node_cli::parse_duration)]
         gateway_duration: Duration,
         /// Transactions in flight in the Gateway runs.
         #[arg(long, default_value_t = 64)]
@@ -431,11 +431,6 @@ fn print_progress(line: &str) {
 }
 
 /// `NAME=VALUE`, both non-empty; `form` and `example` go into the error.
-fn parse_bench_duration(text: &str) -> Result<Duration, String> {
-    cchost::node::config::parse_duration(text)
-        .ok_or_else(|| format!("{text:?} is not a duration (e.g. 10s, 500ms)"))
-}
-
 fn parse_named(value: &str, form: &str, example: &str) -> Result<(String, String), String> {
     match value.split_once('=') {
         Some((name, rest)) if !name.is_empty() && !rest.is_empty() => {

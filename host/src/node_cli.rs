@@ -262,7 +262,7 @@ pub(crate) enum ChannelCommand {
     },
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     cchost::node::config::parse_duration(text)
         .ok_or_else(|| format!("{text:?} is not a duration (e.g. 30s, 500ms)"))
 }
@@ -1102,7 +1102,7 @@ pub(crate) async fn load(args: LoadArgs) -> anyhow::Result<()> {
             .map_or(Until::Elapsed(args.duration), Until::Count),
         commit_timeout: args.commit_timeout,
     };
-    let report = cchost::bench::load::run(&profile, identity, &config).await?;
+    let report = cchost::bench::load::run(&profile, std::sync::Arc::new(identity), &config).await?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let write = |name: &str, contents: &[u8]| {

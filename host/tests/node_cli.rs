@@ -73,6 +73,24 @@ fn start_with(data_dir: &Path, args: &[&str]) -> NodeProcess {
     );
 }
 
+/// A node's data directory under `dir` whose core.toml picks free ports, switches off
+/// the operations and REST endpoints, cuts blocks after 50 ms and, with `tls`, serves
+/// the client services over TLS.
+fn node_data(dir: &Path, tls: bool) -> PathBuf {
+    let data = dir.join("node");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("core.toml"),
+        format!(
+            "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
+             [peer.tls]\nenabled = {tls}\n\
+             [operations]\nlistenAddress = \"\"\n[rest]\nenabled = false\n[orderer]\nBatchTimeout = \"50ms\"\n"
+        ),
+    )
+    .unwrap();
+    data
+}
+
 fn run(data_dir: &Path, args: &[&str]) -> Output {
     cchost(data_dir).args(args).output().unwrap()
 }
@@ -609,15 +627,7 @@ fn npm_app(app: &str, env: &[(&str, &std::ffi::OsStr)]) -> Vec<serde_json::Value
 fn the_npm_fabric_gateway_client_runs_the_asset_transfer_basic_application_flow_over_tls_against_wasm_and_node_chaincode()
  {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("node");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(
-        data.join("core.toml"),
-        "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
-         [peer.tls]\nenabled = true\n\
-         [operations]\nlistenAddress = \"\"\n[rest]\nenabled = false\n[orderer]\nBatchTimeout = \"50ms\"\n",
-    )
-    .unwrap();
+    let data = node_data(dir.path(), true);
     let node = start_with(&data, &["--node-image", "cchost/nodeenv:local"]);
     ok(
         &data,
@@ -737,14 +747,7 @@ fn the_npm_fabric_gateway_client_runs_the_asset_transfer_basic_application_flow_
 fn the_npm_fabric_gateway_client_reads_chaincode_events_from_a_start_block_and_resumes_from_a_checkpoint_from_wasm_and_node_chaincode()
  {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("node");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(
-        data.join("core.toml"),
-        "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
-         [operations]\nlistenAddress = \"\"\n[rest]\nenabled = false\n[orderer]\nBatchTimeout = \"50ms\"\n",
-    )
-    .unwrap();
+    let data = node_data(dir.path(), false);
     let node = start_with(&data, &["--node-image", "cchost/nodeenv:local"]);
     // fabric-samples' asset-transfer-events chaincode, in Rust and in JavaScript.
     ok(
@@ -824,15 +827,7 @@ fn load(data: &Path, out: &Path, args: &[&str]) -> (Output, serde_json::Value) {
 #[test]
 fn bench_load_drives_a_tls_gateway_named_by_flags_and_counts_errors_by_grpc_and_validation_code() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("node");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(
-        data.join("core.toml"),
-        "[peer]\nlistenAddress = \"127.0.0.1:0\"\nchaincodeListenAddress = \"127.0.0.1:0\"\n\
-         [peer.tls]\nenabled = true\n\
-         [operations]\nlistenAddress = \"\"\n[rest]\nenabled = false\n[orderer]\nBatchTimeout = \"50ms\"\n",
-    )
-    .unwrap();
+    let data = node_data(dir.path(), true);
     let node = start(&data);
     ok(
         &data,
@@ -938,6 +933,15 @@ fn bench_load_drives_a_tls_gateway_named_by_flags_and_counts_errors_by_grpc_and_
         (Some(200.0), Some(40))
     );
     assert!(report["elapsed_s"].as_f64().unwrap() >= 0.195, "{report}");
+    // A rate so low that the second transaction would be due past any time an Instant
+    // holds: the first runs, the run ends there.
+    let (output, report) = load(
+        &data,
+        &dir.path().join("slow"),
+        &["--rate", "1e-300", "--count", "5"],
+    );
+    assert!(output.status.success());
+    assert_eq!(report["attempted"].as_u64(), Some(1));
 
     // Submits that all touch asset1: those endorsed on the same version conflict at
     // validation, and are counted by their validation code, not as done.

@@ -127,9 +127,10 @@ pub async fn run(
         "[gateway] evaluate ReadAsset, {} in flight for {:?}",
         config.concurrency, config.duration
     ));
+    let user = std::sync::Arc::new(user);
     let evaluate = super::load::run(
         &client.profile,
-        crate::node::identities::load_msp(&client.profile.user_msp, &client.profile.msp_id)?,
+        std::sync::Arc::clone(&user),
         &load(Mode::Evaluate, &["ReadAsset", "asset1"]),
     )
     .await?;

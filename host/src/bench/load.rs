@@ -344,7 +344,7 @@ async fn transact(
 /// as `identity`.
 pub async fn run(
     profile: &ClientProfile,
-    identity: DevIdentity,
+    identity: Arc<DevIdentity>,
     config: &LoadConfig,
 ) -> anyhow::Result<LoadReport> {
     if config.concurrency == 0 || config.connections == 0 {
@@ -363,7 +363,6 @@ pub async fn run(
         clients.push(Client::connect(profile.clone()).await?);
     }
     let clients = Arc::new(clients);
-    let identity = Arc::new(identity);
     let config_arc = Arc::new(config.clone());
     let prefix = format!("load{:08x}", rand::random::<u32>());
     let next = Arc::new(AtomicUsize::new(0));
@@ -384,17 +383,23 @@ pub async fn run(
             let mut records = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
+                // A due time past what an Instant can hold is past any end.
                 let due = match config.rate {
-                    Some(rate) => started + Duration::from_secs_f64(i as f64 / rate),
-                    None => Instant::now(),
+                    Some(rate) => Duration::try_from_secs_f64(i as f64 / rate)
+                        .ok()
+                        .and_then(|after| started.checked_add(after)),
+                    None => Some(Instant::now()),
                 };
-                let more = match config.until {
-                    Until::Count(n) => i < n,
-                    Until::Elapsed(d) => due < started + d,
+                let more = match (config.until, due) {
+                    (_, None) => false,
+                    (Until::Count(n), _) => i < n,
+                    (Until::Elapsed(d), Some(due)) => {
+                        started.checked_add(d).is_none_or(|end| due < end)
+                    }
                 };
-                if !more {
+                let (true, Some(due)) = (more, due) else {
                     break;
-                }
+                };
                 tokio::time::sleep_until(due.into()).await;
                 let tx = format!("{prefix}_{i}");
                 let args = config
