@@ -55,6 +55,8 @@ pub mod identity;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod mock;
 mod response;
+#[cfg(all(feature = "shim", not(target_arch = "wasm32")))]
+pub mod shim;
 mod stub;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]

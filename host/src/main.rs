@@ -124,10 +124,15 @@ enum Command {
     Bench {
         #[command(subcommand)]
         suite: Option<BenchSuite>,
-        /// Runtimes to measure, comma separated: wasm, docker, process, and external
-        /// (the wasm chaincode run by `cchost chaincode run` through the external
-        /// builder, over gRPC).
-        #[arg(long, value_delimiter = ',', default_value = "wasm,docker,process")]
+        /// Runtimes to measure, comma separated: wasm, native (the same Rust contract
+        /// compiled natively, a process over the gRPC shim), docker, process (the Node
+        /// chaincode started by hand), and external (the wasm chaincode run by `cchost
+        /// chaincode run` through the external builder, over gRPC).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "wasm,native,docker,process"
+        )]
         runtime: Vec<String>,
         /// Install and launch repetitions per runtime.
         #[arg(long, default_value_t = 10)]
@@ -149,6 +154,10 @@ enum Command {
         /// examples/node-asset).
         #[arg(long)]
         node_dir: Option<PathBuf>,
+        /// The native asset-transfer program (default: build
+        /// examples/asset-transfer/native of this source tree).
+        #[arg(long)]
+        native: Option<PathBuf>,
         /// Seconds a launch may take.
         #[arg(long, default_value_t = 120)]
         startup_timeout: u64,
@@ -722,6 +731,7 @@ async fn main() -> anyhow::Result<()> {
             out,
             wasm,
             node_dir,
+            native,
             startup_timeout,
             gateway_duration,
             gateway_concurrency,
@@ -735,9 +745,23 @@ async fn main() -> anyhow::Result<()> {
             let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             let wasm = match wasm {
                 Some(wasm) => wasm,
-                None if runtimes.contains(&cchost::bench::Runtime::Wasm) => {
+                None if runtimes.iter().any(|r| {
+                    matches!(
+                        r,
+                        cchost::bench::Runtime::Wasm | cchost::bench::Runtime::External
+                    )
+                }) =>
+                {
                     eprintln!("building examples/asset-transfer for wasm32-wasip1");
                     packaging::build_wasm(&source.join("examples/asset-transfer"), None)?
+                }
+                None => PathBuf::new(),
+            };
+            let native = match native {
+                Some(native) => native,
+                None if runtimes.contains(&cchost::bench::Runtime::Native) => {
+                    eprintln!("building examples/asset-transfer/native");
+                    packaging::build_native(&source.join("examples/asset-transfer/native"))?
                 }
                 None => PathBuf::new(),
             };
@@ -748,6 +772,7 @@ async fn main() -> anyhow::Result<()> {
                 concurrency,
                 wasm,
                 node_dir: node_dir.unwrap_or_else(|| source.join("examples/node-asset")),
+                native,
                 docker: docker.config(),
                 startup_timeout: Duration::from_secs(startup_timeout),
                 cchost: std::env::current_exe().ok(),

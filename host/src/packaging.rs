@@ -53,16 +53,33 @@ pub fn build_wasm(crate_dir: &Path, target_dir: Option<&Path>) -> anyhow::Result
     build(&manifest, target_dir)
 }
 
-/// Runs `cargo build --release --target wasm32-wasip1` and returns the crate's `.wasm`.
-fn build(manifest: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+/// Builds the program of the crate in `crate_dir` for this machine
+/// (`cargo build --release`, e.g. `examples/asset-transfer/native`) and returns it.
+pub fn build_native(crate_dir: &Path) -> anyhow::Result<PathBuf> {
+    let manifest = crate_dir
+        .join("Cargo.toml")
+        .canonicalize()
+        .with_context(|| format!("no Cargo.toml in {}", crate_dir.display()))?;
+    let output = cargo(&manifest, &[])?;
+    artifacts(&output, &manifest)
+        .find_map(|artifact| {
+            let is_bin = artifact
+                .target
+                .kind
+                .contains(&cargo_metadata::TargetKind::Bin);
+            artifact.executable.filter(|_| is_bin)
+        })
+        .map(cargo_metadata::camino::Utf8PathBuf::into_std_path_buf)
+        .with_context(|| format!("{} built no program", manifest.display()))
+}
+
+/// Runs `cargo build --release` with `args` and JSON messages; the messages.
+fn cargo(manifest: &Path, args: &[&str]) -> anyhow::Result<Vec<u8>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
+    let output = Command::new(cargo)
+        .args(["build", "--release"])
+        .args(args)
         .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip1",
             "--message-format=json-render-diagnostics",
             "--manifest-path",
         ])
@@ -76,44 +93,57 @@ fn build(manifest: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> 
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("CLIPPY_ARGS")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    if let Some(dir) = target_dir {
-        command.arg("--target-dir").arg(dir);
-    }
-    let output = command.output().context("running cargo")?;
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo")?;
     if !output.status.success() {
-        bail!(
-            "cargo build --release --target wasm32-wasip1 failed (is the target installed? \
-             `rustup target add wasm32-wasip1`)"
-        );
+        bail!("cargo build --release {} failed", args.join(" "));
     }
-    let mut found = None;
-    for message in cargo_metadata::Message::parse_stream(output.stdout.as_slice()) {
-        let Ok(cargo_metadata::Message::CompilerArtifact(artifact)) = message else {
-            continue;
-        };
-        if artifact.manifest_path.as_std_path() != manifest
-            || !artifact
+    Ok(output.stdout)
+}
+
+/// The artifacts cargo built for the crate of `manifest`.
+fn artifacts<'a>(
+    output: &'a [u8],
+    manifest: &'a Path,
+) -> impl Iterator<Item = cargo_metadata::Artifact> + 'a {
+    cargo_metadata::Message::parse_stream(output).filter_map(move |message| match message {
+        Ok(cargo_metadata::Message::CompilerArtifact(artifact))
+            if artifact.manifest_path.as_std_path() == manifest =>
+        {
+            Some(artifact)
+        }
+        _ => None,
+    })
+}
+
+/// Runs `cargo build --release --target wasm32-wasip1` and returns the crate's `.wasm`.
+fn build(manifest: &Path, target_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let mut args = vec!["--target", "wasm32-wasip1"];
+    let target_dir = target_dir.map(|d| d.display().to_string());
+    if let Some(dir) = &target_dir {
+        args.extend(["--target-dir", dir]);
+    }
+    let output = cargo(manifest, &args).map_err(|e| {
+        anyhow::anyhow!("{e} (is the target installed? `rustup target add wasm32-wasip1`)")
+    })?;
+    artifacts(&output, manifest)
+        .filter(|artifact| {
+            artifact
                 .target
                 .kind
                 .contains(&cargo_metadata::TargetKind::CDyLib)
-        {
-            continue;
-        }
-        if let Some(wasm) = artifact
-            .filenames
-            .into_iter()
-            .find(|f| f.extension() == Some("wasm"))
-        {
-            found = Some(wasm.into_std_path_buf());
-        }
-    }
-    found.with_context(|| {
-        format!(
-            "{} built no .wasm: a chaincode crate needs `[lib] crate-type = [\"cdylib\"]`",
-            manifest.display()
-        )
-    })
+        })
+        .flat_map(|artifact| artifact.filenames)
+        .filter(|f| f.extension() == Some("wasm"))
+        .last()
+        .map(cargo_metadata::camino::Utf8PathBuf::into_std_path_buf)
+        .with_context(|| {
+            format!(
+                "{} built no .wasm: a chaincode crate needs `[lib] crate-type = [\"cdylib\"]`",
+                manifest.display()
+            )
+        })
 }
 
 /// Packages the Node chaincode in `dir` (its `package.json`, code and, unlike Fabric's

@@ -29,15 +29,22 @@ fn no_nulls(path: &str, value: &Value) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_benchmark_measures_the_wasm_docker_and_process_runtimes_and_reports_every_figure() {
+async fn the_benchmark_measures_the_wasm_native_docker_and_process_runtimes_and_reports_every_figure()
+ {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let config = BenchConfig {
-        runtimes: vec![Runtime::Wasm, Runtime::Docker, Runtime::Process],
+        runtimes: vec![
+            Runtime::Wasm,
+            Runtime::Native,
+            Runtime::Docker,
+            Runtime::Process,
+        ],
         rounds: 2,
         transactions: 40,
         concurrency: vec![1, 8, 32],
         wasm: env!("ASSET_TRANSFER_WASM").into(),
         node_dir: root.join("examples/node-asset"),
+        native: env!("NATIVE_ASSET_TRANSFER").into(),
         docker: DockerConfig {
             images: Images {
                 node: "cchost/nodeenv:local".to_owned(),
@@ -58,9 +65,10 @@ async fn the_benchmark_measures_the_wasm_docker_and_process_runtimes_and_reports
     let json = serde_json::to_value(&report).unwrap();
     no_nulls("report", &json);
 
-    for name in ["wasm", "docker", "process"] {
+    for name in ["wasm", "native", "docker", "process"] {
         let r = &json["runtimes"][name];
-        let installs = if name == "process" { 0 } else { 2 };
+        let dev_mode = name == "process" || name == "native";
+        let installs = if dev_mode { 0 } else { 2 };
         assert_eq!(
             r["install"]["samples_us"].as_array().unwrap().len(),
             installs,
@@ -81,6 +89,15 @@ async fn the_benchmark_measures_the_wasm_docker_and_process_runtimes_and_reports
                 assert!(run["tps"].as_f64().unwrap() > 0.0);
                 assert!(
                     run["host_cpu_us_per_tx"].as_f64().unwrap() > 0.0,
+                    "{name} {run}"
+                );
+                // The chaincode's own process, where the benchmark started it (counted
+                // in 10 ms ticks: 40 transactions may take less).
+                assert_eq!(
+                    run["chaincode_cpu_us_per_tx"]
+                        .as_f64()
+                        .is_some_and(|c| c >= 0.0),
+                    dev_mode,
                     "{name} {run}"
                 );
                 for p in ["p50_us", "p95_us", "p99_us", "max_us"] {
@@ -149,6 +166,10 @@ async fn the_benchmark_measures_the_wasm_docker_and_process_runtimes_and_reports
         "wasm_invoke_of_null",
         "gateway_evaluate_tps",
         "gateway_submit_tps",
+        "native_invoke_tps_c32",
+        "wasm_of_native_tps",
+        "wasm_cpu_us_per_tx_c1",
+        "native_cpu_us_per_tx_c1",
     ] {
         assert!(
             summary[key].as_f64().unwrap() > 0.0,
@@ -184,14 +205,14 @@ async fn the_benchmark_measures_the_wasm_docker_and_process_runtimes_and_reports
 
     let csv = report.csv();
     assert!(csv.starts_with("runtime,figure,transaction,concurrency,index,value_us\n"));
-    // 2 installs × 2 runtimes; 2 + 2 + 2 launches and cold starts and 4 first invokes × 3;
-    // wasm's 2 runtime setups; 6 × 40 invokes × 3, and wasm's 3 × 40 null transactions.
-    assert_eq!(csv.lines().count(), 1 + 4 + 3 * 10 + 2 + 3 * 240 + 120);
+    // 2 installs × 2 runtimes; 2 + 2 + 2 launches and cold starts and 4 first invokes × 4;
+    // wasm's 2 runtime setups; 6 × 40 invokes × 4, and wasm's 3 × 40 null transactions.
+    assert_eq!(csv.lines().count(), 1 + 4 + 4 * 10 + 2 + 4 * 240 + 120);
     assert_eq!(json["runtimes"]["wasm"]["runtime_setup"]["n"], 2);
     assert_eq!(json["runtimes"]["docker"]["runtime_setup"]["n"], 0);
     let svg = report.launch_chart().unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
-    for label in ["wasm warm", "docker cold", "process warm"] {
+    for label in ["wasm warm", "native cold", "docker cold", "process warm"] {
         assert!(svg.contains(label), "the chart labels {label}");
     }
     let table = report.table();
@@ -207,6 +228,12 @@ async fn the_benchmark_measures_the_wasm_docker_and_process_runtimes_and_reports
         .lines()
         .find(|l| l.starts_with("transfer c32 host CPU/tx (µs)"))
         .unwrap_or_else(|| panic!("no CPU row in\n{table}"));
-    assert_eq!(cpu_row.split_whitespace().count(), 5 + 3, "{cpu_row}");
+    assert_eq!(cpu_row.split_whitespace().count(), 5 + 4, "{cpu_row}");
     assert!(!cpu_row.contains('×'), "{cpu_row}");
+    // The chaincode process's CPU: n/a for wasm and docker.
+    let cpu_row = table
+        .lines()
+        .find(|l| l.starts_with("transfer c1 chaincode CPU/tx (µs)"))
+        .unwrap_or_else(|| panic!("no chaincode CPU row in\n{table}"));
+    assert_eq!(cpu_row.matches("n/a").count(), 2, "{cpu_row}");
 }

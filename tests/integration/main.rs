@@ -19,6 +19,7 @@ mod docker;
 mod host;
 mod hostile;
 mod launcher;
+mod native;
 mod node;
 mod node_shim;
 mod operations;

@@ -72,6 +72,10 @@ pub enum Runtime {
     Docker,
     /// The Node chaincode as a local process (dev mode).
     Process,
+    /// The same Rust contract as wasm, compiled natively against the SDK's gRPC shim
+    /// (`asset-transfer-native`) and run as a local process (dev mode): the baseline
+    /// that wasm's own cost is measured against.
+    Native,
     /// The Rust chaincode in wasmtime in a process of its own (`cchost chaincode run`,
     /// started by the external builder `cchost builder install` writes), its host calls
     /// crossing the gRPC stream to the peer: what a Fabric peer runs.
@@ -85,6 +89,7 @@ impl Runtime {
             Self::Wasm => "wasm",
             Self::Docker => "docker",
             Self::Process => "process",
+            Self::Native => "native",
             Self::External => "external",
         }
     }
@@ -95,9 +100,10 @@ impl Runtime {
             "wasm" => Ok(Self::Wasm),
             "docker" => Ok(Self::Docker),
             "process" => Ok(Self::Process),
+            "native" => Ok(Self::Native),
             "external" => Ok(Self::External),
             other => Err(format!(
-                "unknown runtime {other:?}: expected wasm, external, docker or process"
+                "unknown runtime {other:?}: expected wasm, native, external, docker or process"
             )),
         }
     }
@@ -118,6 +124,9 @@ pub struct BenchConfig {
     pub wasm: PathBuf,
     /// The Node chaincode directory (`examples/node-asset`, with `node_modules`).
     pub node_dir: PathBuf,
+    /// The native asset-transfer program (`examples/asset-transfer/native`, needed by
+    /// [`Runtime::Native`] only).
+    pub native: PathBuf,
     /// The Docker engine and images (the peer address is set by the benchmark).
     pub docker: DockerConfig,
     /// How long a launch may take.
@@ -247,6 +256,21 @@ fn cpu_time() -> Duration {
     )
 }
 
+/// CPU time process `pid` has used, all threads, user and system (`/proc/PID/stat`, in
+/// clock ticks of 10 ms: the runs are long enough for that).
+fn process_cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    let total = ticks(11)? + ticks(12)?;
+    Some(Duration::from_millis(total * 1000 / CLOCK_TICKS_PER_SECOND))
+}
+
+/// Linux's `USER_HZ`, the unit of `/proc/PID/stat` times (100 on every architecture
+/// Linux runs this on).
+const CLOCK_TICKS_PER_SECOND: u64 = 100;
+
 /// The seed transaction's arguments and the two measured ones.
 fn transfer_args(i: usize) -> [String; 3] {
     [
@@ -281,6 +305,7 @@ pub async fn run(config: &BenchConfig, progress: &(dyn Fn(&str) + Sync)) -> anyh
             Runtime::Wasm => bench_wasm(config, progress).await,
             Runtime::Docker => bench_docker(config, progress).await,
             Runtime::Process => bench_process(config, progress).await,
+            Runtime::Native => bench_native(config, progress).await,
             Runtime::External => bench_external(config, progress).await,
         }
         .with_context(|| format!("benchmarking the {name} runtime"))?;
@@ -411,6 +436,7 @@ async fn warm_invokes(
     config: &BenchConfig,
     label: &str,
     transactions: &[&str],
+    chaincode_pid: Option<u32>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<Vec<InvokeRun>> {
     let mut runs = Vec::new();
@@ -432,15 +458,20 @@ async fn warm_invokes(
             let proposals: Vec<BuiltProposal> = (0..config.transactions)
                 .map(build)
                 .collect::<Result<_, _>>()?;
-            let (started, cpu) = (Instant::now(), cpu_time());
+            let chaincode_cpu = || chaincode_pid.and_then(process_cpu_time);
+            let (started, cpu, cc_cpu) = (Instant::now(), cpu_time(), chaincode_cpu());
             let samples = run_concurrently(&node.support, proposals, concurrency).await?;
             let elapsed = started.elapsed().as_secs_f64();
             let cpu = cpu_time().saturating_sub(cpu);
+            let cc_cpu = chaincode_cpu()
+                .zip(cc_cpu)
+                .map(|(after, before)| after.saturating_sub(before));
             runs.push(InvokeRun {
                 transaction: transaction.to_owned(),
                 concurrency,
                 tps: samples.len() as f64 / elapsed,
                 host_cpu_us_per_tx: micros(cpu) / samples.len().max(1) as f64,
+                chaincode_cpu_us_per_tx: cc_cpu.map(|c| micros(c) / samples.len().max(1) as f64),
                 latency: Samples::new(samples),
             });
         }
@@ -560,6 +591,7 @@ async fn bench_wasm(
         config,
         "wasm",
         &["transfer", "read", "null"],
+        None,
         progress,
     )
     .await?;
@@ -672,7 +704,15 @@ async fn bench_docker(
         .map_err(anyhow::Error::msg)?;
     let memory = rss(&pid.to_string());
     let cgroup = docker.memory_usage(&id).await.map_err(anyhow::Error::msg)?;
-    let invoke = warm_invokes(&node, config, "docker", &["transfer", "read"], progress).await?;
+    let invoke = warm_invokes(
+        &node,
+        config,
+        "docker",
+        &["transfer", "read"],
+        None,
+        progress,
+    )
+    .await?;
     let image = docker.image_size(&id).await.map_err(anyhow::Error::msg)?;
     launcher.shutdown().await;
     Ok(RuntimeReport {
@@ -701,12 +741,58 @@ async fn bench_process(
     progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<RuntimeReport> {
     let package = node_package(&config.node_dir, "asset_transfer_process")?;
+    bench_dev_mode(
+        config,
+        package,
+        |address| process::ProcessRuntime::node(config.node_dir.clone(), address),
+        "the node process's resident memory after 100 TransferAsset",
+        progress,
+    )
+    .await
+}
+
+async fn bench_native(
+    config: &BenchConfig,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<RuntimeReport> {
+    let program = std::fs::read(&config.native).with_context(|| {
+        format!(
+            "reading the native chaincode {} (build examples/asset-transfer/native)",
+            config.native.display()
+        )
+    })?;
+    // What an operator would hand over: the program (the package is only its id here,
+    // the operator starts the process).
+    let package = build_package(
+        "asset_transfer_native",
+        "native",
+        "",
+        &[("asset-transfer-native", &program)],
+    )?;
+    // It runs in its own directory: a relative path would name another file there.
+    let program = std::path::absolute(&config.native)?;
+    bench_dev_mode(
+        config,
+        package,
+        |address| process::ProcessRuntime::native(&program, address),
+        "the native process's resident memory after 100 TransferAsset",
+        progress,
+    )
+    .await
+}
+
+/// A chaincode started as a process by hand (Fabric's dev mode): launches, cold starts,
+/// warm runs with the process's own CPU time, its memory.
+async fn bench_dev_mode(
+    config: &BenchConfig,
+    package: Vec<u8>,
+    runtime: impl FnOnce(String) -> process::ProcessRuntime,
+    memory_is: &str,
+    progress: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<RuntimeReport> {
     let mut node = Node::start().await?;
-    let runtime = process::ProcessRuntime {
-        dir: config.node_dir.clone(),
-        peer_address: node.addr.to_string(),
-        last_pid: Arc::default(),
-    };
+    let runtime = runtime(node.addr.to_string());
+    let label = runtime.name;
     let scratch = tempfile::tempdir()?;
     let data = scratch.path().join("data");
     let launcher = launcher(&node, &data, Arc::new(runtime.clone()), config)?;
@@ -718,7 +804,7 @@ async fn bench_process(
     let mut cold_start = Vec::new();
     for round in 0..config.rounds {
         progress(&format!(
-            "[process] launches {}/{}",
+            "[{label}] launches {}/{}",
             round + 1,
             config.rounds
         ));
@@ -740,10 +826,18 @@ async fn bench_process(
     }
     let pid = runtime.last_pid.load(Ordering::Relaxed);
     let memory = rss(&pid.to_string());
-    let invoke = warm_invokes(&node, config, "process", &["transfer", "read"], progress).await?;
+    let invoke = warm_invokes(
+        &node,
+        config,
+        label,
+        &["transfer", "read"],
+        Some(pid),
+        progress,
+    )
+    .await?;
     launcher.shutdown().await;
     Ok(RuntimeReport {
-        install_is: "nothing: the operator starts the process from its directory".to_owned(),
+        install_is: "nothing: the operator starts the process".to_owned(),
         install: Samples::new(Vec::new()),
         cold_launch: Samples::new(cold),
         cold_start: Samples::new(cold_start),
@@ -752,7 +846,7 @@ async fn bench_process(
         first_invoke: Samples::new(first),
         invoke,
         memory_bytes: memory,
-        memory_is: "the node process's resident memory after 100 TransferAsset".to_owned(),
+        memory_is: memory_is.to_owned(),
         artifact_bytes: BTreeMap::from([("package".to_owned(), package.len() as u64)]),
     })
 }
@@ -863,8 +957,17 @@ async fn bench_external(
         node.execute(&node.proposal(&transfer_args(i).each_ref().map(String::as_str))?)
             .await?;
     }
-    let memory = chaincode_run_pid().map_or(0, |pid| rss(&pid.to_string()));
-    let invoke = warm_invokes(&node, config, "external", &["transfer", "read"], progress).await?;
+    let pid = chaincode_run_pid();
+    let memory = pid.map_or(0, |pid| rss(&pid.to_string()));
+    let invoke = warm_invokes(
+        &node,
+        config,
+        "external",
+        &["transfer", "read"],
+        pid,
+        progress,
+    )
+    .await?;
     launcher.shutdown().await;
     let kept = |name: &str| {
         std::fs::read_dir(data.join("externalbuilder/builds"))

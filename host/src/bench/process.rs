@@ -1,6 +1,7 @@
-//! Node chaincode as a plain process (Fabric's dev mode, started by the benchmark the
-//! way an operator starts it by hand): `node node_modules/fabric-shim/cli.js start` in
-//! the chaincode's directory, with Fabric's environment.
+//! Chaincode as a plain process (Fabric's dev mode, started by the benchmark the way an
+//! operator starts it by hand) with Fabric's environment: the Node chaincode
+//! (`node node_modules/fabric-shim/cli.js start` in its directory) or the native Rust
+//! one (`asset-transfer-native`, the SDK's gRPC shim).
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -12,15 +13,52 @@ use crate::launcher::{ChaincodeRuntime, LaunchError, RunningChaincode};
 use crate::package::ChaincodePackage;
 use crate::support::ChaincodeSupport;
 
-/// Starts the Node chaincode in `dir` as a local process for `node` packages.
+/// Starts a chaincode program as a local process for packages of one type.
 #[derive(Debug, Clone)]
 pub struct ProcessRuntime {
-    /// The chaincode's directory (its `package.json` and `node_modules`).
+    /// The runtime's name (in metrics and logs).
+    pub name: &'static str,
+    /// The package type it starts (`node`, `native`).
+    pub kind: &'static str,
+    /// The program and the arguments before `--peer.address ADDRESS`.
+    pub command: Vec<String>,
+    /// Where it runs (a Node chaincode's directory, with `package.json` and
+    /// `node_modules`).
     pub dir: PathBuf,
     /// The chaincode listener.
     pub peer_address: String,
     /// The process id of the last start (0: none yet).
     pub last_pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl ProcessRuntime {
+    /// The Node chaincode in `dir`, for `node` packages.
+    pub fn node(dir: PathBuf, peer_address: String) -> Self {
+        Self {
+            name: "process",
+            kind: "node",
+            command: ["node", "node_modules/fabric-shim/cli.js", "start"]
+                .map(str::to_owned)
+                .to_vec(),
+            dir,
+            peer_address,
+            last_pid: Default::default(),
+        }
+    }
+
+    /// The native chaincode program `program` (the SDK's shim), for `native` packages.
+    pub fn native(program: &std::path::Path, peer_address: String) -> Self {
+        Self {
+            name: "native",
+            kind: "native",
+            command: vec![program.display().to_string()],
+            dir: program
+                .parent()
+                .map_or_else(|| PathBuf::from("."), std::path::Path::to_path_buf),
+            peer_address,
+            last_pid: Default::default(),
+        }
+    }
 }
 
 /// A running chaincode process.
@@ -44,11 +82,11 @@ impl RunningChaincode for ProcessChaincode {
 
 impl ChaincodeRuntime for ProcessRuntime {
     fn name(&self) -> &'static str {
-        "process"
+        self.name
     }
 
     fn handles(&self, kind: &str) -> bool {
-        kind == "node"
+        kind == self.kind
     }
 
     fn install(&self, _package: &ChaincodePackage) -> Result<(), LaunchError> {
@@ -62,8 +100,16 @@ impl ChaincodeRuntime for ProcessRuntime {
     ) -> BoxFuture<'a, Result<Box<dyn RunningChaincode>, LaunchError>> {
         Box::pin(async move {
             let id = package.id().clone();
-            let mut child = tokio::process::Command::new("node")
-                .args(["node_modules/fabric-shim/cli.js", "start", "--peer.address"])
+            let (program, args) = self
+                .command
+                .split_first()
+                .ok_or_else(|| LaunchError::Start {
+                    package_id: id.clone(),
+                    reason: "no program to run".to_owned(),
+                })?;
+            let mut child = tokio::process::Command::new(program)
+                .args(args)
+                .arg("--peer.address")
                 .arg(&self.peer_address)
                 .current_dir(&self.dir)
                 .env("CORE_CHAINCODE_ID_NAME", id.as_str())
@@ -76,7 +122,7 @@ impl ChaincodeRuntime for ProcessRuntime {
                 .spawn()
                 .map_err(|e| LaunchError::Start {
                     package_id: id.clone(),
-                    reason: format!("running node in {}: {e}", self.dir.display()),
+                    reason: format!("running {program} in {}: {e}", self.dir.display()),
                 })?;
             let pid = child.id();
             self.last_pid
@@ -88,7 +134,7 @@ impl ChaincodeRuntime for ProcessRuntime {
                 tokio::select! {
                     status = child.wait() => {
                         let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
-                        let _ = end.send(Some(format!("node exited with {status}")));
+                        let _ = end.send(Some(format!("the chaincode process exited with {status}")));
                     }
                     _ = killed => {
                         let _ = child.kill().await;

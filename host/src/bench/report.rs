@@ -84,6 +84,18 @@ pub struct InvokeRun {
     /// over the run, µs: all of a wasm transaction's cost, only the peer's share of a
     /// Node one.
     pub host_cpu_us_per_tx: f64,
+    /// CPU time the chaincode's own process spent per transaction, µs, where it is a
+    /// process the benchmark knows (native, process, external); None otherwise (wasm
+    /// runs in the host, a container's process is the engine's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chaincode_cpu_us_per_tx: Option<f64>,
+}
+
+impl InvokeRun {
+    /// Host and chaincode CPU per transaction together, µs.
+    pub fn total_cpu_us_per_tx(&self) -> f64 {
+        self.host_cpu_us_per_tx + self.chaincode_cpu_us_per_tx.unwrap_or(0.0)
+    }
 }
 
 /// Everything measured for one runtime.
@@ -160,6 +172,16 @@ pub struct Summary {
     /// Submits through the Gateway, each waited for until committed valid, per second
     /// (0 when not measured).
     pub gateway_submit_tps: f64,
+    /// The same Rust contract compiled natively (a process over the gRPC shim):
+    /// TransferAsset at the same concurrency, tx/s (0 when not measured).
+    pub native_invoke_tps_c32: f64,
+    /// How many times the native throughput the wasm one is (above 1: wasm is faster).
+    pub wasm_of_native_tps: f64,
+    /// Wasm TransferAsset CPU per transaction at concurrency 1, µs (all in the host).
+    pub wasm_cpu_us_per_tx_c1: f64,
+    /// Native TransferAsset CPU per transaction at concurrency 1, µs: the peer's and the
+    /// chaincode process's together (0 when not measured).
+    pub native_cpu_us_per_tx_c1: f64,
     /// The concurrency the `_c32` figures were taken at (32 unless `--concurrency`
     /// leaves it out: then the highest run).
     pub at_concurrency: usize,
@@ -200,6 +222,12 @@ impl Report {
             .max_by_key(|c| (*c == 32, *c))
             .unwrap_or(1);
         let tps = |r: &RuntimeReport| r.run("transfer", at).map_or(0.0, |r| r.tps);
+        let cpu_c1 = |r: Option<&RuntimeReport>| {
+            r.and_then(|r| r.run("transfer", 1))
+                .map_or(0.0, InvokeRun::total_cpu_us_per_tx)
+        };
+        let native = self.runtimes.get("native");
+        let native_tps = native.map_or(0.0, tps);
         let null = wasm.run("null", at).map_or(0.0, |r| r.tps);
         let (wasm_cold, container_cold) =
             (wasm.cold_start.stats.p50_us, docker.cold_start.stats.p50_us);
@@ -221,6 +249,10 @@ impl Report {
             wasm_invoke_of_null: ratio(tps(wasm), null),
             gateway_evaluate_tps: self.gateway.as_ref().map_or(0.0, |g| g.evaluate.tps),
             gateway_submit_tps: self.gateway.as_ref().map_or(0.0, |g| g.submit.tps),
+            native_invoke_tps_c32: native_tps,
+            wasm_of_native_tps: ratio(tps(wasm), native_tps),
+            wasm_cpu_us_per_tx_c1: cpu_c1(Some(wasm)),
+            native_cpu_us_per_tx_c1: cpu_c1(native),
             at_concurrency: at,
         });
     }
@@ -234,14 +266,15 @@ impl Report {
         let mut rows: Vec<(String, Vec<Option<f64>>, Option<bool>)> = Vec::new();
         let mut row =
             |label: String, f: &dyn Fn(&RuntimeReport) -> Option<f64>, lower: Option<bool>| {
-                rows.push((
-                    label,
-                    names
-                        .iter()
-                        .map(|n| self.runtimes.get(*n).and_then(f))
-                        .collect(),
-                    lower,
-                ));
+                let values: Vec<Option<f64>> = names
+                    .iter()
+                    .map(|n| self.runtimes.get(*n).and_then(f))
+                    .collect();
+                // A figure no runtime has (the chaincode process's CPU of wasm's null
+                // transaction) is no row.
+                if values.iter().any(Option::is_some) {
+                    rows.push((label, values, lower));
+                }
             };
         let nonzero = |s: &Samples| (s.stats.n > 0).then_some(s.stats.p50_us);
         row(
@@ -293,6 +326,7 @@ impl Report {
                 ("p99", Some(true)),
                 ("tx/s", Some(false)),
                 ("host CPU/tx", None),
+                ("chaincode CPU/tx", None),
             ] {
                 let (tx2, what2) = (tx.clone(), what);
                 row(
@@ -301,11 +335,12 @@ impl Report {
                         if what == "tx/s" { "" } else { " (µs)" }
                     ),
                     &move |r| {
-                        r.run(&tx2, c).map(|run| match what2 {
-                            "p50" => run.latency.stats.p50_us,
-                            "p99" => run.latency.stats.p99_us,
-                            "tx/s" => run.tps,
-                            _ => run.host_cpu_us_per_tx,
+                        r.run(&tx2, c).and_then(|run| match what2 {
+                            "p50" => Some(run.latency.stats.p50_us),
+                            "p99" => Some(run.latency.stats.p99_us),
+                            "tx/s" => Some(run.tps),
+                            "host CPU/tx" => Some(run.host_cpu_us_per_tx),
+                            _ => run.chaincode_cpu_us_per_tx,
                         })
                     },
                     lower,
