@@ -709,6 +709,107 @@ mod tests {
         );
     }
 
+    /// `Panic` panics; `Event` sets an event and answers "ok". Neither asks the peer
+    /// anything.
+    struct Faulty;
+
+    impl crate::Contract for Faulty {
+        fn name(&self) -> &'static str {
+            "Faulty"
+        }
+
+        fn transactions(&self) -> Vec<crate::contract::TransactionInfo> {
+            Vec::new()
+        }
+
+        fn call(
+            &self,
+            ctx: &crate::Context,
+            function: &str,
+            _args: &[Vec<u8>],
+        ) -> Option<Result<Vec<u8>, Error>> {
+            match function {
+                "Panic" => panic!("Panic was called"),
+                "Event" => Some(ctx.stub.set_event("Done", b"1").map(|()| b"ok".to_vec())),
+                _ => None,
+            }
+        }
+    }
+
+    fn faulty() -> Chaincode {
+        Chaincode::new().contract(Faulty)
+    }
+
+    fn transaction(txid: &str, function: &str) -> ChaincodeMessage {
+        ChaincodeMessage {
+            r#type: Type::Transaction.into(),
+            txid: txid.to_owned(),
+            channel_id: "ch".to_owned(),
+            payload: ChaincodeInput {
+                args: vec![function.as_bytes().to_vec()],
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// A line to a peer that is never asked anything.
+    fn line() -> Arc<Line> {
+        let (outbound, _requests) = mpsc::channel(1);
+        Arc::new(Line {
+            outbound,
+            waiting: Mutex::default(),
+            in_progress: Mutex::default(),
+            chaincode_id: "cc:1".to_owned(),
+        })
+    }
+
+    #[test]
+    fn a_panicking_transaction_completes_with_500_and_its_message_and_the_next_runs() {
+        let line = line();
+        let answer = execute(faulty, transaction("t1", "Panic"), &line);
+        assert_eq!(answer.r#type(), Type::Completed);
+        assert_eq!(
+            (answer.txid.as_str(), answer.channel_id.as_str()),
+            ("t1", "ch")
+        );
+        assert_eq!(
+            Response::decode(answer.payload.as_slice()).unwrap(),
+            Response::error("Panic was called")
+        );
+        assert_eq!(answer.chaincode_event, None);
+
+        let answer = execute(faulty, transaction("t2", "Event"), &line);
+        assert_eq!(answer.r#type(), Type::Completed);
+        assert_eq!(
+            Response::decode(answer.payload.as_slice()).unwrap(),
+            Response::ok("ok")
+        );
+        assert_eq!(
+            answer.chaincode_event,
+            Some(ChaincodeEvent {
+                event_name: "Done".to_owned(),
+                payload: b"1".to_vec(),
+                ..Default::default()
+            })
+        );
+    }
+
+    #[test]
+    fn an_undecodable_input_is_answered_with_error() {
+        let line = line();
+        let mut message = transaction("t3", "Event");
+        message.payload = vec![0x0a, 0x05, 1];
+        let answer = execute(faulty, message, &line);
+        assert_eq!(answer.r#type(), Type::Error);
+        assert!(
+            String::from_utf8(answer.payload)
+                .unwrap()
+                .starts_with("malformed ChaincodeInput: "),
+        );
+    }
+
     #[test]
     fn the_binding_is_sha256_of_nonce_creator_and_little_endian_epoch() {
         let header = Header {

@@ -114,8 +114,8 @@ enum Command {
         sdk: Option<PathBuf>,
     },
     /// Benchmark wasm against container chaincode in one run: the Rust asset-transfer
-    /// chaincode in wasm, its Node twin in a Docker container and as a process (dev
-    /// mode). Measures install, cold and warm launch to READY, the first invoke, warm
+    /// chaincode in wasm and compiled natively as a process over gRPC, its Node twin in a
+    /// Docker container and as a process (dev mode). Measures install, cold and warm launch to READY, the first invoke, warm
     /// invoke latency and throughput (TransferAsset = 1 get + 1 put, ReadAsset) at each
     /// concurrency, memory and artifact sizes. Prints a table with the wasm advantage and
     /// writes bench.json, bench.csv and launch.svg into --out. `cchost bench commit`
