@@ -388,7 +388,25 @@ async fn proc_exit_ends_the_transaction_not_the_host() {
     fails_with("proc_exit", "chaincode exited with code 3").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proc_exit_past_wasis_largest_status_is_a_broken_wasi_abi() {
+    fails_with(
+        "proc_exit_status_too_large",
+        "chaincode broke the WASI ABI: exit with invalid exit status outside of [0..126)",
+    )
+    .await;
+}
+
 // Floats and WASI.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasi_result_pointer_past_memory_is_a_broken_wasi_abi() {
+    fails_with(
+        "wasi_pointer_past_memory",
+        "chaincode broke the WASI ABI: Pointer out of bounds: Region { start: 65532, len: 8 }",
+    )
+    .await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nan_payloads_are_canonical() {

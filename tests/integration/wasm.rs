@@ -519,3 +519,104 @@ async fn a_chaincode_calling_into_a_channel_with_no_ledger_gets_fabrics_error() 
         )
     );
 }
+
+/// `cchost_invoke` loops once per byte of its input: 8 metered instructions an iteration.
+const LOOP_PER_INPUT_BYTE: &str = r#"(module
+  (import "cchost" "set_response" (func $respond (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "\08\c8\01")
+  (func (export "cchost_abi_v1"))
+  (func (export "cchost_init") (param i32) (result i32) (i32.const 0))
+  (func (export "cchost_invoke") (param $len i32) (result i32)
+    (local $i i32)
+    (loop $l
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $len))))
+    (drop (call $respond (i32.const 0) (i32.const 3)))
+    (i32.const 0)))"#;
+
+/// The fuel `module` used for `proposal`, which must answer 200.
+async fn fuel_of(
+    host: &TestHost,
+    module: &cchost::runtime::wasm::WasmModule,
+    proposal: BuiltProposal,
+) -> u64 {
+    let before = module.fuel_consumed();
+    let result = execute(host, &proposal).await.unwrap();
+    assert_eq!(result.response.status, 200);
+    module.fuel_consumed() - before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_modules_fuel_consumed_grows_by_exactly_the_instructions_its_invocations_ran() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
+    let module = runtime
+        .compile(&wat::parse_str(LOOP_PER_INPUT_BYTE).unwrap())
+        .unwrap();
+    let package_id = PackageId::new("fuel_1.0:test");
+    host.support.define("fuel", package_id.clone());
+    host.support.expect_registration(&package_id);
+    let _chaincode = runtime.start(&host.support, &package_id, &module);
+    assert!(
+        host.support
+            .wait_ready(&package_id, Duration::from_secs(10))
+            .await
+    );
+    assert_eq!(module.fuel_consumed(), 0);
+    // Inputs 100 bytes apart (both arguments' lengths fit one varint byte).
+    let short = fuel_of(
+        &host,
+        &module,
+        host.proposal("fuel", &["x".repeat(10).as_str()]),
+    )
+    .await;
+    let long = fuel_of(
+        &host,
+        &module,
+        host.proposal("fuel", &["x".repeat(110).as_str()]),
+    )
+    .await;
+    assert_eq!(long - short, 100 * 8);
+    // The same proposal twice: the same fuel.
+    let proposal = host.proposal("fuel", &["x".repeat(50).as_str()]);
+    let first = fuel_of(&host, &module, proposal.clone()).await;
+    assert_eq!(fuel_of(&host, &module, proposal).await, first);
+    assert_eq!(first - short, 40 * 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_import_menu_names_every_cchost_import_and_links_as_it_stands() {
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
+    let menu = runtime.imports_wat();
+    for name in cchost_abi::imports::ALL {
+        assert!(
+            menu.contains(&format!("(import \"cchost\" \"{name}\" (func")),
+            "{name} missing from\n{menu}"
+        );
+    }
+    for name in [
+        "fd_write",
+        "clock_time_get",
+        "random_get",
+        "proc_exit",
+        "poll_oneoff",
+    ] {
+        assert!(
+            menu.contains(&format!("(import \"wasi_snapshot_preview1\" \"{name}\"")),
+            "{name} missing from\n{menu}"
+        );
+    }
+    assert!(
+        menu.contains(
+            "(import \"cchost\" \"get_state\" (func (param i32 i32 i32 i32) (result i64)))"
+        )
+    );
+    // A chaincode importing all of it, with the ABI's exports, installs.
+    let module = menu.trim_end().strip_suffix(')').unwrap().to_owned()
+        + r#"  (memory (export "memory") 1)
+  (func (export "cchost_abi_v1"))
+  (func (export "cchost_init") (param i32) (result i32) (i32.const 0))
+  (func (export "cchost_invoke") (param i32) (result i32) (i32.const 0)))"#;
+    runtime.compile(&wat::parse_str(&module).unwrap()).unwrap();
+}

@@ -126,7 +126,7 @@ impl GuestState {
 
 /// A guest broke the ABI: the instance traps with this fixed text.
 pub(crate) fn abi_violation(what: &str) -> wasmtime::Error {
-    wasmtime::format_err!("chaincode broke the cchost ABI: {what}")
+    HostFailure::error(format!("chaincode broke the cchost ABI: {what}"))
 }
 
 fn memory(caller: &mut Caller<'_, GuestState>) -> wasmtime::Result<Memory> {
@@ -236,6 +236,26 @@ pub(crate) fn write_paid(
         .copy_from_slice(bytes);
     Ok(())
 }
+
+/// A failure the host itself ends an invocation with (a broken cchost ABI, the peer gone),
+/// its text final. Failures of WASI calls carry wasmtime-wasi's own texts instead, and
+/// are labelled as such ([`describe_failure`](super::shim::describe_failure)).
+#[derive(Debug)]
+pub(crate) struct HostFailure(pub(crate) String);
+
+impl HostFailure {
+    pub(crate) fn error(text: impl Into<String>) -> wasmtime::Error {
+        wasmtime::Error::new(Self(text.into()))
+    }
+}
+
+impl std::fmt::Display for HostFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HostFailure {}
 
 /// The guest called `abort` (its panic hook): the invocation ends with status 500 and
 /// this message.

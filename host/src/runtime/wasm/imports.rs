@@ -16,7 +16,8 @@ use prost::Message;
 use wasmtime::{Caller, Linker};
 
 use super::guest::{
-    GuestAbort, GuestState, abi_violation, charge_bytes, read, read_str, write, write_paid,
+    GuestAbort, GuestState, HostFailure, abi_violation, charge_bytes, read, read_str, write,
+    write_paid,
 };
 use crate::proposal::compute_binding;
 
@@ -52,11 +53,8 @@ async fn request(
     let line = call
         .line
         .clone()
-        .ok_or_else(|| wasmtime::format_err!("the peer closed the chaincode stream"))?;
-    let reply = line
-        .request(message)
-        .await
-        .map_err(|why| wasmtime::format_err!("{why}"))?;
+        .ok_or_else(|| HostFailure::error("the peer closed the chaincode stream"))?;
+    let reply = line.request(message).await.map_err(HostFailure::error)?;
     // The reply is paid for as it arrives, whether or not the guest reads it.
     charge_bytes(&mut *caller, reply.payload.len())?;
     let state = caller.data_mut();
@@ -70,10 +68,10 @@ async fn request(
             state.pending = Some(reply.payload);
             Ok(Status::Failed as i64)
         }
-        other => Err(wasmtime::format_err!(
+        other => Err(HostFailure::error(format!(
             "unexpected {} from the peer",
             other.as_str_name()
-        )),
+        ))),
     }
 }
 

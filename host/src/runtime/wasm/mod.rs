@@ -196,6 +196,17 @@ pub enum WasmError {
 #[derive(Clone)]
 pub struct WasmModule {
     pre: Arc<InstancePre<GuestState>>,
+    /// Fuel used by every invocation of this module so far.
+    fuel_consumed: Arc<AtomicU64>,
+}
+
+impl WasmModule {
+    /// The fuel every invocation of this module has used so far, failed ones included:
+    /// the guest's instructions and what its host calls were charged. Fuel is
+    /// deterministic, so the same transactions use the same fuel on every peer.
+    pub fn fuel_consumed(&self) -> u64 {
+        self.fuel_consumed.load(Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for WasmModule {
@@ -287,6 +298,28 @@ impl WasmRuntime {
         )
     }
 
+    /// A module in the text format that imports every function this runtime's linker
+    /// provides (WASI p1 and `cchost`), each with its type: the menu for tools that
+    /// generate chaincode (`wasm-smith`'s available imports).
+    pub fn imports_wat(&self) -> String {
+        let list = |vals: &[validate::Val]| {
+            vals.iter()
+                .map(validate::Val::wat_name)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut wat = String::from("(module\n");
+        for ((module, name), (params, results)) in &self.host_imports {
+            wat.push_str(&format!(
+                "  (import {module:?} {name:?} (func (param {}) (result {})))\n",
+                list(params),
+                list(results)
+            ));
+        }
+        wat.push(')');
+        wat
+    }
+
     /// Validates and compiles `wasm` in memory, without the cache.
     pub fn compile(&self, wasm: &[u8]) -> Result<WasmModule, WasmError> {
         self.validate(wasm)?;
@@ -375,7 +408,10 @@ impl WasmRuntime {
             .linker
             .instantiate_pre(module)
             .map_err(|e| WasmError::Abi(format!("{e:#}")))?;
-        Ok(WasmModule { pre: Arc::new(pre) })
+        Ok(WasmModule {
+            pre: Arc::new(pre),
+            fuel_consumed: Arc::default(),
+        })
     }
 
     /// Writes a build of a wasm package into `dir` (an external builder's

@@ -17,7 +17,7 @@ use tonic::Status;
 use tracing::{debug, warn};
 use wasmtime::{CallHook, Store, StoreLimitsBuilder, UpdateDeadline};
 
-use super::guest::{GuestAbort, GuestState, PeerLine, TxCall, charge};
+use super::guest::{GuestAbort, GuestState, HostFailure, PeerLine, TxCall, abi_violation, charge};
 use super::imports::HOST_CALL_FUEL;
 use super::pool::InstancePool;
 use super::{WasmConfig, WasmModule};
@@ -209,11 +209,32 @@ pub(super) async fn invoke(
     });
     let outcome = async {
         store.set_fuel(fuel)?;
-        let instance = module.pre.instantiate_async(&mut store).await?;
-        let entry = instance.get_typed_func::<u32, i32>(&mut store, entry)?;
+        // Instantiation traps on a segment out of bounds, and fails otherwise only on
+        // limits (a package's memory limit below its initial memory); no WASI call has
+        // been made.
+        let instance = module
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| match e.downcast_ref::<wasmtime::Trap>() {
+                Some(_) => e,
+                None => HostFailure::error(format!(
+                    "chaincode cannot be instantiated: {}",
+                    last_cause(&e)
+                )),
+            })?;
+        // Install checked the entry's type: this holds for any installed module.
+        let entry = instance
+            .get_typed_func::<u32, i32>(&mut store, entry)
+            .map_err(|e| abi_violation(&last_cause(&e)))?;
         entry.call_async(&mut store, input_len).await
     }
     .await;
+    // What is left once the entry returned or trapped (out of fuel leaves 0).
+    let left = store.get_fuel().unwrap_or(0);
+    module
+        .fuel_consumed
+        .fetch_add(fuel.saturating_sub(left), Ordering::Relaxed);
     let state = store.into_data();
     for (stream, pipe) in state
         .output
@@ -280,6 +301,18 @@ pub(crate) fn describe_failure(error: &wasmtime::Error) -> String {
     if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return format!("chaincode exited with code {}", exit.0);
     }
+    if let Some(HostFailure(text)) = error.downcast_ref::<HostFailure>() {
+        return text.clone();
+    }
+    // Anything else ended a WASI call: wasmtime-wasi's guest-memory and argument checks
+    // ("Pointer out of bounds: ...", "Invalid flag value Rights", proc_exit's status
+    // bound): deterministic texts about what the guest passed, labelled as the WASI ABI
+    // the guest broke.
+    format!("chaincode broke the WASI ABI: {}", last_cause(error))
+}
+
+/// The innermost cause of `error`: the text without wasmtime's context layers.
+fn last_cause(error: &wasmtime::Error) -> String {
     error
         .chain()
         .last()

@@ -88,6 +88,18 @@ impl Val {
         }
     }
 
+    /// The type's name in the text format (`funcref` for a reference).
+    pub(crate) fn wat_name(&self) -> &'static str {
+        match self {
+            Self::I32 => "i32",
+            Self::I64 => "i64",
+            Self::F32 => "f32",
+            Self::F64 => "f64",
+            Self::V128 => "v128",
+            Self::Ref => "funcref",
+        }
+    }
+
     fn from_parser(ty: &ValType) -> Self {
         match ty {
             ValType::I32 => Self::I32,

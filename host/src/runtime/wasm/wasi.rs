@@ -14,7 +14,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
-use super::guest::{GuestState, charge_bytes, write_paid};
+use super::guest::{GuestState, HostFailure, charge_bytes, write_paid};
 
 /// Bytes of stdout and of stderr kept per invocation; a guest writing more gets an error.
 pub(crate) const MAX_OUTPUT: usize = 64 * 1024;
@@ -84,8 +84,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         "wasi_snapshot_preview1",
         "poll_oneoff",
         |_: i32, _: i32, _: i32, _: i32| -> wasmtime::Result<i32> {
-            Err(wasmtime::format_err!(
-                "poll_oneoff is not available to chaincode: waiting is not deterministic"
+            Err(HostFailure::error(
+                "poll_oneoff is not available to chaincode: waiting is not deterministic",
             ))
         },
     )?;
