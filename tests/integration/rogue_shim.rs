@@ -646,6 +646,67 @@ async fn open_iterators_per_transaction_are_bounded() {
     assert_healthy(&host).await;
 }
 
+/// The support's debug counters follow a transaction's context and its open iterator,
+/// and fall back to zero when the shim hangs up mid-transaction.
+#[tokio::test]
+async fn live_context_and_iterator_counts_return_to_zero_when_a_shim_hangs_up() {
+    let host = host(SupportConfig {
+        dev_mode: true,
+        query_batch_size: 1,
+        ..SupportConfig::default()
+    })
+    .await;
+    let counts = |host: &TestHost| {
+        (
+            host.support.live_transaction_contexts(),
+            host.support.open_query_iterators(),
+        )
+    };
+    let mut shim = registered(&host, "counted").await;
+    let proposal = host.proposal("counted", &["w"]);
+    let pending = tokio::spawn({
+        let support = host.support.clone();
+        let proposal = proposal.clone();
+        async move { support.execute(&proposal.signed_proposal).await }
+    });
+    let tx = shim.expect(Type::Transaction).await;
+    assert_eq!(counts(&host), (1, 0));
+    for key in ["a", "b"] {
+        let put = PutState {
+            key: key.into(),
+            value: b"v".to_vec(),
+            collection: String::new(),
+        };
+        shim.request(&tx, Type::PutState, put.encode_to_vec()).await;
+    }
+    shim.complete(&tx, 200, b"").await;
+    let result = pending.await.unwrap().unwrap();
+    host.commit(&result, &proposal);
+    assert_eq!(counts(&host), (0, 0));
+
+    let pending = start_tx(&host, "counted", &["r"]);
+    let tx = shim.expect(Type::Transaction).await;
+    let range = GetStateByRange {
+        start_key: "a".into(),
+        end_key: String::new(),
+        ..Default::default()
+    };
+    let reply = shim
+        .request(&tx, Type::GetStateByRange, range.encode_to_vec())
+        .await;
+    assert!(
+        QueryResponse::decode(reply.payload.as_slice())
+            .unwrap()
+            .has_more
+    );
+    assert_eq!(counts(&host), (1, 1));
+    drop(shim);
+    let error = pending.await.unwrap().unwrap_err();
+    assert!(error.to_string().contains("stream terminated"), "{error}");
+    assert_eq!(counts(&host), (0, 0));
+    assert_healthy(&host).await;
+}
+
 #[tokio::test]
 async fn private_data_and_rich_queries_get_clear_not_supported_errors() {
     let host = dev_host().await;

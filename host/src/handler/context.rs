@@ -2,7 +2,7 @@
 //! the slot the chaincode's COMPLETED or ERROR is delivered to.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use cchost_proto::protos::{ChaincodeInput, ChaincodeMessage, SignedProposal};
@@ -43,22 +43,45 @@ pub(crate) struct TxParams {
     pub(crate) input: ChaincodeInput,
 }
 
+/// What the handlers of one support hold at this moment: transaction contexts and open
+/// query iterators, each counted from its creation to its drop, so that one kept alive
+/// past its transaction (a leak) stays counted. Both are 0 when no transaction runs.
+#[derive(Debug, Default)]
+pub(crate) struct LiveCounts {
+    pub(crate) contexts: AtomicUsize,
+    pub(crate) iterators: AtomicUsize,
+}
+
 pub(crate) struct TxContext {
     pub(crate) key: TxKey,
     pub(crate) namespace: String,
     pub(crate) simulator: Arc<Mutex<TxSimulator>>,
     pub(crate) proposal: Option<Arc<TxProposal>>,
     pub(crate) is_init: bool,
-    pub(crate) iterators: Mutex<HashMap<String, QueryIterator>>,
+    /// Open query iterators: only through the methods below, which keep `live` exact.
+    iterators: Mutex<HashMap<String, QueryIterator>>,
     /// Query iterators opened so far (their ids follow from it).
     iterators_opened: AtomicU64,
     completion: Mutex<Option<oneshot::Sender<ChaincodeMessage>>>,
     busy: AtomicBool,
+    live: Arc<LiveCounts>,
+}
+
+impl Drop for TxContext {
+    fn drop(&mut self) {
+        let open = self.iterators.get_mut().map_or(0, |map| map.len());
+        self.live.iterators.fetch_sub(open, Ordering::Relaxed);
+        self.live.contexts.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl TxContext {
-    pub(crate) fn new(params: &TxParams) -> (Arc<Self>, oneshot::Receiver<ChaincodeMessage>) {
+    pub(crate) fn new(
+        params: &TxParams,
+        live: &Arc<LiveCounts>,
+    ) -> (Arc<Self>, oneshot::Receiver<ChaincodeMessage>) {
         let (tx, rx) = oneshot::channel();
+        live.contexts.fetch_add(1, Ordering::Relaxed);
         let ctx = Arc::new(Self {
             key: params.key.clone(),
             namespace: params.namespace.clone(),
@@ -69,6 +92,7 @@ impl TxContext {
             iterators_opened: AtomicU64::new(0),
             completion: Mutex::new(Some(tx)),
             busy: AtomicBool::new(false),
+            live: Arc::clone(live),
         });
         (ctx, rx)
     }
@@ -96,8 +120,29 @@ impl TxContext {
             .to_string()
     }
 
-    pub(crate) fn iterators(&self) -> MutexGuard<'_, HashMap<String, QueryIterator>> {
+    fn iterators(&self) -> MutexGuard<'_, HashMap<String, QueryIterator>> {
         self.iterators.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Open query iterators.
+    pub(crate) fn open_iterators(&self) -> usize {
+        self.iterators().len()
+    }
+
+    /// Keeps `iter` open as `id`.
+    pub(crate) fn keep_iterator(&self, id: String, iter: QueryIterator) {
+        if self.iterators().insert(id, iter).is_none() {
+            self.live.iterators.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes iterator `id` out (to advance or to close it).
+    pub(crate) fn take_iterator(&self, id: &str) -> Option<QueryIterator> {
+        let iter = self.iterators().remove(id);
+        if iter.is_some() {
+            self.live.iterators.fetch_sub(1, Ordering::Relaxed);
+        }
+        iter
     }
 
     /// Delivers the chaincode's COMPLETED or ERROR; false if one was delivered already.
@@ -116,7 +161,8 @@ impl TxContext {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        self.iterators().clear();
+        let closed = self.iterators().drain().count();
+        self.live.iterators.fetch_sub(closed, Ordering::Relaxed);
     }
 
     /// Marks a request in progress until the guard drops (however the request ends);

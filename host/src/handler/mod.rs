@@ -34,7 +34,7 @@ use crate::metrics::RequestMetrics;
 use crate::support::Inner;
 
 pub use context::TxProposal;
-pub(crate) use context::{RequestGuard, TxContext, TxParams};
+pub(crate) use context::{LiveCounts, RequestGuard, TxContext, TxParams};
 
 /// Messages from a chaincode. A transport error ends the stream.
 pub type MessageStream = Pin<Box<dyn Stream<Item = Result<ChaincodeMessage, Status>> + Send>>;
@@ -623,7 +623,7 @@ impl Handler {
         if contexts.contains_key(&params.key) {
             return None;
         }
-        let (ctx, done) = TxContext::new(params);
+        let (ctx, done) = TxContext::new(params, &self.support.live);
         contexts.insert(params.key.clone(), Arc::clone(&ctx));
         Some((ctx, done))
     }

@@ -60,7 +60,7 @@ fn key_after(key: &str) -> String {
 }
 
 fn new_iterator_id(ctx: &TxContext, config: &SupportConfig) -> Result<String, RequestError> {
-    if ctx.iterators().len() >= config.max_iterators_per_tx {
+    if ctx.open_iterators() >= config.max_iterators_per_tx {
         return Err(RequestError::new(format!(
             "too many open query iterators in this transaction (limit {}): close iterators \
              when done with them",
@@ -132,7 +132,7 @@ pub(super) fn get_state_by_range(
     let response = next_range_batch(config, ctx, &id, &mut iter)?;
     let reply = encode_reply(config, &response)?;
     if response.has_more {
-        ctx.iterators().insert(id, QueryIterator::Range(iter));
+        ctx.keep_iterator(id, QueryIterator::Range(iter));
     }
     Ok(reply)
 }
@@ -293,7 +293,7 @@ pub(super) fn get_history_for_key(
     let response = next_history_batch(config, ctx, &id, &mut iter)?;
     let reply = encode_reply(config, &response)?;
     if response.has_more {
-        ctx.iterators().insert(id, QueryIterator::History(iter));
+        ctx.keep_iterator(id, QueryIterator::History(iter));
     }
     Ok(reply)
 }
@@ -338,7 +338,7 @@ pub(super) fn query_state_next(
     payload: &[u8],
 ) -> RequestResult {
     let req = QueryStateNext::decode(payload)?;
-    let iter = ctx.iterators().remove(&req.id);
+    let iter = ctx.take_iterator(&req.id);
     let (response, iter) = match iter {
         None => return Err(RequestError::new("query iterator not found")),
         Some(QueryIterator::Range(mut it)) => {
@@ -352,7 +352,7 @@ pub(super) fn query_state_next(
     };
     let reply = encode_reply(config, &response)?;
     if response.has_more {
-        ctx.iterators().insert(req.id, iter);
+        ctx.keep_iterator(req.id, iter);
     }
     Ok(reply)
 }
@@ -360,7 +360,7 @@ pub(super) fn query_state_next(
 /// Answered for any id, open, finished or unknown, as Fabric does.
 pub(super) fn query_state_close(ctx: &TxContext, payload: &[u8]) -> RequestResult {
     let req = QueryStateClose::decode(payload)?;
-    ctx.iterators().remove(&req.id);
+    ctx.take_iterator(&req.id);
     Ok(QueryResponse {
         results: Vec::new(),
         has_more: false,
@@ -411,7 +411,7 @@ mod tests {
             nested: false,
             input: ChaincodeInput::default(),
         };
-        let ctx = TxContext::new(&params).0;
+        let ctx = TxContext::new(&params, &Arc::default()).0;
         (store, ctx)
     }
 

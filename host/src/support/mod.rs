@@ -267,6 +267,8 @@ pub(crate) struct Inner {
     pub(crate) closing: tokio::sync::watch::Sender<bool>,
     /// Starts chaincode that is defined but not running.
     launcher: RwLock<Option<Weak<dyn LaunchOnDemand>>>,
+    /// Transaction contexts and query iterators alive in this support's handlers.
+    pub(crate) live: Arc<crate::handler::LiveCounts>,
 }
 
 impl Inner {
@@ -459,8 +461,22 @@ impl ChaincodeSupport {
                 metrics: Arc::new(Metrics::new()),
                 closing: tokio::sync::watch::Sender::new(false),
                 launcher: RwLock::new(None),
+                live: Arc::default(),
             }),
         })
+    }
+
+    /// Transaction contexts alive in this support's handlers, counted from creation to
+    /// drop: 0 whenever no transaction runs, whatever chaincode sent. A debug counter for
+    /// leak checks (`scripts/campaign shim`, tests).
+    pub fn live_transaction_contexts(&self) -> usize {
+        self.inner.live.contexts.load(Ordering::Relaxed)
+    }
+
+    /// Query iterators open in this support's handlers (counted like
+    /// [`live_transaction_contexts`](Self::live_transaction_contexts)).
+    pub fn open_query_iterators(&self) -> usize {
+        self.inner.live.iterators.load(Ordering::Relaxed)
     }
 
     /// The configuration in force.
