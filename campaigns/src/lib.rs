@@ -21,6 +21,7 @@ use serde::Serialize;
 pub mod differential;
 pub mod host;
 pub mod modules;
+pub mod shim;
 
 /// One generated case: a module, what kind of module it is, and the arguments of the
 /// proposal that runs it.

@@ -17,6 +17,8 @@ enum Campaign {
     /// The same module and proposal in independent hosts and a worker process: identical
     /// bytes and fuel.
     Differential,
+    /// Generated ChaincodeMessage sequences against the real gRPC listener.
+    Shim,
     /// (internal) The differential campaign's worker process.
     #[value(hide = true)]
     DifferentialWorker,
@@ -52,6 +54,7 @@ fn campaign_name(campaign: Campaign) -> &'static str {
     match campaign {
         Campaign::Modules => "modules",
         Campaign::Differential | Campaign::DifferentialWorker => "differential",
+        Campaign::Shim => "shim",
     }
 }
 
@@ -108,6 +111,7 @@ fn run(args: &Args, budget: Budget) -> anyhow::Result<Report> {
                 let worker = std::env::current_exe()?;
                 cchost_campaigns::differential::run(budget, Some(worker), &progress).await
             }
+            Campaign::Shim => cchost_campaigns::shim::run(budget, &progress).await,
             Campaign::DifferentialWorker => {
                 cchost_campaigns::differential::worker().await?;
                 std::process::exit(0)

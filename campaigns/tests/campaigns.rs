@@ -4,12 +4,14 @@
 use cchost::proposal::DevIdentity;
 use cchost_campaigns::differential::{self, Observed};
 use cchost_campaigns::host::{self, CampaignHost, Run};
-use cchost_campaigns::{Budget, modules};
+use cchost_campaigns::{Budget, modules, shim};
 
 /// Seeds the CI run of `modules` covers (about a minute on two cores).
 const MODULE_SEEDS: u64 = 3_000;
 /// Seeds the CI run of `differential` covers.
 const DIFFERENTIAL_SEEDS: u64 = 600;
+/// Seeds the CI run of `shim` covers.
+const SHIM_SEEDS: u64 = 1_000;
 
 fn progress(line: &str) {
     eprintln!("{line}");
@@ -117,6 +119,33 @@ async fn a_seed_run_alone_reproduces_its_outcome_in_a_campaign() {
         assert_eq!(
             (alone_class, &alone_outcome.example),
             (class, &outcome.example)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rogue_shim_sequences_of_the_ci_seed_range_leak_nothing_and_never_stop_the_listener() {
+    let report = shim::run(Budget::seeds(0, SHIM_SEEDS), &progress)
+        .await
+        .unwrap();
+    eprint!("{}", report.text());
+    assert_eq!(report.tried, SHIM_SEEDS);
+    assert_eq!(report.findings, []);
+    // The sequences reach the states that matter: registered streams the host ends for a
+    // message out of place or too large, transactions that time out and that the
+    // rogue answers, clients that hang up.
+    for class in [
+        "registered: stream failed: cannot handle REGISTER message while in ready state",
+        "registered: stream failed: chaincode stream failed: Error, decoded message length too large",
+        "registered: stream hung up abruptly",
+        "no REGISTER first: stream failed: cannot handle ",
+        "transaction: failed to execute transaction <txid>: error sending: timeout expired while executing transaction",
+        "transaction: failed to execute transaction <txid>: error sending: chaincode stream terminated",
+        "transaction: status N",
+    ] {
+        assert!(
+            report.outcomes.keys().any(|c| c.starts_with(class)),
+            "no case ended as {class:?}"
         );
     }
 }
