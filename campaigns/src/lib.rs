@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub mod clients;
 pub mod differential;
 pub mod host;
+mod kvnode;
 pub mod modules;
 pub mod shim;
 
@@ -207,6 +209,14 @@ pub fn save(campaign: &str, first: u64, count: u64, dir: &std::path::Path) -> an
         }
     }
     Ok(())
+}
+
+/// One of `list` (`None` for an empty one).
+pub(crate) fn choose<'a, T>(rng: &mut rand::rngs::ChaCha20Rng, list: &'a [T]) -> Option<&'a T> {
+    if list.is_empty() {
+        return None;
+    }
+    list.get(rand::RngExt::random_range(rng, 0..list.len()))
 }
 
 /// Panics seen in this process since [`watch_panics`], any thread: a panic in host code

@@ -19,6 +19,8 @@ enum Campaign {
     Differential,
     /// Generated ChaincodeMessage sequences against the real gRPC listener.
     Shim,
+    /// Mutated proposals, envelopes and Gateway requests against a node.
+    Clients,
     /// (internal) The differential campaign's worker process.
     #[value(hide = true)]
     DifferentialWorker,
@@ -55,6 +57,7 @@ fn campaign_name(campaign: Campaign) -> &'static str {
         Campaign::Modules => "modules",
         Campaign::Differential | Campaign::DifferentialWorker => "differential",
         Campaign::Shim => "shim",
+        Campaign::Clients => "clients",
     }
 }
 
@@ -112,6 +115,7 @@ fn run(args: &Args, budget: Budget) -> anyhow::Result<Report> {
                 cchost_campaigns::differential::run(budget, Some(worker), &progress).await
             }
             Campaign::Shim => cchost_campaigns::shim::run(budget, &progress).await,
+            Campaign::Clients => cchost_campaigns::clients::run(budget, &progress).await,
             Campaign::DifferentialWorker => {
                 cchost_campaigns::differential::worker().await?;
                 std::process::exit(0)

@@ -43,7 +43,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::modules::class;
-use crate::{Budget, Report, take_panics, watch_panics};
+use crate::{Budget, Report, choose, take_panics, watch_panics};
 
 /// The execute timeout of the rogue chaincode's transactions: short, since a rogue client
 /// often never completes them.
@@ -228,14 +228,6 @@ struct Seen {
     txids: Vec<String>,
     iterators: Vec<String>,
     ready: bool,
-}
-
-/// One of `list` (`None` for an empty one).
-fn choose<'a, T>(rng: &mut ChaCha20Rng, list: &'a [T]) -> Option<&'a T> {
-    if list.is_empty() {
-        return None;
-    }
-    list.get(rng.random_range(0..list.len()))
 }
 
 /// A key: mostly the preloaded ones, sometimes odd ones.

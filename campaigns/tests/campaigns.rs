@@ -4,7 +4,7 @@
 use cchost::proposal::DevIdentity;
 use cchost_campaigns::differential::{self, Observed};
 use cchost_campaigns::host::{self, CampaignHost, Run};
-use cchost_campaigns::{Budget, modules, shim};
+use cchost_campaigns::{Budget, clients, modules, shim};
 
 /// Seeds the CI run of `modules` covers (about a minute on two cores).
 const MODULE_SEEDS: u64 = 3_000;
@@ -12,6 +12,8 @@ const MODULE_SEEDS: u64 = 3_000;
 const DIFFERENTIAL_SEEDS: u64 = 600;
 /// Seeds the CI run of `shim` covers.
 const SHIM_SEEDS: u64 = 1_000;
+/// Seeds the CI run of `clients` covers.
+const CLIENT_SEEDS: u64 = 1_500;
 
 fn progress(line: &str) {
     eprintln!("{line}");
@@ -142,6 +144,34 @@ async fn rogue_shim_sequences_of_the_ci_seed_range_leak_nothing_and_never_stop_t
         "transaction: failed to execute transaction <txid>: error sending: timeout expired while executing transaction",
         "transaction: failed to execute transaction <txid>: error sending: chaincode stream terminated",
         "transaction: status N",
+    ] {
+        assert!(
+            report.outcomes.keys().any(|c| c.starts_with(class)),
+            "no case ended as {class:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_client_messages_of_the_ci_seed_range_are_refused_or_committed_invalid() {
+    let report = clients::run(Budget::seeds(0, CLIENT_SEEDS), &progress)
+        .await
+        .unwrap();
+    eprint!("{}", report.text());
+    assert_eq!(report.tried, CLIENT_SEEDS);
+    assert_eq!(report.findings, []);
+    // Every service was reached, and tampering was caught at each stage: refused by the
+    // endorser and the Gateway, refused by the orderer, marked invalid by validation.
+    for class in [
+        "endorser: Unknown: error validating proposal: access denied",
+        "gateway evaluate: InvalidArgument: failed to unpack transaction proposal",
+        "gateway endorse: ",
+        "gateway submit: Aborted: received unsuccessful response from orderer",
+        "gateway commit status: InvalidArgument: invalid status request",
+        "broadcast: ",
+        "committed as BAD_CREATOR_SIGNATURE",
+        "committed as BAD_PROPOSAL_TXID (re-signed, txid changed)",
+        "committed as VALID",
     ] {
         assert!(
             report.outcomes.keys().any(|c| c.starts_with(class)),

@@ -8,7 +8,7 @@ use cchost::ids::PackageId;
 use cchost::ledger::StateStore;
 use cchost::proposal::{BuiltProposal, ProposalBuilder, compute_binding};
 use cchost::proto::protos::chaincode_message::Type;
-use cchost::runtime::wasm::{WasmChaincode, WasmConfig, WasmRuntime};
+use cchost::runtime::wasm::{HOST_CALL_FUEL, WasmChaincode, WasmConfig, WasmRuntime};
 use cchost::support::{ExecuteError, ExecuteResult, SupportConfig};
 
 use crate::host::{CHANNEL, TestHost};
@@ -619,4 +619,113 @@ async fn the_import_menu_names_every_cchost_import_and_links_as_it_stands() {
   (func (export "cchost_init") (param i32) (result i32) (i32.const 0))
   (func (export "cchost_invoke") (param i32) (result i32) (i32.const 0)))"#;
     runtime.compile(&wat::parse_str(&module).unwrap()).unwrap();
+}
+
+/// `cchost_invoke` loops 100,000 times per byte of its input (8 metered instructions an
+/// iteration), long enough to see several epoch ticks; with `copy`, each iteration also
+/// runs a one-byte `memory.copy` (a wasmtime libcall, 4 metered instructions).
+fn long_loop(copy: bool) -> Vec<u8> {
+    looping(
+        1_000_000,
+        if copy {
+            "(memory.copy (i32.const 64) (i32.const 0) (i32.const 1))"
+        } else {
+            ""
+        },
+    )
+}
+
+/// `cchost_invoke` runs `body` `per_byte` times per byte of its input.
+fn looping(per_byte: u32, body: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module
+  (import "cchost" "set_response" (func $respond (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "\08\c8\01")
+  (func (export "cchost_abi_v1"))
+  (func (export "cchost_init") (param i32) (result i32) (i32.const 0))
+  (func (export "cchost_invoke") (param $len i32) (result i32)
+    (local $i i32) (local $n i32)
+    (local.set $n (i32.mul (local.get $len) (i32.const {per_byte})))
+    (loop $l
+      {body}
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (local.get $n))))
+    (drop (call $respond (i32.const 0) (i32.const 3)))
+    (i32.const 0)))"#
+    ))
+    .unwrap()
+}
+
+/// Found by `scripts/campaign differential` (fuel 0 on one host, 10,000 on another for the
+/// same trapping module): the call hook charged HOST_CALL_FUEL for every wasmtime libcall,
+/// the epoch check's among them, so fuel depended on when the clock ticked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuel_is_the_same_however_many_epoch_ticks_a_transaction_sees_and_libcalls_cost_instructions_only()
+ {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
+    let mut fuel = Vec::new();
+    for (name, copy) in [("spin", false), ("copy", true)] {
+        let module = runtime.compile(&long_loop(copy)).unwrap();
+        let package_id = PackageId::new(format!("{name}_1.0:test"));
+        host.support.define(name, package_id.clone());
+        host.support.expect_registration(&package_id);
+        let chaincode = runtime.start(&host.support, &package_id, &module);
+        assert!(
+            host.support
+                .wait_ready(&package_id, Duration::from_secs(10))
+                .await
+        );
+        let short = host.proposal(name, &["x".repeat(10).as_str()]);
+        let long = host.proposal(name, &["x".repeat(110).as_str()]);
+        let short_fuel = fuel_of(&host, &module, short.clone()).await;
+        let long_fuel = fuel_of(&host, &module, long.clone()).await;
+        // The same proposals again, with other ticks: the same fuel.
+        assert_eq!(fuel_of(&host, &module, short).await, short_fuel);
+        assert_eq!(fuel_of(&host, &module, long).await, long_fuel);
+        fuel.push(long_fuel - short_fuel);
+        drop(chaincode);
+    }
+    // 100 more input bytes: 100,000,000 more iterations of 8 metered instructions, and
+    // for the copy 5 more (its 4 instructions and 1 per byte copied): nothing for the
+    // libcall, nothing for the epoch checks.
+    assert_eq!(fuel, [800_000_000, 1_300_000_000]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_wasi_call_costs_host_call_fuel_once() {
+    let host = TestHost::start(SupportConfig::default()).await;
+    let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
+    let module = runtime
+        .compile(&looping(
+            1,
+            "(drop (call $clock (i32.const 0) (i64.const 1) (i32.const 16)))",
+        ))
+        .unwrap();
+    let package_id = PackageId::new("clock_1.0:test");
+    host.support.define("clock", package_id.clone());
+    host.support.expect_registration(&package_id);
+    let _chaincode = runtime.start(&host.support, &package_id, &module);
+    assert!(
+        host.support
+            .wait_ready(&package_id, Duration::from_secs(10))
+            .await
+    );
+    let short = fuel_of(
+        &host,
+        &module,
+        host.proposal("clock", &["x".repeat(10).as_str()]),
+    )
+    .await;
+    let long = fuel_of(
+        &host,
+        &module,
+        host.proposal("clock", &["x".repeat(110).as_str()]),
+    )
+    .await;
+    // 100 more calls: each HOST_CALL_FUEL and 12 instructions (3 arguments, the call,
+    // the loop's 8; `drop` is free).
+    assert_eq!(long - short, 100 * (HOST_CALL_FUEL + 12));
 }

@@ -637,6 +637,13 @@ impl RunningNode {
         self.support.wait_ready(package_id, timeout).await
     }
 
+    /// Stops chaincode `package_id` the way a crash ends it: its stream closes, and the
+    /// next transaction for it launches it again. Returns once its stream has
+    /// deregistered.
+    pub async fn stop_chaincode(&self, package_id: &PackageId) {
+        self.launcher.stop(package_id).await;
+    }
+
     /// Stops intake, commits what the orderer holds, stops the chaincode the node
     /// started, and closes the ledger.
     pub async fn stop(mut self) -> anyhow::Result<()> {

@@ -18,6 +18,8 @@ pub(crate) struct GuestState {
     wasi: Option<WasiP1Ctx>,
     /// The guest's captured stdout and stderr, once WASI is built.
     pub(crate) output: Option<(MemoryOutputPipe, MemoryOutputPipe)>,
+    /// WASI calls made and not yet paid for: charged as each returns.
+    pub(crate) wasi_calls_unpaid: u64,
     /// The transaction's random numbers (`random_get`), at first use.
     random: Option<rand::rngs::ChaCha20Rng>,
     pub(crate) limits: StoreLimits,
@@ -80,6 +82,7 @@ impl GuestState {
             wasi: None,
             output: None,
             random: None,
+            wasi_calls_unpaid: 0,
             limits,
             memory: None,
             call,

@@ -16,14 +16,16 @@ use prost::Message;
 use wasmtime::{Caller, Linker};
 
 use super::guest::{
-    GuestAbort, GuestState, HostFailure, abi_violation, charge_bytes, read, read_str, write,
-    write_paid,
+    GuestAbort, GuestState, HostFailure, abi_violation, charge, charge_bytes, read, read_str,
+    write, write_paid,
 };
 use crate::proposal::compute_binding;
 
-/// Fuel charged per host call (the `cchost` imports and WASI alike, through the store's
-/// call hook), on top of the guest's own instructions: a loop of cheap host calls still
-/// runs out.
+/// Fuel charged per host call (the `cchost` imports at their start, WASI calls as they
+/// return), on top of the guest's own instructions: a loop of cheap host calls still runs
+/// out. Wasmtime's own calls out of guest code (the epoch check, `memory.grow`) are not
+/// host calls and cost nothing more: charging them made fuel depend on when the epoch
+/// ticked (`scripts/campaign differential`).
 pub const HOST_CALL_FUEL: u64 = 10_000;
 
 /// Fuel charged per byte a host call moves: copied out of guest memory (keys, values,
@@ -91,6 +93,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         imports::INPUT_READ,
         |mut caller: Caller<'_, GuestState>, p: u32, l: u32| -> wasmtime::Result<i32> {
+            charge(&mut caller, HOST_CALL_FUEL)?;
             let input = std::mem::take(&mut caller.data_mut().input);
             write(&mut caller, p, l, &input)?;
             caller.data_mut().input = input;
@@ -101,6 +104,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         imports::RESULT_READ,
         |mut caller: Caller<'_, GuestState>, p: u32, l: u32| -> wasmtime::Result<i32> {
+            charge(&mut caller, HOST_CALL_FUEL)?;
             let pending = caller
                 .data_mut()
                 .pending
@@ -113,7 +117,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
     linker.func_wrap(
         m,
         imports::RESULT_LEN,
-        |caller: Caller<'_, GuestState>| -> wasmtime::Result<i64> {
+        |mut caller: Caller<'_, GuestState>| -> wasmtime::Result<i64> {
+            charge(&mut caller, HOST_CALL_FUEL)?;
             Ok(caller
                 .data()
                 .pending
@@ -127,6 +132,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         imports::SET_RESPONSE,
         |mut caller: Caller<'_, GuestState>, p: u32, l: u32| -> wasmtime::Result<i32> {
+            charge(&mut caller, HOST_CALL_FUEL)?;
             let response = read(&mut caller, p, l, MAX_VALUE_LEN)?;
             caller.data_mut().response = Some(response);
             Ok(Status::Ok as i32)
@@ -141,6 +147,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
          pp: u32,
          pl: u32|
          -> wasmtime::Result<i32> {
+            charge(&mut caller, HOST_CALL_FUEL)?;
             let event_name = read_str(&mut caller, np, nl, MAX_KEY_LEN)?;
             let payload = read(&mut caller, pp, pl, MAX_VALUE_LEN)?;
             caller.data_mut().event = Some(ChaincodeEvent {
@@ -155,6 +162,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         imports::TX_CONTEXT,
         |mut caller: Caller<'_, GuestState>, field: u32| -> wasmtime::Result<i64> {
+            charge(&mut caller, HOST_CALL_FUEL)?;
             let call = &caller.data().call;
             let bytes = match TxField::from_raw(field) {
                 Some(TxField::TxId) => call.txid.clone().into_bytes(),
@@ -184,6 +192,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         m,
         imports::LOG,
         |mut caller: Caller<'_, GuestState>, level: u32, p: u32, l: u32| -> wasmtime::Result<()> {
+            charge(&mut caller, HOST_CALL_FUEL)?;
             let line = read(&mut caller, p, l.min(MAX_LOG_LEN), MAX_LOG_LEN)?;
             let line = String::from_utf8_lossy(&line);
             let call = &caller.data().call;
@@ -204,6 +213,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         |mut caller: Caller<'_, GuestState>, p: u32, l: u32| -> wasmtime::Result<()> {
             // A panic message longer than a log line is cut, never refused: the abort
             // must end the invocation with the guest's own words.
+            charge(&mut caller, HOST_CALL_FUEL)?;
             let message = read(&mut caller, p, l.min(MAX_LOG_LEN), MAX_LOG_LEN)?;
             Err(wasmtime::Error::new(GuestAbort(
                 String::from_utf8_lossy(&message).into_owned(),
@@ -216,6 +226,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         imports::GET_STATE,
         |mut caller: Caller<'_, GuestState>, (cp, cl, kp, kl): (u32, u32, u32, u32)| -> Ret<'_> {
             Box::new(async move {
+                charge(&mut caller, HOST_CALL_FUEL)?;
                 let collection = read_str(&mut caller, cp, cl, MAX_KEY_LEN)?;
                 let key = read_str(&mut caller, kp, kl, MAX_KEY_LEN)?;
                 request(
@@ -234,6 +245,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
          (cp, cl, kp, kl, vp, vl): (u32, u32, u32, u32, u32, u32)|
          -> Ret<'_> {
             Box::new(async move {
+                charge(&mut caller, HOST_CALL_FUEL)?;
                 let collection = read_str(&mut caller, cp, cl, MAX_KEY_LEN)?;
                 let key = read_str(&mut caller, kp, kl, MAX_KEY_LEN)?;
                 let value = read(&mut caller, vp, vl, MAX_VALUE_LEN)?;
@@ -252,6 +264,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         imports::DEL_STATE,
         |mut caller: Caller<'_, GuestState>, (cp, cl, kp, kl): (u32, u32, u32, u32)| -> Ret<'_> {
             Box::new(async move {
+                charge(&mut caller, HOST_CALL_FUEL)?;
                 let collection = read_str(&mut caller, cp, cl, MAX_KEY_LEN)?;
                 let key = read_str(&mut caller, kp, kl, MAX_KEY_LEN)?;
                 request(
@@ -268,6 +281,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         imports::GET_STATE_METADATA,
         |mut caller: Caller<'_, GuestState>, (cp, cl, kp, kl): (u32, u32, u32, u32)| -> Ret<'_> {
             Box::new(async move {
+                charge(&mut caller, HOST_CALL_FUEL)?;
                 let collection = read_str(&mut caller, cp, cl, MAX_KEY_LEN)?;
                 let key = read_str(&mut caller, kp, kl, MAX_KEY_LEN)?;
                 let payload = GetStateMetadata { key, collection }.encode_to_vec();
@@ -282,6 +296,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
          (cp, cl, kp, kl, mp, ml, vp, vl): (u32, u32, u32, u32, u32, u32, u32, u32)|
          -> Ret<'_> {
             Box::new(async move {
+                charge(&mut caller, HOST_CALL_FUEL)?;
                 let collection = read_str(&mut caller, cp, cl, MAX_KEY_LEN)?;
                 let key = read_str(&mut caller, kp, kl, MAX_KEY_LEN)?;
                 let metakey = read_str(&mut caller, mp, ml, MAX_KEY_LEN)?;
@@ -301,6 +316,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         imports::GET_PRIVATE_DATA_HASH,
         |mut caller: Caller<'_, GuestState>, (cp, cl, kp, kl): (u32, u32, u32, u32)| -> Ret<'_> {
             Box::new(async move {
+                charge(&mut caller, HOST_CALL_FUEL)?;
                 let collection = read_str(&mut caller, cp, cl, MAX_KEY_LEN)?;
                 let key = read_str(&mut caller, kp, kl, MAX_KEY_LEN)?;
                 request(
@@ -317,6 +333,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         imports::PURGE_PRIVATE_DATA,
         |mut caller: Caller<'_, GuestState>, (cp, cl, kp, kl): (u32, u32, u32, u32)| -> Ret<'_> {
             Box::new(async move {
+                charge(&mut caller, HOST_CALL_FUEL)?;
                 let collection = read_str(&mut caller, cp, cl, MAX_KEY_LEN)?;
                 let key = read_str(&mut caller, kp, kl, MAX_KEY_LEN)?;
                 let payload = PurgePrivateState { key, collection }.encode_to_vec();
@@ -341,6 +358,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         )|
          -> Ret<'_> {
             Box::new(async move {
+                charge(&mut caller, HOST_CALL_FUEL)?;
                 let collection = read_str(&mut caller, cp, cl, MAX_KEY_LEN)?;
                 let start_key = read_str(&mut caller, sp, sl, MAX_KEY_LEN)?;
                 let end_key = read_str(&mut caller, ep, el, MAX_KEY_LEN)?;
@@ -362,6 +380,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         imports::QUERY_STATE_NEXT,
         |mut caller: Caller<'_, GuestState>, (p, l): (u32, u32)| -> Ret<'_> {
             Box::new(async move {
+                charge(&mut caller, HOST_CALL_FUEL)?;
                 let id = read_str(&mut caller, p, l, MAX_KEY_LEN)?;
                 request(
                     &mut caller,
@@ -377,6 +396,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         imports::QUERY_STATE_CLOSE,
         |mut caller: Caller<'_, GuestState>, (p, l): (u32, u32)| -> Ret<'_> {
             Box::new(async move {
+                charge(&mut caller, HOST_CALL_FUEL)?;
                 let id = read_str(&mut caller, p, l, MAX_KEY_LEN)?;
                 request(
                     &mut caller,
@@ -392,6 +412,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         imports::GET_HISTORY_FOR_KEY,
         |mut caller: Caller<'_, GuestState>, (p, l): (u32, u32)| -> Ret<'_> {
             Box::new(async move {
+                charge(&mut caller, HOST_CALL_FUEL)?;
                 let key = read_str(&mut caller, p, l, MAX_KEY_LEN)?;
                 request(
                     &mut caller,
@@ -409,6 +430,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
          (cp, cl, qp, ql, page_size, bp, bl): (u32, u32, u32, u32, i32, u32, u32)|
          -> Ret<'_> {
             Box::new(async move {
+                charge(&mut caller, HOST_CALL_FUEL)?;
                 let collection = read_str(&mut caller, cp, cl, MAX_KEY_LEN)?;
                 let query = read_str(&mut caller, qp, ql, MAX_VALUE_LEN)?;
                 let bookmark = read_str(&mut caller, bp, bl, MAX_KEY_LEN)?;
@@ -428,6 +450,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         imports::INVOKE_CHAINCODE,
         |mut caller: Caller<'_, GuestState>, (tp, tl, ip, il): (u32, u32, u32, u32)| -> Ret<'_> {
             Box::new(async move {
+                charge(&mut caller, HOST_CALL_FUEL)?;
                 let target = read_str(&mut caller, tp, tl, MAX_KEY_LEN)?;
                 let input = read(&mut caller, ip, il, MAX_VALUE_LEN)?;
                 let input = ChaincodeInput::decode(input.as_slice()).map_err(|_| {

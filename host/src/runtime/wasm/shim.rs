@@ -190,9 +190,18 @@ pub(super) async fn invoke(
     let input_len = u32::try_from(state.input.len()).unwrap_or(u32::MAX);
     let mut store = Store::new(module.pre.module().engine(), state);
     store.limiter(|s| &mut s.limits);
-    // Every host call, the `cchost` imports and WASI alike, costs HOST_CALL_FUEL.
-    store.call_hook(|store, hook| match hook {
-        CallHook::CallingHost => charge(store, HOST_CALL_FUEL),
+    // WASI calls are paid for as they return (the `cchost` imports pay as they start).
+    // The hook also sees wasmtime's own calls out of guest code (the epoch check,
+    // `memory.grow`): those owe nothing, and nothing may be charged there, since the
+    // epoch check comes when the clock ticks.
+    store.call_hook(|mut store, hook| match hook {
+        CallHook::ReturningFromHost => {
+            let unpaid = std::mem::take(&mut store.data_mut().wasi_calls_unpaid);
+            match unpaid {
+                0 => Ok(()),
+                calls => charge(store, calls.saturating_mul(HOST_CALL_FUEL)),
+            }
+        }
         _ => Ok(()),
     });
     // At every epoch tick the guest yields its runtime worker (other transactions, gRPC and

@@ -14,7 +14,8 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
-use super::guest::{GuestState, HostFailure, charge_bytes, write_paid};
+use super::guest::{GuestState, HostFailure, charge, charge_bytes, write_paid};
+use super::imports::HOST_CALL_FUEL;
 
 /// Bytes of stdout and of stderr kept per invocation; a guest writing more gets an error.
 pub(crate) const MAX_OUTPUT: usize = 64 * 1024;
@@ -78,12 +79,23 @@ pub(crate) fn context(
 /// WASI p1 (async, as the store runs inside tokio), with `poll_oneoff` replaced by a trap,
 /// `sched_yield` by a no-op and `random_get` by one that charges fuel per byte.
 pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p1::add_to_linker_async(linker, GuestState::wasi)?;
+    // Every WASI p1 function starts by asking for the context: that is where its call is
+    // counted, to be paid for as it returns (see `HOST_CALL_FUEL`).
+    wasmtime_wasi::p1::add_to_linker_async(linker, |state: &mut GuestState| {
+        state.wasi_calls_unpaid += 1;
+        state.wasi()
+    })?;
     linker.allow_shadowing(true);
     linker.func_wrap(
         "wasi_snapshot_preview1",
         "poll_oneoff",
-        |_: i32, _: i32, _: i32, _: i32| -> wasmtime::Result<i32> {
+        |mut caller: Caller<'_, GuestState>,
+         _: i32,
+         _: i32,
+         _: i32,
+         _: i32|
+         -> wasmtime::Result<i32> {
+            charge(&mut caller, HOST_CALL_FUEL)?;
             Err(HostFailure::error(
                 "poll_oneoff is not available to chaincode: waiting is not deterministic",
             ))
@@ -91,13 +103,21 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
     )?;
     // A single-threaded guest has nothing to yield to: succeed without touching the
     // host's scheduler.
-    linker.func_wrap("wasi_snapshot_preview1", "sched_yield", || -> i32 { 0 })?;
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "sched_yield",
+        |mut caller: Caller<'_, GuestState>| -> wasmtime::Result<i32> {
+            charge(&mut caller, HOST_CALL_FUEL)?;
+            Ok(0)
+        },
+    )?;
     // Random bytes are work the host does for the guest: paid for per byte (before they
     // are made), from the transaction's ChaCha20 stream.
     linker.func_wrap(
         "wasi_snapshot_preview1",
         "random_get",
         |mut caller: Caller<'_, GuestState>, ptr: u32, len: u32| -> wasmtime::Result<i32> {
+            charge(&mut caller, HOST_CALL_FUEL)?;
             charge_bytes(&mut caller, len as usize)?;
             let Some(memory) = caller
                 .get_export(cchost_abi::MEMORY_EXPORT)
