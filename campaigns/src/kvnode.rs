@@ -33,6 +33,8 @@ pub(crate) struct KvNode {
     pub(crate) client: Client,
     pub(crate) channel: tonic::transport::Channel,
     pub(crate) user: DevIdentity,
+    /// The package `kv` runs.
+    pub(crate) package_id: cchost::ids::PackageId,
 }
 
 impl KvNode {
@@ -50,6 +52,9 @@ impl KvNode {
         let client = Client::connect(node.profile.clone()).await?;
         let package =
             cchost::package::build_wasm_package("kv_1.0", "kv.wasm", &wat::parse_str(KV)?)?;
+        let package_id = cchost::package::ChaincodePackage::parse(&package)?
+            .id()
+            .clone();
         client
             .deploy(
                 package,
@@ -71,6 +76,7 @@ impl KvNode {
             client,
             channel,
             user,
+            package_id,
         })
     }
 

@@ -24,6 +24,7 @@ pub mod host;
 mod kvnode;
 pub mod modules;
 pub mod shim;
+pub mod soak;
 
 /// One generated case: a module, what kind of module it is, and the arguments of the
 /// proposal that runs it.

@@ -21,6 +21,8 @@ enum Campaign {
     Shim,
     /// Mutated proposals, envelopes and Gateway requests against a node.
     Clients,
+    /// A node under mixed load with a chaincode crash half-way (default 5 minutes).
+    Soak,
     /// (internal) The differential campaign's worker process.
     #[value(hide = true)]
     DifferentialWorker,
@@ -58,6 +60,7 @@ fn campaign_name(campaign: Campaign) -> &'static str {
         Campaign::Differential | Campaign::DifferentialWorker => "differential",
         Campaign::Shim => "shim",
         Campaign::Clients => "clients",
+        Campaign::Soak => "soak",
     }
 }
 
@@ -116,6 +119,10 @@ fn run(args: &Args, budget: Budget) -> anyhow::Result<Report> {
             }
             Campaign::Shim => cchost_campaigns::shim::run(budget, &progress).await,
             Campaign::Clients => cchost_campaigns::clients::run(budget, &progress).await,
+            Campaign::Soak => {
+                let duration = budget.duration.unwrap_or(Duration::from_secs(300));
+                cchost_campaigns::soak::run(duration, &progress).await
+            }
             Campaign::DifferentialWorker => {
                 cchost_campaigns::differential::worker().await?;
                 std::process::exit(0)

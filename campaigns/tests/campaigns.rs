@@ -1,10 +1,12 @@
 //! The campaigns' bounded CI runs (a fixed seed range each, the same cases every run)
 //! and the checks that they can see what they look for.
 
+use std::time::Duration;
+
 use cchost::proposal::DevIdentity;
 use cchost_campaigns::differential::{self, Observed};
 use cchost_campaigns::host::{self, CampaignHost, Run};
-use cchost_campaigns::{Budget, clients, modules, shim};
+use cchost_campaigns::{Budget, clients, modules, shim, soak};
 
 /// Seeds the CI run of `modules` covers (about a minute on two cores).
 const MODULE_SEEDS: u64 = 3_000;
@@ -177,5 +179,27 @@ async fn mutated_client_messages_of_the_ci_seed_range_are_refused_or_committed_i
             report.outcomes.keys().any(|c| c.starts_with(class)),
             "no case ended as {class:?}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thirty_second_soak_with_a_chaincode_crash_has_errors_only_in_the_crash_window() {
+    let report = soak::run(Duration::from_secs(30), &progress).await.unwrap();
+    eprint!("{}", report.text());
+    assert_eq!(report.findings, []);
+    for kind in ["evaluate: ok", "submit: ok"] {
+        assert!(
+            report.outcomes[kind].count > 100,
+            "{kind}: {:?}",
+            report.outcomes[kind]
+        );
+    }
+    assert!(report.figures["first success after the crash (ms)"] >= 0.0);
+    for figure in [
+        "evaluate p99 (ms)",
+        "submit p99 (ms)",
+        "resident memory at the end (MiB)",
+    ] {
+        assert!(report.figures[figure] > 0.0, "{figure}");
     }
 }

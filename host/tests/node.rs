@@ -1886,3 +1886,26 @@ async fn past_the_gateways_endorsement_timeout_evaluate_and_endorse_answer_deadl
     let read = proposal(&client, "basic", &["AssetExists", "asset2"]);
     assert_eq!(evaluate_payload(&mut gateway, read).await.unwrap(), "true");
 }
+
+/// Seen while looking for the soak campaign's memory growth: a CommitStatus for a txid
+/// nobody submits (as `scripts/campaign clients` sends) left its waiter in the ledger's
+/// map forever. Waiters nobody listens to are dropped whenever the map reaches 1,024.
+#[tokio::test]
+async fn commit_waiters_nobody_listens_to_any_more_are_dropped() {
+    let node = TestNode::start().await;
+    let ledger = &node.node().ledger;
+    for i in 0..3000 {
+        // Waited for, then given up.
+        drop(ledger.wait_for(&format!("never-{i}")).unwrap());
+    }
+    // Pruned as the 1,025th and the 2,049th were added: 3,000 - 2 × 1,024 remain.
+    assert_eq!(ledger.pending_waiters(), 952);
+    // One still listened to survives the prunings: after 72 more the map reaches 1,024
+    // and keeps only it; 1,024 more, and again; then 2 more.
+    let kept = ledger.wait_for("kept").unwrap();
+    for i in 3000..4096 {
+        drop(ledger.wait_for(&format!("never-{i}")).unwrap());
+    }
+    assert_eq!(ledger.pending_waiters(), 3);
+    drop(kept);
+}

@@ -82,6 +82,10 @@ pub struct Recovery {
     pub truncated_bytes: u64,
 }
 
+/// The block index's page cache (redb's default, 1 GiB, grew a node's resident memory
+/// with its chain).
+pub const INDEX_CACHE_BYTES: usize = 8 << 20;
+
 /// How the store writes.
 #[derive(Debug, Clone, Copy)]
 pub struct BlockStoreConfig {
@@ -204,7 +208,10 @@ impl BlockStore {
     pub fn open(dir: &Path, config: BlockStoreConfig) -> Result<(Self, Recovery), BlockStoreError> {
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
         let index_path = dir.join("index.redb");
-        let index = Database::create(&index_path).map_err(|e| io_error(&index_path, e))?;
+        let index = Database::builder()
+            .set_cache_size(INDEX_CACHE_BYTES)
+            .create(&index_path)
+            .map_err(|e| io_error(&index_path, e))?;
         {
             let write = index.begin_write().map_err(|e| io_error(&index_path, e))?;
             write

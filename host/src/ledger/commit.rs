@@ -316,6 +316,11 @@ impl ChannelLedger {
         self.blocks.subscribe()
     }
 
+    /// Waiters registered and not yet told (for tests of their bound).
+    pub fn pending_waiters(&self) -> usize {
+        lock(&self.waiters).len()
+    }
+
     /// Resolves when transaction `txid` is committed (at once if it is already).
     pub fn wait_for(
         &self,
@@ -327,10 +332,19 @@ impl ChannelLedger {
             Some(location) if location.block < inner.published => {
                 let _ = sender.send(TxStatus::of(location));
             }
-            _ => lock(&self.waiters)
-                .entry(txid.to_owned())
-                .or_default()
-                .push(sender),
+            _ => {
+                let mut waiters = lock(&self.waiters);
+                // A waiter for a transaction that never commits (a client asked for a txid
+                // nobody submitted, then gave up) would stay forever: now and then, when
+                // the map reaches 1,024, the ones nobody listens to any more are dropped.
+                if waiters.len() >= 1024 && waiters.len().is_power_of_two() {
+                    waiters.retain(|_, senders| {
+                        senders.retain(|s| !s.is_closed());
+                        !senders.is_empty()
+                    });
+                }
+                waiters.entry(txid.to_owned()).or_default().push(sender);
+            }
         }
         drop(inner);
         Ok(async move { receiver.await.ok() })
