@@ -62,7 +62,7 @@ impl Observed {
                 rwset: String::new(),
                 fuel: 0,
             },
-            Run::Executed { result, fuel } => match result {
+            Run::Executed { result, fuel, .. } => match result {
                 Ok(result) => Self {
                     outcome: format!("status {}", result.response.status),
                     message: result.response.message.clone(),

@@ -45,6 +45,8 @@ pub enum Run {
         result: Result<ExecuteResult, ExecuteError>,
         /// Fuel used by the module's invocation.
         fuel: u64,
+        /// How long the transaction took (not counting compilation and launch).
+        elapsed: std::time::Duration,
     },
 }
 
@@ -100,7 +102,9 @@ impl CampaignHost {
             "the chaincode did not register within {REGISTRATION:?}"
         );
         let before = module.fuel_consumed();
+        let started = std::time::Instant::now();
         let result = support.execute(proposal).await;
+        let elapsed = started.elapsed();
         let fuel = module.fuel_consumed() - before;
         chaincode.stop();
         anyhow::ensure!(
@@ -109,7 +113,11 @@ impl CampaignHost {
                 .await,
             "the stopped chaincode did not deregister within {REGISTRATION:?}"
         );
-        Ok(Run::Executed { result, fuel })
+        Ok(Run::Executed {
+            result,
+            fuel,
+            elapsed,
+        })
     }
 }
 

@@ -6,7 +6,7 @@
 //! Invariants, checked case by case while the campaign runs:
 //!
 //! - no panic anywhere in the process;
-//! - no transaction runs past its deadline + 1 s;
+//! - no transaction runs past its deadline + 1 s (compilation and launch not counted);
 //! - resident memory stays below [`RSS_CAP`];
 //! - every refusal and every error is a fixed text: the same when the case runs again, and
 //!   free of host-specific detail (addresses, paths, backtraces);
@@ -213,8 +213,10 @@ pub async fn run(budget: Budget, progress: &(dyn Fn(&str) + Sync)) -> anyhow::Re
         let proposal = host::proposal(&identity, &args)?;
         let began = Instant::now();
         let run = tokio::time::timeout(HUNG, host.run(&wasm, &proposal.signed_proposal)).await;
-        let elapsed = began.elapsed();
-        report.peak("slowest case (ms)", elapsed.as_secs_f64() * 1e3);
+        report.peak(
+            "slowest case, compilation included (ms)",
+            began.elapsed().as_secs_f64() * 1e3,
+        );
         let run = match run {
             Ok(run) => run?,
             Err(_) => {
@@ -238,11 +240,16 @@ pub async fn run(budget: Budget, progress: &(dyn Fn(&str) + Sync)) -> anyhow::Re
                 }
                 refusal.to_string()
             }
-            Run::Executed { result, fuel } => {
+            Run::Executed {
+                result,
+                fuel,
+                elapsed,
+            } => {
                 if *fuel > FUEL {
                     report.find(seed, "fuel past the limit", format!("{fuel} > {FUEL}"));
                 }
-                if elapsed > DEADLINE + DEADLINE_SLACK {
+                report.peak("slowest transaction (ms)", elapsed.as_secs_f64() * 1e3);
+                if *elapsed > DEADLINE + DEADLINE_SLACK {
                     report.find(
                         seed,
                         "ran past its deadline + 1 s",
