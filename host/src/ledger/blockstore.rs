@@ -83,8 +83,8 @@ pub struct Recovery {
 }
 
 /// The block index's page cache (redb's default, 1 GiB, grew a node's resident memory
-/// with its chain).
-pub const INDEX_CACHE_BYTES: usize = 8 << 20;
+/// with its chain; see `STATE_CACHE_BYTES`).
+pub const INDEX_CACHE_BYTES: usize = 2 << 20;
 
 /// How the store writes.
 #[derive(Debug, Clone, Copy)]
