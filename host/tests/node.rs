@@ -1239,7 +1239,7 @@ async fn a_definitions_wasm_fuel_and_memory_limits_hold_from_its_commit_and_a_la
         (r.status, r.message.as_str()),
         (
             500,
-            "error in simulation: transaction returned with failure: memory minimum size of 18 pages exceeds memory limits"
+            "error in simulation: transaction returned with failure: chaincode cannot be instantiated: memory minimum size of 18 pages exceeds memory limits"
         )
     );
     // Sequence 3 without limits: the node's again.
