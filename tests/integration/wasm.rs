@@ -8,7 +8,7 @@ use cchost::ids::PackageId;
 use cchost::ledger::StateStore;
 use cchost::proposal::{BuiltProposal, ProposalBuilder, compute_binding};
 use cchost::proto::protos::chaincode_message::Type;
-use cchost::runtime::wasm::{HOST_CALL_FUEL, WasmChaincode, WasmConfig, WasmRuntime};
+use cchost::runtime::wasm::{HOST_CALL_FUEL, WasmChaincode, WasmConfig, WasmModule, WasmRuntime};
 use cchost::support::{ExecuteError, ExecuteResult, SupportConfig};
 
 use crate::host::{CHANNEL, TestHost};
@@ -32,7 +32,20 @@ async fn launch_wasm(
     name: &str,
     package_id: &str,
 ) -> WasmChaincode {
-    let module = runtime.compile(&guest()).unwrap();
+    launch_module(host, runtime, name, package_id, &guest())
+        .await
+        .1
+}
+
+/// Compiles `wasm`, defines it as chaincode `name` (package `package_id`) and starts it.
+async fn launch_module(
+    host: &TestHost,
+    runtime: &WasmRuntime,
+    name: &str,
+    package_id: &str,
+    wasm: &[u8],
+) -> (WasmModule, WasmChaincode) {
+    let module = runtime.compile(wasm).unwrap();
     let package_id = PackageId::new(package_id);
     host.support.define(name, package_id.clone());
     host.support.expect_registration(&package_id);
@@ -42,7 +55,7 @@ async fn launch_wasm(
             .wait_ready(&package_id, Duration::from_secs(10))
             .await
     );
-    chaincode
+    (module, chaincode)
 }
 
 async fn execute(host: &TestHost, proposal: &BuiltProposal) -> Result<ExecuteResult, ExecuteError> {
@@ -536,11 +549,7 @@ const LOOP_PER_INPUT_BYTE: &str = r#"(module
     (i32.const 0)))"#;
 
 /// The fuel `module` used for `proposal`, which must answer 200.
-async fn fuel_of(
-    host: &TestHost,
-    module: &cchost::runtime::wasm::WasmModule,
-    proposal: BuiltProposal,
-) -> u64 {
+async fn fuel_of(host: &TestHost, module: &WasmModule, proposal: BuiltProposal) -> u64 {
     let before = module.fuel_consumed();
     let result = execute(host, &proposal).await.unwrap();
     assert_eq!(result.response.status, 200);
@@ -551,18 +560,8 @@ async fn fuel_of(
 async fn a_modules_fuel_consumed_grows_by_exactly_the_instructions_its_invocations_ran() {
     let host = TestHost::start(SupportConfig::default()).await;
     let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
-    let module = runtime
-        .compile(&wat::parse_str(LOOP_PER_INPUT_BYTE).unwrap())
-        .unwrap();
-    let package_id = PackageId::new("fuel_1.0:test");
-    host.support.define("fuel", package_id.clone());
-    host.support.expect_registration(&package_id);
-    let _chaincode = runtime.start(&host.support, &package_id, &module);
-    assert!(
-        host.support
-            .wait_ready(&package_id, Duration::from_secs(10))
-            .await
-    );
+    let wasm = wat::parse_str(LOOP_PER_INPUT_BYTE).unwrap();
+    let (module, _chaincode) = launch_module(&host, &runtime, "fuel", "fuel_1.0:test", &wasm).await;
     assert_eq!(module.fuel_consumed(), 0);
     // Inputs 100 bytes apart (both arguments' lengths fit one varint byte).
     let short = fuel_of(
@@ -668,16 +667,9 @@ async fn fuel_is_the_same_however_many_epoch_ticks_a_transaction_sees_and_libcal
     let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
     let mut fuel = Vec::new();
     for (name, copy) in [("spin", false), ("copy", true)] {
-        let module = runtime.compile(&long_loop(copy)).unwrap();
-        let package_id = PackageId::new(format!("{name}_1.0:test"));
-        host.support.define(name, package_id.clone());
-        host.support.expect_registration(&package_id);
-        let chaincode = runtime.start(&host.support, &package_id, &module);
-        assert!(
-            host.support
-                .wait_ready(&package_id, Duration::from_secs(10))
-                .await
-        );
+        let package_id = format!("{name}_1.0:test");
+        let (module, chaincode) =
+            launch_module(&host, &runtime, name, &package_id, &long_loop(copy)).await;
         let short = host.proposal(name, &["x".repeat(10).as_str()]);
         let long = host.proposal(name, &["x".repeat(110).as_str()]);
         let short_fuel = fuel_of(&host, &module, short.clone()).await;
@@ -698,21 +690,12 @@ async fn fuel_is_the_same_however_many_epoch_ticks_a_transaction_sees_and_libcal
 async fn every_wasi_call_costs_host_call_fuel_once() {
     let host = TestHost::start(SupportConfig::default()).await;
     let runtime = WasmRuntime::new(WasmConfig::default()).unwrap();
-    let module = runtime
-        .compile(&looping(
-            1,
-            "(drop (call $clock (i32.const 0) (i64.const 1) (i32.const 16)))",
-        ))
-        .unwrap();
-    let package_id = PackageId::new("clock_1.0:test");
-    host.support.define("clock", package_id.clone());
-    host.support.expect_registration(&package_id);
-    let _chaincode = runtime.start(&host.support, &package_id, &module);
-    assert!(
-        host.support
-            .wait_ready(&package_id, Duration::from_secs(10))
-            .await
+    let wasm = looping(
+        1,
+        "(drop (call $clock (i32.const 0) (i64.const 1) (i32.const 16)))",
     );
+    let (module, _chaincode) =
+        launch_module(&host, &runtime, "clock", "clock_1.0:test", &wasm).await;
     let short = fuel_of(
         &host,
         &module,
