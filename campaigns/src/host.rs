@@ -50,24 +50,33 @@ pub enum Run {
     },
 }
 
+/// An in-memory ledger with channel [`CHANNEL`] holding `k0`..`k{keys-1}` = `v0`.. in
+/// each of `namespaces`, committed as block 1.
+pub fn preloaded_store(namespaces: &[&str], keys: usize) -> anyhow::Result<Arc<RedbStore>> {
+    let store = Arc::new(RedbStore::in_memory()?);
+    store.create_channel(CHANNEL)?;
+    let mut simulator = TxSimulator::new(store.snapshot(CHANNEL)?, "preload");
+    for namespace in namespaces {
+        for i in 0..keys {
+            simulator.put_state(namespace, &format!("k{i}"), format!("v{i}").into_bytes())?;
+        }
+    }
+    store.commit(
+        CHANNEL,
+        &[CommitTx {
+            height: Height::new(1, 0),
+            tx_id: "preload".to_owned(),
+            timestamp: prost_types::Timestamp::default(),
+            rwset: simulator.read_write_set(),
+        }],
+    )?;
+    Ok(store)
+}
+
 impl CampaignHost {
     /// A host with `wasm` limits and `support` settings, its ledger preloaded.
     pub fn new(wasm: WasmConfig, support: SupportConfig) -> anyhow::Result<Self> {
-        let store = Arc::new(RedbStore::in_memory()?);
-        store.create_channel(CHANNEL)?;
-        let mut simulator = TxSimulator::new(store.snapshot(CHANNEL)?, "preload");
-        for i in 0..PRELOADED_KEYS {
-            simulator.put_state(CHAINCODE, &format!("k{i}"), format!("v{i}").into_bytes())?;
-        }
-        store.commit(
-            CHANNEL,
-            &[CommitTx {
-                height: Height::new(1, 0),
-                tx_id: "preload".to_owned(),
-                timestamp: prost_types::Timestamp::default(),
-                rwset: simulator.read_write_set(),
-            }],
-        )?;
+        let store = preloaded_store(&[CHAINCODE], PRELOADED_KEYS)?;
         let support = ChaincodeSupport::new(support, store as Arc<dyn StateStore>)?;
         let package_id = PackageId::new(format!("{CHAINCODE}_1.0:campaign"));
         support.define(CHAINCODE, package_id.clone());

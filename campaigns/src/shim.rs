@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use cchost::ids::PackageId;
-use cchost::ledger::{CommitTx, Height, RedbStore, StateStore, TxSimulator};
+use cchost::ledger::StateStore;
 use cchost::proposal::DevIdentity;
 use cchost::support::{ChaincodeSupport, SupportConfig};
 use cchost_proto::protos::chaincode_message::Type;
@@ -76,23 +76,7 @@ struct Arena {
 
 impl Arena {
     async fn start() -> anyhow::Result<Self> {
-        let store = Arc::new(RedbStore::in_memory()?);
-        store.create_channel(CHANNEL)?;
-        let mut simulator = TxSimulator::new(store.snapshot(CHANNEL)?, "preload");
-        for namespace in [ROGUE, STEADY] {
-            for i in 0..KEYS {
-                simulator.put_state(namespace, &format!("k{i}"), format!("v{i}").into_bytes())?;
-            }
-        }
-        store.commit(
-            CHANNEL,
-            &[CommitTx {
-                height: Height::new(1, 0),
-                tx_id: "preload".to_owned(),
-                timestamp: prost_types::Timestamp::default(),
-                rwset: simulator.read_write_set(),
-            }],
-        )?;
+        let store = crate::host::preloaded_store(&[ROGUE, STEADY], KEYS)?;
         let config = SupportConfig {
             dev_mode: true,
             execute_timeout: EXECUTE_TIMEOUT,
